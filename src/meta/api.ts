@@ -1,0 +1,26 @@
+// The interface the client (src/fuse) uses to reach the namespace. Implemented in
+// process by MetaStore (src/meta/store.ts) and across processes by the gRPC client
+// (src/meta/grpc-client.ts); both must behave the same.
+import type { Attr, ChunkRef, Command, CommandValues, DirEntry, Ino, Result, StatFs } from './types.js';
+
+export interface ReaddirPage {
+  /** Entries in name (byte) order, strictly after the requested cursor; never '.' or '..'. */
+  entries: Array<DirEntry & { attr: Attr }>;
+  /** True when no entry follows the last one returned. */
+  done: boolean;
+}
+
+export interface MetaApi {
+  lookup(parent: Ino, name: string): Promise<Result<Attr>>;
+  getattr(ino: Ino): Promise<Result<Attr>>;
+  /** A page of at most `limit` entries whose names sort after `after` (null: from the start). */
+  readdir(ino: Ino, after: string | null, limit: number): Promise<Result<ReaddirPage>>;
+  readlink(ino: Ino): Promise<Result<string>>;
+  getxattr(ino: Ino, name: string): Promise<Result<Buffer>>;
+  listxattr(ino: Ino): Promise<Result<string[]>>;
+  /** Chunk refs of a file with index in [fromIndex, fromIndex + count), in index order; holes are absent. */
+  getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>>;
+  statfs(): Promise<Result<StatFs>>;
+  /** Apply one namespace mutation; resolves once it is durable. */
+  execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>>;
+}

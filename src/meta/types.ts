@@ -1,0 +1,203 @@
+// The namespace contract: what the meta layer stores, the commands that change it and
+// the queries that read it. Everything here is plain data so it can cross gRPC, be
+// written to a Raft log and be compared in model tests.
+//
+// Names are *byte strings*: JS strings whose every char code is one byte (latin1), so
+// any Linux file name (not only valid UTF-8) round-trips. Only the FUSE adapter and the
+// CLI/console convert to and from display text.
+
+export type Ino = number;
+export const ROOT_INO: Ino = 1;
+
+/** A point in time: seconds since the epoch (may be negative, up to 2^53) + nanoseconds. */
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
+export const S_ISVTX = 0o1000;
+
+/** How a file's data is protected. Inherited from the parent directory at create. */
+export type Layout = { kind: 'replicas'; replicas: number } | { kind: 'ec'; k: number; m: number };
+export const DEFAULT_LAYOUT: Layout = { kind: 'replicas', replicas: 3 };
+
+export interface Attr {
+  ino: Ino;
+  /** File type bits and permission bits, as in st_mode. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Bytes; for a symlink the target length; for a directory 4096. */
+  size: number;
+  nlink: number;
+  rdev: number;
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+  /** Bumped by every change to this inode (attrs, data, entries); clients compare it. */
+  version: number;
+  /** Chunk size in bytes this file was created with (0 for non-regular files). */
+  chunkSizeBytes: number;
+  layout: Layout;
+}
+
+/** One chunk of a file: an immutable object on the chunk servers. */
+export interface ChunkRef {
+  /** Chunk number within the file: bytes [index*chunkSize, (index+1)*chunkSize). */
+  index: number;
+  /** Object id, unique for the cluster's lifetime; a new write gets a new id. */
+  chunkId: number;
+  /** Bytes of the object that belong to the file (<= chunk size); past it reads zeros. */
+  sizeBytes: number;
+  /** Node ids holding replicas (or shards, in shard order, for EC). */
+  placement: string[];
+}
+
+export interface DirEntry {
+  name: string;
+  ino: Ino;
+  /** File type bits (mode & S_IFMT). */
+  type: number;
+}
+
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+
+/** Linux errno values the namespace can return. */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  EBADF: 9,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  EFBIG: 27,
+  ENOSPC: 28,
+  ERANGE: 34,
+  ENAMETOOLONG: 36,
+  ENOSYS: 38,
+  ENOTEMPTY: 39,
+  ELOOP: 40,
+  ENODATA: 61,
+  ENOTSUP: 95,
+  ETIMEDOUT: 110,
+} as const;
+export type ErrnoName = keyof typeof Errno;
+
+export const NAME_MAX_BYTES = 255;
+export const SYMLINK_MAX_BYTES = 4095;
+export const XATTR_NAME_MAX_BYTES = 255;
+export const XATTR_VALUE_MAX_BYTES = 65536;
+
+export type Result<T> = { ok: true; value: T } | { ok: false; errno: number };
+
+// ---- commands: every namespace mutation, applied deterministically --------------------
+
+/** Who asks, for ownership of new inodes and setgid inheritance. */
+export interface Caller {
+  uid: number;
+  gid: number;
+}
+
+/** Which attributes a setattr changes; absent fields are left alone. */
+export interface SetAttrFields {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  /** A time, or 'now' (the command's `now`). */
+  atime?: Timespec | 'now';
+  mtime?: Timespec | 'now';
+}
+
+export type Command =
+  | { op: 'mknod'; parent: Ino; name: string; mode: number; rdev: number; caller: Caller; now: Timespec }
+  | { op: 'mkdir'; parent: Ino; name: string; mode: number; caller: Caller; now: Timespec }
+  | { op: 'symlink'; parent: Ino; name: string; target: string; caller: Caller; now: Timespec }
+  | { op: 'link'; ino: Ino; newParent: Ino; newName: string; now: Timespec }
+  | { op: 'unlink'; parent: Ino; name: string; now: Timespec }
+  | { op: 'rmdir'; parent: Ino; name: string; now: Timespec }
+  | { op: 'rename'; parent: Ino; name: string; newParent: Ino; newName: string; flags: number; now: Timespec }
+  | { op: 'setattr'; ino: Ino; set: SetAttrFields; now: Timespec }
+  | { op: 'setxattr'; ino: Ino; name: string; value: Buffer; flags: number; now: Timespec }
+  | { op: 'removexattr'; ino: Ino; name: string; now: Timespec }
+  | { op: 'setlayout'; ino: Ino; layout: Layout; now: Timespec }
+  /** Record an open handle so unlink keeps the inode until the last release. */
+  | { op: 'open'; ino: Ino; session: string; handle: number }
+  | { op: 'release'; ino: Ino; session: string; handle: number }
+  /** Drop every open handle of a session (a client that went away). */
+  | { op: 'closeSession'; session: string }
+  /** Reserve `count` chunk ids; the result is the first of a contiguous range. */
+  | { op: 'allocChunkIds'; count: number }
+  /**
+   * Install new chunk refs for a file after their data is durable, and grow the size to
+   * at least `sizeBytes`. Replaced objects go to the garbage list.
+   */
+  | { op: 'commitWrite'; ino: Ino; chunks: ChunkRef[]; sizeBytes: number; mtime: Timespec; now: Timespec }
+  /** Chunk objects whose deletion on every holder is done: forget them. */
+  | { op: 'gcDone'; chunkIds: number[] };
+
+export type CommandOp = Command['op'];
+
+/** The value each command returns on success. */
+export interface CommandValues {
+  mknod: Attr;
+  mkdir: Attr;
+  symlink: Attr;
+  link: Attr;
+  unlink: null;
+  rmdir: null;
+  rename: null;
+  setattr: Attr;
+  setxattr: null;
+  removexattr: null;
+  setlayout: Attr;
+  open: null;
+  release: null;
+  closeSession: null;
+  allocChunkIds: { first: number };
+  commitWrite: Attr;
+  gcDone: null;
+}
+
+/** A command with the client identity used to apply retries once (see Raft issue). */
+export interface Envelope {
+  clientId: string;
+  seq: number;
+  command: Command;
+}
+
+/** A garbage chunk object: unreferenced, to be deleted from its holders. */
+export interface GarbageChunk {
+  chunkId: number;
+  placement: string[];
+}
+
+export interface StatFs {
+  totalBytes: number;
+  freeBytes: number;
+  availBytes: number;
+  files: number;
+  /** Inodes still available to create (a soft bound). */
+  freeFiles: number;
+  blockSizeBytes: number;
+  nameMaxBytes: number;
+}
