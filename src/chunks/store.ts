@@ -1,0 +1,456 @@
+// ChunkStore: immutable chunk objects on a local disk, one file per object (format in
+// format.ts). Durability: an object is written to a temp name in its final directory,
+// fdatasynced, renamed, and the directory fsynced, so after a crash the final name holds
+// either nothing or the whole object; temp leftovers are removed by open().
+import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { ChunkError, type ChunkApi, type ChunkCapacity } from './api.js';
+import { crc32cOf, DEFAULT_BLOCK_SIZE_BYTES, isValidBlockSize } from './crc.js';
+import {
+  decodeFixedHeader,
+  encodePrefix,
+  FormatError,
+  prefixLengthBytes,
+  verifyPrefix,
+  type VerifiedHeader,
+} from './format.js';
+import { KeyedMutex, Limiter } from './limiter.js';
+
+/** 4x the default 4 MiB chunk: room for larger configured chunks, still a bounded buffer per request. */
+export const DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+const HARD_MAX_CHUNK_BYTES = 1024 * 1024 * 1024;
+/** One read of this size covers header + table for objects up to ~63 MiB at 64 KiB blocks. */
+const PREFIX_READ_BYTES = 4096;
+const CHUNKS_SUBDIR = 'chunks';
+const TEMP_MARKER = '.tmp.';
+const ID_NAME = /^[0-9a-f]{16}$/;
+const FANOUT_NAME = /^[0-9a-f]{2}$/;
+
+export interface ChunkStoreOptions {
+  /** Objects live under `<dataDir>/chunks/`. */
+  dataDir: string;
+  logger?: Logger;
+  /** Checksum block size of new objects (power of two, 4 KiB..4 MiB). Existing objects keep theirs. */
+  blockSizeBytes?: number;
+  /** Largest object accepted by writeChunk. */
+  maxChunkBytes?: number;
+  maxConcurrentWrites?: number;
+  maxConcurrentReads?: number;
+  /** Requests waiting for a slot, per kind; past it a request fails with UNAVAILABLE. */
+  maxQueuedRequests?: number;
+  /** Parallel stat() calls while scanning at open and listing. */
+  scanConcurrency?: number;
+}
+
+type ExistingObject = { kind: 'absent' } | { kind: 'same' | 'corrupt'; fileSizeBytes: number };
+
+export interface ChunkInfo {
+  chunkId: number;
+  /** Size of the object file (header + table + data). */
+  fileSizeBytes: number;
+}
+
+/** Counters since open, for metrics. */
+export interface ChunkStoreStats {
+  objectsWritten: number;
+  objectsDeleted: number;
+  idempotentRewrites: number;
+  corruptDetected: number;
+  /** Bytes read from object files by reads, verification and rewrite checks. */
+  diskBytesRead: number;
+  tempFilesRemoved: number;
+}
+
+function isSafeId(chunkId: number): boolean {
+  return Number.isSafeInteger(chunkId) && chunkId >= 0;
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function toChunkError(err: unknown, context: string): ChunkError {
+  if (err instanceof ChunkError) return err;
+  const code = errnoOf(err);
+  const detail = err instanceof Error ? err.message : String(err);
+  if (code === 'ENOENT') return new ChunkError('NOT_FOUND', `${context}: not found`);
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new ChunkError('NO_SPACE', `${context}: ${detail}`);
+  return new ChunkError('IO', `${context}: ${detail}`);
+}
+
+export function chunkIdHex(chunkId: number): string {
+  return chunkId.toString(16).padStart(16, '0');
+}
+
+/** Fan-out on the low id bytes: ids are allocated sequentially, so these spread evenly. */
+export function chunkObjectPath(dataDir: string, chunkId: number): string {
+  const hex = chunkIdHex(chunkId);
+  return path.join(dataDir, CHUNKS_SUBDIR, hex.slice(14, 16), hex.slice(12, 14), hex);
+}
+
+async function readFully(fh: FileHandle, target: Buffer, positionBytes: number): Promise<number> {
+  let done = 0;
+  while (done < target.length) {
+    const { bytesRead } = await fh.read(target, done, target.length - done, positionBytes + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+async function writeFully(fh: FileHandle, source: Uint8Array, positionBytes: number): Promise<void> {
+  let done = 0;
+  while (done < source.length) {
+    const { bytesWritten } = await fh.write(source, done, source.length - done, positionBytes + done);
+    done += bytesWritten;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** mkdir that reports whether it created the directory. */
+async function mkdirIfMissing(dir: string): Promise<boolean> {
+  try {
+    await mkdir(dir);
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+export class ChunkStore implements ChunkApi {
+  private readonly chunksDir: string;
+  private readonly logger: Logger;
+  private readonly blockSizeBytes: number;
+  private readonly maxChunkBytes: number;
+  private readonly scanConcurrency: number;
+  private readonly writeLimiter: Limiter;
+  private readonly readLimiter: Limiter;
+  private readonly idMutex = new KeyedMutex<number>();
+  /** Fan-out directories known to exist and be durable; at most 256 + 65536 entries. */
+  private readonly knownDirs = new Set<string>();
+  private usedBytes = 0;
+  private chunkCount = 0;
+  private readonly counters: ChunkStoreStats = {
+    objectsWritten: 0,
+    objectsDeleted: 0,
+    idempotentRewrites: 0,
+    corruptDetected: 0,
+    diskBytesRead: 0,
+    tempFilesRemoved: 0,
+  };
+
+  private constructor(readonly dataDir: string, options: ChunkStoreOptions) {
+    this.chunksDir = path.join(dataDir, CHUNKS_SUBDIR);
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ module: 'chunks' });
+    this.blockSizeBytes = options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES;
+    if (!isValidBlockSize(this.blockSizeBytes)) throw new Error(`invalid blockSizeBytes ${this.blockSizeBytes}`);
+    this.maxChunkBytes = options.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
+    if (!(Number.isInteger(this.maxChunkBytes) && this.maxChunkBytes > 0 && this.maxChunkBytes <= HARD_MAX_CHUNK_BYTES)) {
+      throw new Error(`invalid maxChunkBytes ${this.maxChunkBytes}`);
+    }
+    this.scanConcurrency = options.scanConcurrency ?? 16;
+    const maxQueued = options.maxQueuedRequests ?? 256;
+    this.writeLimiter = new Limiter('chunk writes', options.maxConcurrentWrites ?? 4, maxQueued);
+    this.readLimiter = new Limiter('chunk reads', options.maxConcurrentReads ?? 16, maxQueued);
+  }
+
+  /** Opens (creating if needed) the store, removes crash leftovers and counts existing objects. */
+  static async open(options: ChunkStoreOptions): Promise<ChunkStore> {
+    const store = new ChunkStore(path.resolve(options.dataDir), options);
+    await store.init();
+    return store;
+  }
+
+  get maxChunkSizeBytes(): number {
+    return this.maxChunkBytes;
+  }
+
+  stats(): ChunkStoreStats {
+    return { ...this.counters };
+  }
+
+  async writeChunk(chunkId: number, data: Buffer): Promise<void> {
+    this.checkId(chunkId);
+    if (data.length > this.maxChunkBytes) {
+      throw new ChunkError('INVALID', `chunk ${chunkIdHex(chunkId)}: ${data.length} bytes exceeds limit ${this.maxChunkBytes}`);
+    }
+    await this.writeLimiter.run(() => this.idMutex.run(chunkId, () => this.writeLocked(chunkId, data)));
+  }
+
+  async readChunk(chunkId: number, offset: number, length: number): Promise<Buffer> {
+    this.checkId(chunkId);
+    if (!(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0)) {
+      throw new ChunkError('INVALID', `chunk ${chunkIdHex(chunkId)}: bad range offset=${offset} length=${length}`);
+    }
+    return this.readLimiter.run(() => this.readVerified(chunkId, offset, length));
+  }
+
+  async deleteChunk(chunkId: number): Promise<void> {
+    this.checkId(chunkId);
+    await this.writeLimiter.run(() => this.idMutex.run(chunkId, () => this.deleteLocked(chunkId)));
+  }
+
+  async capacity(): Promise<ChunkCapacity> {
+    try {
+      const fs = await statfs(this.dataDir);
+      return {
+        totalBytes: fs.blocks * fs.bsize,
+        // bavail, not bfree: blocks reserved for root are not ours to fill.
+        freeBytes: fs.bavail * fs.bsize,
+        usedBytes: this.usedBytes,
+        chunkCount: this.chunkCount,
+      };
+    } catch (err) {
+      throw toChunkError(err, 'statfs');
+    }
+  }
+
+  /** Reads and checks a whole object (header, every block, file length); for scrubbing. */
+  async verifyChunk(chunkId: number): Promise<void> {
+    this.checkId(chunkId);
+    await this.readLimiter.run(async () => {
+      await this.readVerified(chunkId, 0, this.maxChunkBytes, true);
+    });
+  }
+
+  /** Every object on disk, in directory order (not id order); for inventory, GC and repair. */
+  async *listChunks(): AsyncGenerator<ChunkInfo> {
+    for await (const batch of this.walkObjectFiles()) {
+      yield* await this.statBatch(batch);
+    }
+  }
+
+  private checkId(chunkId: number): void {
+    if (!isSafeId(chunkId)) throw new ChunkError('INVALID', `bad chunk id ${chunkId}`);
+  }
+
+  private async init(): Promise<void> {
+    const startedMs = Date.now();
+    try {
+      await mkdir(this.chunksDir, { recursive: true });
+      for await (const batch of this.walkObjectFiles(true)) {
+        for (const info of await this.statBatch(batch)) {
+          this.usedBytes += info.fileSizeBytes;
+          this.chunkCount++;
+        }
+      }
+    } catch (err) {
+      throw toChunkError(err, `open ${this.chunksDir}`);
+    }
+    this.logger.info(
+      { chunkCount: this.chunkCount, usedBytes: this.usedBytes, tempFilesRemoved: this.counters.tempFilesRemoved, scanMs: Date.now() - startedMs },
+      'chunk store opened',
+    );
+  }
+
+  /**
+   * Yields the object files of one leaf directory at a time (bounded by the fan-out, not
+   * the store size). With `atOpen`, removes temp files and remembers the directories.
+   */
+  private async *walkObjectFiles(atOpen = false): AsyncGenerator<string[]> {
+    for (const l1 of (await readdirOrEmpty(this.chunksDir)).filter((n) => FANOUT_NAME.test(n)).sort()) {
+      const l1Dir = path.join(this.chunksDir, l1);
+      if (atOpen) this.knownDirs.add(l1Dir);
+      for (const l2 of (await readdirOrEmpty(l1Dir)).filter((n) => FANOUT_NAME.test(n)).sort()) {
+        const l2Dir = path.join(l1Dir, l2);
+        if (atOpen) this.knownDirs.add(l2Dir);
+        const objects: string[] = [];
+        for (const name of await readdirOrEmpty(l2Dir)) {
+          if (ID_NAME.test(name)) objects.push(path.join(l2Dir, name));
+          else if (atOpen && name.includes(TEMP_MARKER)) await this.removeTemp(path.join(l2Dir, name));
+          else if (atOpen) this.logger.warn({ file: path.join(l2Dir, name) }, 'unexpected file in chunk store; left alone');
+        }
+        if (objects.length > 0) yield objects;
+      }
+    }
+  }
+
+  private async removeTemp(file: string): Promise<void> {
+    await unlink(file);
+    this.counters.tempFilesRemoved++;
+    this.logger.info({ file }, 'removed temp file left by an interrupted write');
+  }
+
+  private async statBatch(files: string[]): Promise<ChunkInfo[]> {
+    const infos: ChunkInfo[] = [];
+    for (let i = 0; i < files.length; i += this.scanConcurrency) {
+      const slice = files.slice(i, i + this.scanConcurrency);
+      const stats = await Promise.all(slice.map((f) => stat(f).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? null : Promise.reject(err)))));
+      stats.forEach((st, j) => {
+        if (st) infos.push({ chunkId: Number.parseInt(path.basename(slice[j]), 16), fileSizeBytes: st.size });
+      });
+    }
+    return infos;
+  }
+
+  private corrupt(chunkId: number, file: string, reason: string): ChunkError {
+    this.counters.corruptDetected++;
+    this.logger.error({ chunkId, file, reason }, 'chunk object corrupt');
+    return new ChunkError('CORRUPT', `chunk ${chunkIdHex(chunkId)}: ${reason}`);
+  }
+
+  private async readHeader(fh: FileHandle, chunkId: number): Promise<VerifiedHeader> {
+    const first = Buffer.alloc(PREFIX_READ_BYTES);
+    const firstBytes = await readFully(fh, first, 0);
+    this.counters.diskBytesRead += firstBytes;
+    const header = decodeFixedHeader(first.subarray(0, firstBytes), this.maxChunkBytes);
+    const prefixBytes = prefixLengthBytes(header.blockCount);
+    let prefix = first.subarray(0, firstBytes);
+    if (prefixBytes > firstBytes) {
+      prefix = Buffer.alloc(prefixBytes);
+      first.copy(prefix, 0, 0, firstBytes);
+      const restBytes = await readFully(fh, prefix.subarray(firstBytes), firstBytes);
+      this.counters.diskBytesRead += restBytes;
+      prefix = prefix.subarray(0, firstBytes + restBytes);
+    }
+    const verified = verifyPrefix(header, prefix);
+    // A valid object under the wrong name is as bad as a damaged one: never serve it.
+    if (verified.chunkId !== chunkId) throw new FormatError(`header holds chunk ${chunkIdHex(verified.chunkId)}`);
+    return verified;
+  }
+
+  /**
+   * Reads [offset, offset+length) clamped to the object, reading only the blocks it
+   * touches, and checks the header CRC and every touched block's CRC.
+   */
+  private async readVerified(chunkId: number, offset: number, length: number, checkFileSize = false): Promise<Buffer> {
+    const file = chunkObjectPath(this.dataDir, chunkId);
+    let fh: FileHandle;
+    try {
+      fh = await open(file, 'r');
+    } catch (err) {
+      throw toChunkError(err, `chunk ${chunkIdHex(chunkId)}`);
+    }
+    try {
+      const header = await this.readHeader(fh, chunkId);
+      if (checkFileSize) {
+        const st = await fh.stat();
+        if (st.size !== header.dataOffsetBytes + header.dataLengthBytes) {
+          throw new FormatError(`file is ${st.size} bytes, header says ${header.dataOffsetBytes + header.dataLengthBytes}`);
+        }
+      }
+      const start = Math.min(offset, header.dataLengthBytes);
+      const end = start + Math.min(length, header.dataLengthBytes - start);
+      if (end === start) return Buffer.alloc(0);
+      const bs = header.blockSizeBytes;
+      const firstBlock = Math.floor(start / bs);
+      const lastBlock = Math.floor((end - 1) / bs);
+      const readStart = firstBlock * bs;
+      const readEnd = Math.min((lastBlock + 1) * bs, header.dataLengthBytes);
+      const buf = Buffer.allocUnsafe(readEnd - readStart);
+      const got = await readFully(fh, buf, header.dataOffsetBytes + readStart);
+      this.counters.diskBytesRead += got;
+      if (got !== buf.length) throw new FormatError(`data truncated: ${got} of ${buf.length} bytes at ${readStart}`);
+      for (let block = firstBlock; block <= lastBlock; block++) {
+        const from = block * bs - readStart;
+        const actual = crc32cOf(buf.subarray(from, Math.min(from + bs, buf.length)));
+        if (actual !== header.crcs[block]) throw new FormatError(`block ${block} checksum mismatch`);
+      }
+      return buf.subarray(start - readStart, end - readStart);
+    } catch (err) {
+      if (err instanceof FormatError) throw this.corrupt(chunkId, file, err.message);
+      throw toChunkError(err, `read chunk ${chunkIdHex(chunkId)}`);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  private async ensureFanoutDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    const l1Dir = path.dirname(dir);
+    // A new directory's entry lives in its parent, so the parent is fsynced too.
+    if (await mkdirIfMissing(l1Dir)) await fsyncDir(this.chunksDir);
+    this.knownDirs.add(l1Dir);
+    if (await mkdirIfMissing(dir)) await fsyncDir(l1Dir);
+    this.knownDirs.add(dir);
+  }
+
+  /** What is stored under the id now; throws INVALID if it holds other bytes. */
+  private async checkExisting(chunkId: number, data: Buffer): Promise<ExistingObject> {
+    const file = chunkObjectPath(this.dataDir, chunkId);
+    try {
+      const existing = await this.readVerified(chunkId, 0, this.maxChunkBytes, true);
+      if (!existing.equals(data)) {
+        throw new ChunkError('INVALID', `chunk ${chunkIdHex(chunkId)} exists with different content; chunk objects are immutable`);
+      }
+      return { kind: 'same', fileSizeBytes: (await stat(file)).size };
+    } catch (err) {
+      if (err instanceof ChunkError && err.code === 'NOT_FOUND') return { kind: 'absent' };
+      if (err instanceof ChunkError && err.code === 'CORRUPT') {
+        // The caller holds the true bytes, so the rewrite doubles as a repair.
+        this.logger.warn({ chunkId }, 'replacing corrupt chunk object with rewritten content');
+        return { kind: 'corrupt', fileSizeBytes: (await stat(file)).size };
+      }
+      throw toChunkError(err, `write chunk ${chunkIdHex(chunkId)}`);
+    }
+  }
+
+  private async writeLocked(chunkId: number, data: Buffer): Promise<void> {
+    const file = chunkObjectPath(this.dataDir, chunkId);
+    const existing = await this.checkExisting(chunkId, data);
+    if (existing.kind === 'same') {
+      this.counters.idempotentRewrites++;
+      return;
+    }
+    const dir = path.dirname(file);
+    const temp = `${file}${TEMP_MARKER}${process.pid}.${randomBytes(4).toString('hex')}`;
+    const prefix = encodePrefix(chunkId, data, this.blockSizeBytes);
+    let fh: FileHandle | undefined;
+    try {
+      await this.ensureFanoutDir(dir);
+      fh = await open(temp, 'wx', 0o644);
+      await writeFully(fh, prefix, 0);
+      await writeFully(fh, data, prefix.length);
+      await fh.datasync();
+      await fh.close();
+      fh = undefined;
+      await rename(temp, file);
+      await fsyncDir(dir);
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
+      const error = toChunkError(err, `write chunk ${chunkIdHex(chunkId)}`);
+      this.logger.warn({ chunkId, code: error.code, err }, 'chunk write failed');
+      throw error;
+    }
+    if (existing.kind === 'corrupt') this.usedBytes -= existing.fileSizeBytes;
+    else this.chunkCount++;
+    this.usedBytes += prefix.length + data.length;
+    this.counters.objectsWritten++;
+  }
+
+  private async deleteLocked(chunkId: number): Promise<void> {
+    const file = chunkObjectPath(this.dataDir, chunkId);
+    try {
+      const st = await stat(file);
+      await unlink(file);
+      this.usedBytes -= st.size;
+      this.chunkCount--;
+      this.counters.objectsDeleted++;
+      await fsyncDir(path.dirname(file));
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return;
+      throw toChunkError(err, `delete chunk ${chunkIdHex(chunkId)}`);
+    }
+  }
+}
