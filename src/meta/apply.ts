@@ -1,0 +1,824 @@
+// The namespace state machine: apply(command) reads the store through a Tx and writes
+// its changes into it. Deterministic by construction: it reads only the command, the
+// store and the config (never the clock, randomness or the environment), so replaying
+// the same commands over the same store gives the same bytes on every replica.
+// Every validation failure is an errno value; a throw means a bug or a corrupt store.
+import {
+  decodeChunk,
+  decodeClient,
+  decodeDentry,
+  decodeInode,
+  decodeU64,
+  encodeChunk,
+  encodeClient,
+  encodeDentry,
+  encodeGarbage,
+  encodeInode,
+  encodeU64,
+  encodeXattr,
+  type InodeRecord,
+} from './codec.js';
+import * as K from './keys.js';
+import type { Tx } from './tx.js';
+import {
+  DEFAULT_LAYOUT,
+  Errno,
+  NAME_MAX_BYTES,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
+  ROOT_INO,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  S_IFSOCK,
+  S_ISGID,
+  S_ISUID,
+  SYMLINK_MAX_BYTES,
+  XATTR_CREATE,
+  XATTR_NAME_MAX_BYTES,
+  XATTR_REPLACE,
+  XATTR_VALUE_MAX_BYTES,
+  type Attr,
+  type ChunkRef,
+  type Command,
+  type CommandValues,
+  type Envelope,
+  type ErrnoName,
+  type Ino,
+  type Layout,
+  type Result,
+  type SetAttrFields,
+  type Timespec,
+} from './types.js';
+
+export const DEFAULT_CHUNK_SIZE_BYTES = 4 * 1024 * 1024;
+export const COMMIT_CHUNKS_MAX = 1024;
+export const ALLOC_CHUNK_IDS_MAX = 1 << 20;
+export const GC_DONE_CHUNKS_MAX = 4096;
+/** Largest file size; keeps every byte offset an exact JS integer. */
+export const FILE_SIZE_MAX_BYTES = 2 ** 50;
+/** Bound on the walk up the tree that checks rename does not move a dir into itself. */
+export const DIR_DEPTH_MAX = 4096;
+const DIR_SIZE_BYTES = 4096;
+const S_IXGRP = 0o010;
+
+export interface ApplyConfig {
+  /** Chunk size given to new regular files. */
+  chunkSizeBytes: number;
+}
+
+type Res<T> = Result<T>;
+const ok = <T>(value: T): Res<T> => ({ ok: true, value });
+const fail = (name: ErrnoName): { ok: false; errno: number } => ({ ok: false, errno: Errno[name] });
+
+const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
+const isReg = (mode: number): boolean => (mode & S_IFMT) === S_IFREG;
+
+function isByteString(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+/** Errno for an entry name that cannot exist, or undefined if the name is fine. */
+export function nameError(name: string): ErrnoName | undefined {
+  if (typeof name !== 'string' || name.length === 0 || !isByteString(name)) return 'EINVAL';
+  if (name.length > NAME_MAX_BYTES) return 'ENAMETOOLONG';
+  if (name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return 'EINVAL';
+  return undefined;
+}
+
+function validTime(t: Timespec): boolean {
+  return (
+    t !== null &&
+    typeof t === 'object' &&
+    Number.isSafeInteger(t.sec) &&
+    Number.isInteger(t.nsec) &&
+    t.nsec >= 0 &&
+    t.nsec < 1e9
+  );
+}
+
+const isU32 = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff;
+const isU53 = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
+
+export function layoutValid(l: Layout): boolean {
+  if (l === null || typeof l !== 'object') return false;
+  if (l.kind === 'replicas') return Number.isInteger(l.replicas) && l.replicas >= 1 && l.replicas <= 16;
+  if (l.kind === 'ec') return Number.isInteger(l.k) && l.k >= 1 && l.k <= 32 && Number.isInteger(l.m) && l.m >= 0 && l.m <= 16;
+  return false;
+}
+
+/**
+ * The changes of one command: inodes read through here are cached so that the same
+ * inode seen twice (parent == newParent) is one object, and each changed inode is
+ * written once with its version bumped once.
+ */
+class Ctx {
+  private readonly inodes = new Map<Ino, InodeRecord | null>();
+  private readonly dirty = new Set<Ino>();
+
+  constructor(
+    readonly tx: Tx,
+    readonly config: ApplyConfig,
+  ) {}
+
+  async inode(ino: Ino): Promise<InodeRecord | undefined> {
+    if (!isU53(ino) || ino === 0) return undefined;
+    const cached = this.inodes.get(ino);
+    if (cached !== undefined) return cached ?? undefined;
+    const raw = await this.tx.get(K.inodeKey(ino));
+    const rec = raw === undefined ? null : decodeInode(ino, raw);
+    this.inodes.set(ino, rec);
+    return rec ?? undefined;
+  }
+
+  async dir(ino: Ino): Promise<InodeRecord | ErrnoName> {
+    const rec = await this.inode(ino);
+    if (rec === undefined) return 'ENOENT';
+    if (!isDir(rec.attr.mode)) return 'ENOTDIR';
+    // An rmdir'ed directory still open somewhere: no new entries.
+    if (rec.attr.nlink === 0) return 'ENOENT';
+    return rec;
+  }
+
+  touch(rec: InodeRecord): void {
+    this.dirty.add(rec.attr.ino);
+  }
+
+  create(rec: InodeRecord): void {
+    this.inodes.set(rec.attr.ino, rec);
+    this.dirty.add(rec.attr.ino);
+  }
+
+  forget(ino: Ino): void {
+    this.inodes.set(ino, null);
+    this.dirty.add(ino);
+  }
+
+  async counter(key: Buffer, initial: number): Promise<number> {
+    const raw = await this.tx.get(key);
+    return raw === undefined ? initial : decodeU64(raw);
+  }
+
+  setCounter(key: Buffer, n: number): void {
+    this.tx.put(key, encodeU64(n));
+  }
+
+  async entry(parent: Ino, name: string): Promise<{ ino: Ino; type: number } | undefined> {
+    const raw = await this.tx.get(K.dentryKey(parent, name));
+    return raw === undefined ? undefined : decodeDentry(raw);
+  }
+
+  setEntry(parent: Ino, name: string, ino: Ino, mode: number): void {
+    this.tx.put(K.dentryKey(parent, name), encodeDentry({ ino, type: mode & S_IFMT }));
+  }
+
+  delEntry(parent: Ino, name: string): void {
+    this.tx.del(K.dentryKey(parent, name));
+  }
+
+  /** Writes every changed inode, each with its version bumped once. */
+  flush(): void {
+    for (const ino of this.dirty) {
+      const rec = this.inodes.get(ino);
+      if (rec === undefined) throw new Error(`dirty inode ${ino} not loaded`);
+      if (rec === null) {
+        this.tx.del(K.inodeKey(ino));
+      } else {
+        rec.attr.version += 1;
+        this.tx.put(K.inodeKey(ino), encodeInode(rec));
+      }
+    }
+    this.dirty.clear();
+  }
+}
+
+function touchEntryChange(ctx: Ctx, dir: InodeRecord, now: Timespec): void {
+  dir.attr.mtime = now;
+  dir.attr.ctime = now;
+  ctx.touch(dir);
+}
+
+async function newInode(
+  ctx: Ctx,
+  parent: InodeRecord,
+  mode: number,
+  caller: { uid: number; gid: number },
+  now: Timespec,
+  extra: { rdev?: number; size?: number; nlink: number; target?: string },
+): Promise<InodeRecord> {
+  const ino = await ctx.counter(K.nextInoKey(), ROOT_INO + 1);
+  ctx.setCounter(K.nextInoKey(), ino + 1);
+  const count = await ctx.counter(K.inodeCountKey(), 0);
+  ctx.setCounter(K.inodeCountKey(), count + 1);
+  const setgidParent = (parent.attr.mode & S_ISGID) !== 0;
+  const gid = setgidParent ? parent.attr.gid : caller.gid;
+  if (setgidParent && isDir(mode)) mode |= S_ISGID;
+  const rec: InodeRecord = {
+    attr: {
+      ino,
+      mode,
+      uid: caller.uid,
+      gid,
+      size: extra.size ?? 0,
+      nlink: extra.nlink,
+      rdev: extra.rdev ?? 0,
+      atime: now,
+      mtime: now,
+      ctime: now,
+      // flush() bumps it to 1.
+      version: 0,
+      chunkSizeBytes: isReg(mode) ? ctx.config.chunkSizeBytes : 0,
+      layout: { ...parent.attr.layout },
+    },
+    parent: isDir(mode) ? parent.attr.ino : 0,
+    target: extra.target ?? '',
+  };
+  ctx.create(rec);
+  return rec;
+}
+
+/** Removes an inode with no names and no open handles, and everything it owns. */
+async function destroy(ctx: Ctx, rec: InodeRecord): Promise<void> {
+  const ino = rec.attr.ino;
+  const tx = ctx.tx;
+  for await (const [key, value] of tx.scanPrefix(K.chunkPrefix(ino))) {
+    const chunk = decodeChunk(value);
+    tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+    tx.del(key);
+  }
+  for await (const [key] of tx.scanPrefix(K.xattrPrefix(ino))) tx.del(key);
+  tx.del(K.orphanKey(ino));
+  const count = await ctx.counter(K.inodeCountKey(), 1);
+  ctx.setCounter(K.inodeCountKey(), count - 1);
+  ctx.forget(ino);
+}
+
+/** One name of `rec` is gone: drop a link, and the inode with its last one. */
+async function dropLink(ctx: Ctx, rec: InodeRecord, now: Timespec): Promise<void> {
+  rec.attr.nlink = isDir(rec.attr.mode) ? 0 : rec.attr.nlink - 1;
+  rec.attr.ctime = now;
+  ctx.touch(rec);
+  if (rec.attr.nlink > 0) return;
+  if (await ctx.tx.hasPrefix(K.openPrefix(rec.attr.ino))) {
+    ctx.tx.put(K.orphanKey(rec.attr.ino), Buffer.alloc(0));
+  } else {
+    await destroy(ctx, rec);
+  }
+}
+
+async function isEmptyDir(ctx: Ctx, ino: Ino): Promise<boolean> {
+  return !(await ctx.tx.hasPrefix(K.dentryPrefix(ino)));
+}
+
+/** True if `ino` is `ancestor` or below it. */
+async function isWithin(ctx: Ctx, ino: Ino, ancestor: Ino): Promise<boolean> {
+  let cur = ino;
+  for (let depth = 0; depth < DIR_DEPTH_MAX; depth++) {
+    if (cur === ancestor) return true;
+    if (cur === ROOT_INO) return false;
+    const rec = await ctx.inode(cur);
+    if (rec === undefined) throw new Error(`directory ${cur} has a missing ancestor`);
+    cur = rec.parent;
+  }
+  throw new Error(`directory tree deeper than ${DIR_DEPTH_MAX} at ${ino}`);
+}
+
+// ---- commands ----------------------------------------------------------------------
+
+type Creating = { parent: Ino; name: string; caller: { uid: number; gid: number }; now: Timespec };
+
+async function createCheck(ctx: Ctx, c: Creating): Promise<InodeRecord | ErrnoName> {
+  if (!validTime(c.now) || !isU32(c.caller?.uid) || !isU32(c.caller?.gid)) return 'EINVAL';
+  const parent = await ctx.dir(c.parent);
+  if (typeof parent === 'string') return parent;
+  const bad = nameError(c.name);
+  if (bad !== undefined) return bad;
+  if ((await ctx.entry(c.parent, c.name)) !== undefined) return 'EEXIST';
+  return parent;
+}
+
+async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Res<Attr>> {
+  if (!isU32(c.mode) || !isU32(c.rdev)) return fail('EINVAL');
+  let type = c.mode & S_IFMT;
+  if (type === 0) type = S_IFREG;
+  if (![S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].includes(type)) return fail('EINVAL');
+  const parent = await createCheck(ctx, c);
+  if (typeof parent === 'string') return fail(parent);
+  const rec = await newInode(ctx, parent, type | (c.mode & 0o7777), c.caller, c.now, { rdev: c.rdev, nlink: 1 });
+  ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
+  touchEntryChange(ctx, parent, c.now);
+  ctx.flush();
+  return ok(rec.attr);
+}
+
+async function mkdir(ctx: Ctx, c: Extract<Command, { op: 'mkdir' }>): Promise<Res<Attr>> {
+  if (!isU32(c.mode)) return fail('EINVAL');
+  const parent = await createCheck(ctx, c);
+  if (typeof parent === 'string') return fail(parent);
+  const rec = await newInode(ctx, parent, S_IFDIR | (c.mode & 0o7777), c.caller, c.now, {
+    nlink: 2,
+    size: DIR_SIZE_BYTES,
+  });
+  ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
+  parent.attr.nlink += 1;
+  touchEntryChange(ctx, parent, c.now);
+  ctx.flush();
+  return ok(rec.attr);
+}
+
+async function symlink(ctx: Ctx, c: Extract<Command, { op: 'symlink' }>): Promise<Res<Attr>> {
+  if (typeof c.target !== 'string' || !isByteString(c.target) || c.target.includes('\0')) return fail('EINVAL');
+  if (c.target.length === 0) return fail('ENOENT');
+  if (c.target.length > SYMLINK_MAX_BYTES) return fail('ENAMETOOLONG');
+  const parent = await createCheck(ctx, c);
+  if (typeof parent === 'string') return fail(parent);
+  const rec = await newInode(ctx, parent, S_IFLNK | 0o777, c.caller, c.now, {
+    nlink: 1,
+    size: c.target.length,
+    target: c.target,
+  });
+  ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
+  touchEntryChange(ctx, parent, c.now);
+  ctx.flush();
+  return ok(rec.attr);
+}
+
+async function link(ctx: Ctx, c: Extract<Command, { op: 'link' }>): Promise<Res<Attr>> {
+  if (!validTime(c.now)) return fail('EINVAL');
+  const rec = await ctx.inode(c.ino);
+  if (rec === undefined || rec.attr.nlink === 0) return fail('ENOENT');
+  if (isDir(rec.attr.mode)) return fail('EPERM');
+  const parent = await ctx.dir(c.newParent);
+  if (typeof parent === 'string') return fail(parent);
+  const bad = nameError(c.newName);
+  if (bad !== undefined) return fail(bad);
+  if ((await ctx.entry(c.newParent, c.newName)) !== undefined) return fail('EEXIST');
+  ctx.setEntry(c.newParent, c.newName, rec.attr.ino, rec.attr.mode);
+  rec.attr.nlink += 1;
+  rec.attr.ctime = c.now;
+  ctx.touch(rec);
+  touchEntryChange(ctx, parent, c.now);
+  ctx.flush();
+  return ok(rec.attr);
+}
+
+async function removeEntry(
+  ctx: Ctx,
+  c: { parent: Ino; name: string; now: Timespec },
+  wantDir: boolean,
+): Promise<Res<null>> {
+  if (!validTime(c.now)) return fail('EINVAL');
+  const parent = await ctx.dir(c.parent);
+  if (typeof parent === 'string') return fail(parent);
+  const bad = nameError(c.name);
+  if (bad !== undefined) return fail(bad);
+  const entry = await ctx.entry(c.parent, c.name);
+  if (entry === undefined) return fail('ENOENT');
+  const rec = await ctx.inode(entry.ino);
+  if (rec === undefined) throw new Error(`dentry ${c.parent}/${c.name} points at missing inode ${entry.ino}`);
+  if (wantDir) {
+    if (!isDir(rec.attr.mode)) return fail('ENOTDIR');
+    if (!(await isEmptyDir(ctx, rec.attr.ino))) return fail('ENOTEMPTY');
+    parent.attr.nlink -= 1;
+  } else if (isDir(rec.attr.mode)) {
+    return fail('EISDIR');
+  }
+  ctx.delEntry(c.parent, c.name);
+  touchEntryChange(ctx, parent, c.now);
+  await dropLink(ctx, rec, c.now);
+  ctx.flush();
+  return ok(null);
+}
+
+async function rename(ctx: Ctx, c: Extract<Command, { op: 'rename' }>): Promise<Res<null>> {
+  if (!validTime(c.now)) return fail('EINVAL');
+  if (!Number.isInteger(c.flags) || (c.flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) return fail('EINVAL');
+  if (c.flags === (RENAME_NOREPLACE | RENAME_EXCHANGE)) return fail('EINVAL');
+  const exchange = c.flags === RENAME_EXCHANGE;
+  const source = await ctx.dir(c.parent);
+  if (typeof source === 'string') return fail(source);
+  const target = await ctx.dir(c.newParent);
+  if (typeof target === 'string') return fail(target);
+  const bad = nameError(c.name) ?? nameError(c.newName);
+  if (bad !== undefined) return fail(bad);
+  const srcEntry = await ctx.entry(c.parent, c.name);
+  if (srcEntry === undefined) return fail('ENOENT');
+  const dstEntry = await ctx.entry(c.newParent, c.newName);
+  if (exchange && dstEntry === undefined) return fail('ENOENT');
+  // Two names of one inode (or one name twice): POSIX says do nothing, successfully.
+  if (dstEntry !== undefined && dstEntry.ino === srcEntry.ino) return ok(null);
+  if (c.flags === RENAME_NOREPLACE && dstEntry !== undefined) return fail('EEXIST');
+  const src = await ctx.inode(srcEntry.ino);
+  if (src === undefined) throw new Error(`dentry points at missing inode ${srcEntry.ino}`);
+  const dst = dstEntry === undefined ? undefined : await ctx.inode(dstEntry.ino);
+  if (dstEntry !== undefined && dst === undefined) throw new Error(`dentry points at missing inode ${dstEntry.ino}`);
+  const srcIsDir = isDir(src.attr.mode);
+  const dstIsDir = dst !== undefined && isDir(dst.attr.mode);
+
+  if (!exchange && dst !== undefined) {
+    if (srcIsDir && !dstIsDir) return fail('ENOTDIR');
+    if (!srcIsDir && dstIsDir) return fail('EISDIR');
+  }
+  if (srcIsDir && (await isWithin(ctx, c.newParent, src.attr.ino))) return fail('EINVAL');
+  if (exchange && dst !== undefined && dstIsDir && (await isWithin(ctx, c.parent, dst.attr.ino))) {
+    return fail('EINVAL');
+  }
+
+  if (exchange && dst !== undefined) {
+    ctx.setEntry(c.parent, c.name, dst.attr.ino, dst.attr.mode);
+    ctx.setEntry(c.newParent, c.newName, src.attr.ino, src.attr.mode);
+    if (c.parent !== c.newParent) {
+      if (srcIsDir) {
+        source.attr.nlink -= 1;
+        target.attr.nlink += 1;
+        src.parent = target.attr.ino;
+      }
+      if (dstIsDir) {
+        target.attr.nlink -= 1;
+        source.attr.nlink += 1;
+        dst.parent = source.attr.ino;
+      }
+    }
+    dst.attr.ctime = c.now;
+    ctx.touch(dst);
+  } else {
+    if (dst !== undefined) {
+      if (dstIsDir) {
+        if (!(await isEmptyDir(ctx, dst.attr.ino))) return fail('ENOTEMPTY');
+        target.attr.nlink -= 1;
+      }
+      await dropLink(ctx, dst, c.now);
+    }
+    ctx.delEntry(c.parent, c.name);
+    ctx.setEntry(c.newParent, c.newName, src.attr.ino, src.attr.mode);
+    if (srcIsDir && c.parent !== c.newParent) {
+      source.attr.nlink -= 1;
+      target.attr.nlink += 1;
+      src.parent = target.attr.ino;
+    }
+  }
+  src.attr.ctime = c.now;
+  ctx.touch(src);
+  touchEntryChange(ctx, source, c.now);
+  touchEntryChange(ctx, target, c.now);
+  ctx.flush();
+  return ok(null);
+}
+
+/** Moves refs at or past `sizeBytes` to garbage and shortens the one straddling it. */
+async function truncateChunks(ctx: Ctx, rec: InodeRecord, sizeBytes: number): Promise<void> {
+  const cs = rec.attr.chunkSizeBytes;
+  const firstIndex = Math.floor(sizeBytes / cs);
+  const tx = ctx.tx;
+  for await (const [key, value] of tx.scanPrefix(K.chunkPrefix(rec.attr.ino), K.chunkKey(rec.attr.ino, firstIndex))) {
+    const index = K.chunkIndex(key);
+    const chunk = decodeChunk(value);
+    const start = index * cs;
+    if (start >= sizeBytes) {
+      tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+      tx.del(key);
+    } else if (start + chunk.sizeBytes > sizeBytes) {
+      tx.put(key, encodeChunk({ ...chunk, sizeBytes: sizeBytes - start }));
+    }
+  }
+  // scanPrefix(after) is exclusive; the straddling chunk sits exactly at firstIndex.
+  const straddling = K.chunkKey(rec.attr.ino, firstIndex);
+  const raw = await tx.get(straddling);
+  if (raw !== undefined) {
+    const chunk = decodeChunk(raw);
+    const start = firstIndex * cs;
+    if (start >= sizeBytes) {
+      tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+      tx.del(straddling);
+    } else if (start + chunk.sizeBytes > sizeBytes) {
+      tx.put(straddling, encodeChunk({ ...chunk, sizeBytes: sizeBytes - start }));
+    }
+  }
+}
+
+function validSetAttr(s: SetAttrFields): boolean {
+  if (s === null || typeof s !== 'object') return false;
+  if (s.mode !== undefined && !isU32(s.mode)) return false;
+  if (s.uid !== undefined && !isU32(s.uid)) return false;
+  if (s.gid !== undefined && !isU32(s.gid)) return false;
+  if (s.size !== undefined && !isU53(s.size)) return false;
+  if (s.atime !== undefined && s.atime !== 'now' && !validTime(s.atime)) return false;
+  if (s.mtime !== undefined && s.mtime !== 'now' && !validTime(s.mtime)) return false;
+  return true;
+}
+
+async function setattr(ctx: Ctx, c: Extract<Command, { op: 'setattr' }>): Promise<Res<Attr>> {
+  if (!validTime(c.now) || !validSetAttr(c.set)) return fail('EINVAL');
+  const rec = await ctx.inode(c.ino);
+  if (rec === undefined) return fail('ENOENT');
+  const a = rec.attr;
+  const s = c.set;
+  if (s.size !== undefined) {
+    if (isDir(a.mode)) return fail('EISDIR');
+    if (!isReg(a.mode)) return fail('EINVAL');
+    if (s.size > FILE_SIZE_MAX_BYTES) return fail('EFBIG');
+  }
+  if (s.uid !== undefined || s.gid !== undefined) {
+    if (s.uid !== undefined) a.uid = s.uid;
+    if (s.gid !== undefined) a.gid = s.gid;
+    // Like Linux for an unprivileged chown: a new owner must not inherit set-id powers.
+    // S_ISGID without group-exec is mandatory locking, not set-gid, so it stays.
+    if (isReg(a.mode)) {
+      a.mode &= ~S_ISUID;
+      if ((a.mode & S_IXGRP) !== 0) a.mode &= ~S_ISGID;
+    }
+  }
+  if (s.mode !== undefined) a.mode = (a.mode & S_IFMT) | (s.mode & 0o7777);
+  if (s.size !== undefined && s.size !== a.size) {
+    if (s.size < a.size) await truncateChunks(ctx, rec, s.size);
+    a.size = s.size;
+    a.mtime = c.now;
+  }
+  if (s.atime !== undefined) a.atime = s.atime === 'now' ? c.now : s.atime;
+  if (s.mtime !== undefined) a.mtime = s.mtime === 'now' ? c.now : s.mtime;
+  a.ctime = c.now;
+  ctx.touch(rec);
+  ctx.flush();
+  return ok(a);
+}
+
+function xattrNameError(name: string): ErrnoName | undefined {
+  if (typeof name !== 'string' || name.length === 0 || !isByteString(name) || name.includes('\0')) return 'EINVAL';
+  if (name.length > XATTR_NAME_MAX_BYTES) return 'ERANGE';
+  return undefined;
+}
+
+async function setxattr(ctx: Ctx, c: Extract<Command, { op: 'setxattr' }>): Promise<Res<null>> {
+  if (!validTime(c.now) || !Buffer.isBuffer(c.value)) return fail('EINVAL');
+  if (!Number.isInteger(c.flags) || (c.flags & ~(XATTR_CREATE | XATTR_REPLACE)) !== 0) return fail('EINVAL');
+  if (c.flags === (XATTR_CREATE | XATTR_REPLACE)) return fail('EINVAL');
+  const bad = xattrNameError(c.name);
+  if (bad !== undefined) return fail(bad);
+  if (c.value.length > XATTR_VALUE_MAX_BYTES) return fail('ERANGE');
+  const rec = await ctx.inode(c.ino);
+  if (rec === undefined) return fail('ENOENT');
+  const key = K.xattrKey(c.ino, c.name);
+  const exists = (await ctx.tx.get(key)) !== undefined;
+  if (c.flags === XATTR_CREATE && exists) return fail('EEXIST');
+  if (c.flags === XATTR_REPLACE && !exists) return fail('ENODATA');
+  ctx.tx.put(key, encodeXattr(c.value));
+  rec.attr.ctime = c.now;
+  ctx.touch(rec);
+  ctx.flush();
+  return ok(null);
+}
+
+async function removexattr(ctx: Ctx, c: Extract<Command, { op: 'removexattr' }>): Promise<Res<null>> {
+  if (!validTime(c.now)) return fail('EINVAL');
+  const bad = xattrNameError(c.name);
+  if (bad !== undefined) return fail(bad);
+  const rec = await ctx.inode(c.ino);
+  if (rec === undefined) return fail('ENOENT');
+  const key = K.xattrKey(c.ino, c.name);
+  if ((await ctx.tx.get(key)) === undefined) return fail('ENODATA');
+  ctx.tx.del(key);
+  rec.attr.ctime = c.now;
+  ctx.touch(rec);
+  ctx.flush();
+  return ok(null);
+}
+
+async function setlayout(ctx: Ctx, c: Extract<Command, { op: 'setlayout' }>): Promise<Res<Attr>> {
+  if (!validTime(c.now) || !layoutValid(c.layout)) return fail('EINVAL');
+  const rec = await ctx.inode(c.ino);
+  if (rec === undefined) return fail('ENOENT');
+  if (!isDir(rec.attr.mode)) return fail('ENOTDIR');
+  rec.attr.layout = c.layout.kind === 'replicas' ? { kind: 'replicas', replicas: c.layout.replicas } : { kind: 'ec', k: c.layout.k, m: c.layout.m };
+  rec.attr.ctime = c.now;
+  ctx.touch(rec);
+  ctx.flush();
+  return ok(rec.attr);
+}
+
+function validSession(session: string): boolean {
+  if (typeof session !== 'string') return false;
+  const n = Buffer.byteLength(session, 'utf8');
+  return n >= 1 && n <= K.SESSION_MAX_BYTES;
+}
+
+async function open(ctx: Ctx, c: Extract<Command, { op: 'open' }>): Promise<Res<null>> {
+  if (!validSession(c.session) || !isU53(c.handle)) return fail('EINVAL');
+  const rec = await ctx.inode(c.ino);
+  if (rec === undefined) return fail('ENOENT');
+  ctx.tx.put(K.openKey(c.ino, c.session, c.handle), Buffer.alloc(0));
+  ctx.tx.put(K.sessionKey(c.session, c.ino, c.handle), Buffer.alloc(0));
+  return ok(null);
+}
+
+/** Deletes an unlinked inode once nothing holds it open. */
+async function reapIfOrphan(ctx: Ctx, ino: Ino): Promise<void> {
+  const rec = await ctx.inode(ino);
+  if (rec === undefined || rec.attr.nlink > 0) return;
+  if (await ctx.tx.hasPrefix(K.openPrefix(ino))) return;
+  await destroy(ctx, rec);
+}
+
+async function release(ctx: Ctx, c: Extract<Command, { op: 'release' }>): Promise<Res<null>> {
+  if (!validSession(c.session) || !isU53(c.handle) || !isU53(c.ino)) return fail('EINVAL');
+  const key = K.openKey(c.ino, c.session, c.handle);
+  if ((await ctx.tx.get(key)) === undefined) return fail('EBADF');
+  ctx.tx.del(key);
+  ctx.tx.del(K.sessionKey(c.session, c.ino, c.handle));
+  await reapIfOrphan(ctx, c.ino);
+  ctx.flush();
+  return ok(null);
+}
+
+async function closeSession(ctx: Ctx, c: Extract<Command, { op: 'closeSession' }>): Promise<Res<null>> {
+  if (!validSession(c.session)) return fail('EINVAL');
+  const prefix = K.sessionPrefix(c.session);
+  const inos = new Set<Ino>();
+  for await (const [key] of ctx.tx.scanPrefix(prefix)) {
+    const { ino, handle } = K.parseSessionKey(key, prefix.length);
+    ctx.tx.del(key);
+    ctx.tx.del(K.openKey(ino, c.session, handle));
+    inos.add(ino);
+  }
+  // Sorted so the writes come out in the same order on every replica.
+  for (const ino of [...inos].sort((a, b) => a - b)) await reapIfOrphan(ctx, ino);
+  ctx.flush();
+  return ok(null);
+}
+
+async function allocChunkIds(ctx: Ctx, c: Extract<Command, { op: 'allocChunkIds' }>): Promise<Res<{ first: number }>> {
+  if (!Number.isInteger(c.count) || c.count < 1 || c.count > ALLOC_CHUNK_IDS_MAX) return fail('EINVAL');
+  const first = await ctx.counter(K.nextChunkKey(), 1);
+  ctx.setCounter(K.nextChunkKey(), first + c.count);
+  return ok({ first });
+}
+
+function validChunk(ch: ChunkRef, chunkSizeBytes: number, nextChunkId: number): boolean {
+  return (
+    ch !== null &&
+    typeof ch === 'object' &&
+    isU53(ch.index) &&
+    ch.index * chunkSizeBytes < FILE_SIZE_MAX_BYTES &&
+    isU53(ch.chunkId) &&
+    ch.chunkId >= 1 &&
+    ch.chunkId < nextChunkId &&
+    Number.isInteger(ch.sizeBytes) &&
+    ch.sizeBytes >= 0 &&
+    ch.sizeBytes <= chunkSizeBytes &&
+    Array.isArray(ch.placement) &&
+    ch.placement.length <= 255 &&
+    ch.placement.every((p) => typeof p === 'string' && Buffer.byteLength(p, 'utf8') <= 0xffff)
+  );
+}
+
+async function commitWrite(ctx: Ctx, c: Extract<Command, { op: 'commitWrite' }>): Promise<Res<Attr>> {
+  if (!validTime(c.now) || !validTime(c.mtime) || !isU53(c.sizeBytes) || !Array.isArray(c.chunks)) {
+    return fail('EINVAL');
+  }
+  if (c.chunks.length > COMMIT_CHUNKS_MAX) return fail('EINVAL');
+  if (c.sizeBytes > FILE_SIZE_MAX_BYTES) return fail('EFBIG');
+  const rec = await ctx.inode(c.ino);
+  if (rec === undefined) return fail('ENOENT');
+  if (isDir(rec.attr.mode)) return fail('EISDIR');
+  if (!isReg(rec.attr.mode)) return fail('EINVAL');
+  const nextChunkId = await ctx.counter(K.nextChunkKey(), 1);
+  const seen = new Set<number>();
+  for (const ch of c.chunks) {
+    if (!validChunk(ch, rec.attr.chunkSizeBytes, nextChunkId) || seen.has(ch.index)) return fail('EINVAL');
+    seen.add(ch.index);
+  }
+  for (const ch of c.chunks) {
+    const key = K.chunkKey(c.ino, ch.index);
+    const old = await ctx.tx.get(key);
+    if (old !== undefined) {
+      const prev = decodeChunk(old);
+      if (prev.chunkId !== ch.chunkId) ctx.tx.put(K.garbageKey(prev.chunkId), encodeGarbage(prev.placement));
+    }
+    ctx.tx.put(key, encodeChunk({ chunkId: ch.chunkId, sizeBytes: ch.sizeBytes, placement: [...ch.placement] }));
+  }
+  rec.attr.size = Math.max(rec.attr.size, c.sizeBytes);
+  rec.attr.mtime = c.mtime;
+  rec.attr.ctime = c.now;
+  ctx.touch(rec);
+  ctx.flush();
+  return ok(rec.attr);
+}
+
+async function gcDone(ctx: Ctx, c: Extract<Command, { op: 'gcDone' }>): Promise<Res<null>> {
+  if (!Array.isArray(c.chunkIds) || c.chunkIds.length > GC_DONE_CHUNKS_MAX || !c.chunkIds.every(isU53)) {
+    return fail('EINVAL');
+  }
+  for (const id of c.chunkIds) ctx.tx.del(K.garbageKey(id));
+  return ok(null);
+}
+
+type Handler = (ctx: Ctx, c: Command) => Promise<Res<unknown>>;
+const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op }>) => Promise<Res<CommandValues[Op]>> } = {
+  mknod,
+  mkdir,
+  symlink,
+  link,
+  unlink: (ctx, c) => removeEntry(ctx, c, false),
+  rmdir: (ctx, c) => removeEntry(ctx, c, true),
+  rename,
+  setattr,
+  setxattr,
+  removexattr,
+  setlayout,
+  open,
+  release,
+  closeSession,
+  allocChunkIds,
+  commitWrite,
+  gcDone,
+};
+
+/**
+ * Applies one command inside the Tx's current command scope (the caller brackets it
+ * with tx.begin() and tx.commit()/rollback()). On an errno result nothing was written
+ * that matters, but the caller should roll back anyway.
+ */
+export async function apply<C extends Command>(command: C, tx: Tx, config: ApplyConfig): Promise<Result<CommandValues[C['op']]>> {
+  const handler = (handlers as Record<string, Handler | undefined>)[command?.op];
+  if (handler === undefined) return fail('ENOSYS');
+  const ctx = new Ctx(tx, config);
+  return (await handler(ctx, command)) as Result<CommandValues[C['op']]>;
+}
+
+/**
+ * Applies a client's command once: a retry of the last applied (clientId, seq) gets the
+ * stored result back; an older seq is refused. The (seq, result) record is written in
+ * the same batch as the command's changes, so both or neither survive a crash.
+ */
+export async function applyEnvelope(env: Envelope, tx: Tx, config: ApplyConfig): Promise<Result<unknown>> {
+  if (
+    typeof env.clientId !== 'string' ||
+    env.clientId.length === 0 ||
+    Buffer.byteLength(env.clientId, 'utf8') > K.CLIENT_ID_MAX_BYTES ||
+    !isU53(env.seq)
+  ) {
+    return fail('EINVAL');
+  }
+  const key = K.clientKey(env.clientId);
+  const raw = await tx.get(key);
+  if (raw !== undefined) {
+    const last = decodeClient(raw);
+    if (env.seq === last.seq) return last.result;
+    if (env.seq < last.seq) return fail('EINVAL');
+  }
+  const result = await apply(env.command, tx, config);
+  if (!result.ok) {
+    // Drop whatever a failing command staged, but still remember its result.
+    tx.rollback();
+    tx.begin();
+  }
+  tx.put(key, encodeClient({ seq: env.seq, result }));
+  return result;
+}
+
+/**
+ * Creates the root directory and counters in an empty store (a no-op otherwise).
+ * Deterministic: the root's times are the epoch (0) and its owner root:root, so every
+ * replica bootstraps to the same bytes without a command carrying a clock.
+ */
+export async function bootstrap(tx: Tx): Promise<boolean> {
+  if ((await tx.get(K.versionKey())) !== undefined) return false;
+  const zero = { sec: 0, nsec: 0 };
+  const root: InodeRecord = {
+    attr: {
+      ino: ROOT_INO,
+      mode: S_IFDIR | 0o755,
+      uid: 0,
+      gid: 0,
+      size: DIR_SIZE_BYTES,
+      nlink: 2,
+      rdev: 0,
+      atime: zero,
+      mtime: zero,
+      ctime: zero,
+      version: 1,
+      chunkSizeBytes: 0,
+      layout: { ...DEFAULT_LAYOUT },
+    },
+    parent: ROOT_INO,
+    target: '',
+  };
+  tx.put(K.versionKey(), Buffer.from([0, 0, 0, K.KEY_FORMAT_VERSION]));
+  tx.put(K.inodeKey(ROOT_INO), encodeInode(root));
+  tx.put(K.nextInoKey(), encodeU64(ROOT_INO + 1));
+  tx.put(K.nextChunkKey(), encodeU64(1));
+  tx.put(K.inodeCountKey(), encodeU64(1));
+  return true;
+}
+
+/** Reads the store's key-format version; throws on one this code does not know. */
+export async function checkFormat(tx: Tx): Promise<void> {
+  const raw = await tx.get(K.versionKey());
+  if (raw === undefined) throw new Error('namespace store is not bootstrapped');
+  const v = raw.readUInt32BE(0);
+  if (v !== K.KEY_FORMAT_VERSION) throw new Error(`namespace store has key format ${v}, this code reads ${K.KEY_FORMAT_VERSION}`);
+}

@@ -1,0 +1,100 @@
+// Key schema of the namespace store (format version KEY_FORMAT_VERSION). Integers are
+// u64 big-endian so byte order = numeric order and a directory, a file's chunks or a
+// session's handles are each one contiguous, prefix-scannable range.
+//
+//   v                                  format version (u32be)
+//   n/ino  n/chunk  n/inodes           counters: next inode, next chunk id, live inodes
+//   i/<ino>                            inode record (codec.ts)
+//   d/<parent>/<name bytes>            dentry -> (ino, type)
+//   c/<ino>/<index>                    chunk ref
+//   x/<ino>/<name bytes>               xattr value
+//   o/<ino>/<len u8><session><handle>  open handle (by inode: "is it open?")
+//   h/<len u8><session><ino><handle>   same handle (by session: closeSession)
+//   orphan/<ino>                       unlinked inode kept alive by open handles
+//   g/<chunkId>                        garbage chunk object -> placement
+//   q/<clientId utf8>                  last applied (seq, result) of a client
+// Session ids are length-prefixed so one session's range never contains another's.
+import type { Ino } from './types.js';
+
+export const KEY_FORMAT_VERSION = 1;
+
+const MAX_U64_SAFE = Number.MAX_SAFE_INTEGER;
+export const SESSION_MAX_BYTES = 255;
+export const CLIENT_ID_MAX_BYTES = 255;
+
+function u64(n: number): Buffer {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_U64_SAFE) throw new RangeError(`not a u64 key part: ${n}`);
+  const b = Buffer.allocUnsafe(8);
+  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0);
+  b.writeUInt32BE(n >>> 0, 4);
+  return b;
+}
+
+export function readU64(b: Buffer, offset: number): number {
+  return b.readUInt32BE(offset) * 0x1_0000_0000 + b.readUInt32BE(offset + 4);
+}
+
+const P = {
+  version: Buffer.from('v', 'latin1'),
+  nextIno: Buffer.from('n/ino', 'latin1'),
+  nextChunk: Buffer.from('n/chunk', 'latin1'),
+  inodeCount: Buffer.from('n/inodes', 'latin1'),
+  inode: Buffer.from('i/', 'latin1'),
+  dentry: Buffer.from('d/', 'latin1'),
+  chunk: Buffer.from('c/', 'latin1'),
+  xattr: Buffer.from('x/', 'latin1'),
+  openByIno: Buffer.from('o/', 'latin1'),
+  openBySession: Buffer.from('h/', 'latin1'),
+  orphan: Buffer.from('orphan/', 'latin1'),
+  garbage: Buffer.from('g/', 'latin1'),
+  client: Buffer.from('q/', 'latin1'),
+  slash: Buffer.from('/', 'latin1'),
+};
+
+export const versionKey = (): Buffer => P.version;
+export const nextInoKey = (): Buffer => P.nextIno;
+export const nextChunkKey = (): Buffer => P.nextChunk;
+export const inodeCountKey = (): Buffer => P.inodeCount;
+
+export const inodeKey = (ino: Ino): Buffer => Buffer.concat([P.inode, u64(ino)]);
+export const isInodeKey = (key: Buffer): boolean => key.length === 10 && key[0] === 0x69 && key[1] === 0x2f;
+
+export const dentryPrefix = (parent: Ino): Buffer => Buffer.concat([P.dentry, u64(parent), P.slash]);
+export const dentryKey = (parent: Ino, name: string): Buffer =>
+  Buffer.concat([dentryPrefix(parent), Buffer.from(name, 'latin1')]);
+export const isDentryKey = (key: Buffer): boolean => key.length > 11 && key[0] === 0x64 && key[1] === 0x2f;
+/** The name part of a dentry key. */
+export const dentryName = (key: Buffer): string => key.subarray(11).toString('latin1');
+
+export const chunkPrefix = (ino: Ino): Buffer => Buffer.concat([P.chunk, u64(ino), P.slash]);
+export const chunkKey = (ino: Ino, index: number): Buffer => Buffer.concat([chunkPrefix(ino), u64(index)]);
+export const chunkIndex = (key: Buffer): number => readU64(key, 11);
+
+export const xattrPrefix = (ino: Ino): Buffer => Buffer.concat([P.xattr, u64(ino), P.slash]);
+export const xattrKey = (ino: Ino, name: string): Buffer =>
+  Buffer.concat([xattrPrefix(ino), Buffer.from(name, 'latin1')]);
+export const xattrName = (key: Buffer): string => key.subarray(11).toString('latin1');
+
+function session(s: string): Buffer {
+  const bytes = Buffer.from(s, 'utf8');
+  if (bytes.length === 0 || bytes.length > SESSION_MAX_BYTES) throw new RangeError('bad session id');
+  return Buffer.concat([Buffer.from([bytes.length]), bytes]);
+}
+export const openPrefix = (ino: Ino): Buffer => Buffer.concat([P.openByIno, u64(ino), P.slash]);
+export const openKey = (ino: Ino, sessionId: string, handle: number): Buffer =>
+  Buffer.concat([openPrefix(ino), session(sessionId), u64(handle)]);
+export const sessionPrefix = (sessionId: string): Buffer => Buffer.concat([P.openBySession, session(sessionId)]);
+export const sessionKey = (sessionId: string, ino: Ino, handle: number): Buffer =>
+  Buffer.concat([sessionPrefix(sessionId), u64(ino), u64(handle)]);
+/** (ino, handle) of a key under sessionPrefix(sessionId). */
+export function parseSessionKey(key: Buffer, prefixLength: number): { ino: Ino; handle: number } {
+  return { ino: readU64(key, prefixLength), handle: readU64(key, prefixLength + 8) };
+}
+
+export const orphanKey = (ino: Ino): Buffer => Buffer.concat([P.orphan, u64(ino)]);
+
+export const garbagePrefix = (): Buffer => P.garbage;
+export const garbageKey = (chunkId: number): Buffer => Buffer.concat([P.garbage, u64(chunkId)]);
+export const garbageChunkId = (key: Buffer): number => readU64(key, 2);
+
+export const clientKey = (clientId: string): Buffer => Buffer.concat([P.client, Buffer.from(clientId, 'utf8')]);

@@ -1,0 +1,126 @@
+// A transaction over a KvReader: reads see the writes made so far (an overlay of pending
+// puts/deletes), and the writes come out as one ordered batch. A group of commands
+// shares one Tx; each command runs between begin() and commit()/rollback() so a failed
+// or throwing command leaves nothing behind.
+import { prefixEnd, type KvOp, type KvReader } from './kv.js';
+
+const SCAN_PAGE = 256;
+
+function str(key: Buffer): string {
+  return key.toString('latin1');
+}
+
+export class Tx {
+  /** Committed writes of earlier commands in the group, in first-write order. */
+  private readonly group = new Map<string, Buffer | null>();
+  /** Writes of the command in progress. */
+  private current = new Map<string, Buffer | null>();
+  private inCommand = false;
+
+  constructor(private readonly base: KvReader) {}
+
+  begin(): void {
+    if (this.inCommand) throw new Error('Tx.begin inside a command');
+    this.inCommand = true;
+    this.current = new Map();
+  }
+
+  commit(): void {
+    if (!this.inCommand) throw new Error('Tx.commit outside a command');
+    for (const [k, v] of this.current) this.group.set(k, v);
+    this.current = new Map();
+    this.inCommand = false;
+  }
+
+  rollback(): void {
+    this.current = new Map();
+    this.inCommand = false;
+  }
+
+  private pending(k: string): Buffer | null | undefined {
+    const c = this.current.get(k);
+    if (c !== undefined) return c;
+    return this.group.get(k);
+  }
+
+  async get(key: Buffer): Promise<Buffer | undefined> {
+    const p = this.pending(str(key));
+    if (p === null) return undefined;
+    if (p !== undefined) return p;
+    return this.base.get(key);
+  }
+
+  put(key: Buffer, value: Buffer): void {
+    if (!this.inCommand) throw new Error('Tx.put outside a command');
+    this.current.set(str(key), value);
+  }
+
+  del(key: Buffer): void {
+    if (!this.inCommand) throw new Error('Tx.del outside a command');
+    this.current.set(str(key), null);
+  }
+
+  /**
+   * Entries whose key starts with `prefix` and sorts after `after` (if given), in key
+   * order, merged with the pending writes. Reads the base in pages, so stopping early
+   * (break) costs only what was read.
+   */
+  async *scanPrefix(prefix: Buffer, after?: Buffer): AsyncGenerator<[Buffer, Buffer]> {
+    const lo = after !== undefined && Buffer.compare(after, prefix) >= 0 ? str(after) : undefined;
+    const loInclusive = lo === undefined;
+    const loKey = lo ?? str(prefix);
+    const endBuf = prefixEnd(prefix);
+    const hi = endBuf === undefined ? undefined : str(endBuf);
+    const inRange = (k: string): boolean => (loInclusive ? k >= loKey : k > loKey) && (hi === undefined || k < hi);
+    const overlayKeys = new Set<string>();
+    for (const k of this.group.keys()) if (inRange(k)) overlayKeys.add(k);
+    for (const k of this.current.keys()) if (inRange(k)) overlayKeys.add(k);
+    const overlay = [...overlayKeys].sort();
+
+    let oi = 0;
+    let page: Array<[Buffer, Buffer]> = [];
+    let bi = 0;
+    let baseDone = false;
+    let cursor: Buffer | undefined = lo === undefined ? undefined : Buffer.from(lo, 'latin1');
+    for (;;) {
+      if (bi >= page.length && !baseDone) {
+        page = await this.base.scan({
+          ...(cursor === undefined ? { gte: prefix } : { gt: cursor }),
+          ...(endBuf === undefined ? {} : { lt: endBuf }),
+          limit: SCAN_PAGE,
+        });
+        bi = 0;
+        if (page.length < SCAN_PAGE) baseDone = true;
+        if (page.length > 0) cursor = page[page.length - 1][0];
+      }
+      const baseKey = bi < page.length ? str(page[bi][0]) : undefined;
+      const ovKey = oi < overlay.length ? overlay[oi] : undefined;
+      if (baseKey === undefined && ovKey === undefined) return;
+      if (ovKey !== undefined && (baseKey === undefined || ovKey <= baseKey)) {
+        if (ovKey === baseKey) bi++;
+        oi++;
+        const v = this.pending(ovKey);
+        if (v !== null && v !== undefined) yield [Buffer.from(ovKey, 'latin1'), v];
+      } else {
+        yield page[bi++];
+      }
+    }
+  }
+
+  /** True if any live key starts with `prefix`. */
+  async hasPrefix(prefix: Buffer): Promise<boolean> {
+    for await (const _ of this.scanPrefix(prefix)) return true;
+    return false;
+  }
+
+  /** The group's writes as one batch, in first-write order (deterministic). */
+  ops(): KvOp[] {
+    if (this.inCommand) throw new Error('Tx.ops inside a command');
+    const out: KvOp[] = [];
+    for (const [k, v] of this.group) {
+      const key = Buffer.from(k, 'latin1');
+      out.push(v === null ? { type: 'del', key } : { type: 'put', key, value: v });
+    }
+    return out;
+  }
+}
