@@ -1,4 +1,4 @@
-import { open, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChunkError } from '../../../src/chunks/api.js';
@@ -193,7 +193,6 @@ describe('ChunkStore corruption', () => {
   it('an object under the wrong name is CORRUPT', async () => {
     const { store, dataDir } = await openStore();
     await store.writeChunk(1, data);
-    const { copyFile, mkdir } = await import('node:fs/promises');
     await mkdir(path.dirname(chunkObjectPath(dataDir, 2)), { recursive: true });
     await copyFile(chunkObjectPath(dataDir, 1), chunkObjectPath(dataDir, 2));
     await expectCode(store.readChunk(2, 0, 10), 'CORRUPT');
