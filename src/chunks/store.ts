@@ -229,7 +229,7 @@ export class ChunkStore implements ChunkApi {
   async verifyChunk(chunkId: number): Promise<void> {
     this.checkId(chunkId);
     await this.readLimiter.run(async () => {
-      await this.readVerified(chunkId, 0, this.maxChunkBytes, true);
+      await this.readVerified(chunkId, 0, HARD_MAX_CHUNK_BYTES, true);
     });
   }
 
@@ -313,7 +313,8 @@ export class ChunkStore implements ChunkApi {
     const first = Buffer.alloc(PREFIX_READ_BYTES);
     const firstBytes = await readFully(fh, first, 0);
     this.counters.diskBytesRead += firstBytes;
-    const header = decodeFixedHeader(first.subarray(0, firstBytes), this.maxChunkBytes);
+    // The hard cap, not the configured one: lowering the config must not make old objects unreadable.
+    const header = decodeFixedHeader(first.subarray(0, firstBytes), HARD_MAX_CHUNK_BYTES);
     const prefixBytes = prefixLengthBytes(header.blockCount);
     let prefix = first.subarray(0, firstBytes);
     if (prefixBytes > firstBytes) {
@@ -389,7 +390,7 @@ export class ChunkStore implements ChunkApi {
   private async checkExisting(chunkId: number, data: Buffer): Promise<ExistingObject> {
     const file = chunkObjectPath(this.dataDir, chunkId);
     try {
-      const existing = await this.readVerified(chunkId, 0, this.maxChunkBytes, true);
+      const existing = await this.readVerified(chunkId, 0, HARD_MAX_CHUNK_BYTES, true);
       if (!existing.equals(data)) {
         throw new ChunkError('INVALID', `chunk ${chunkIdHex(chunkId)} exists with different content; chunk objects are immutable`);
       }
