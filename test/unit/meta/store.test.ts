@@ -29,7 +29,7 @@ class SpyKV implements Kv {
   }
 }
 
-const mknod = (name: string, parent = ROOT_INO): Command => ({
+const mknod = (name: string, parent = ROOT_INO): Extract<Command, { op: 'mknod' }> => ({
   op: 'mknod',
   parent,
   name,
