@@ -1,0 +1,220 @@
+// dfs: the one command-line entry point (commander). Operating errors print one line
+// `dfs: <message>` and exit 1; usage errors exit 2.
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, readConfigFile, validateConfig, type RawConfig } from '../src/daemon/config.js';
+import { Daemon, StartupError } from '../src/daemon/daemon.js';
+import { DEFAULT_DEV_DATA_DIR, DEFAULT_DEV_MOUNT, DevError, devDown, devStatus, devUp, readDevState } from '../src/daemon/dev.js';
+import { MetaClient } from '../src/meta/grpc.js';
+
+class CliError extends Error {}
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`dfs: ${message}\n`);
+  process.exit(code);
+}
+
+function printJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+/** The daemon address a command talks to: --addr, then --data-dir's dev cluster, then DFS_ADDR. */
+async function resolveAddr(opts: { addr?: string; dataDir?: string }): Promise<string> {
+  if (opts.addr) return opts.addr;
+  if (opts.dataDir) {
+    const st = await readDevState(opts.dataDir);
+    if (!st || st.nodes.length === 0) throw new CliError(`no dev cluster state in ${opts.dataDir}`);
+    return st.nodes[0].grpc;
+  }
+  if (process.env.DFS_ADDR) return process.env.DFS_ADDR;
+  const st = await readDevState(DEFAULT_DEV_DATA_DIR);
+  if (st && st.nodes.length > 0) return st.nodes[0].grpc;
+  throw new CliError('no cluster given: use --addr HOST:PORT, --data-dir DIR or DFS_ADDR');
+}
+
+async function runDaemon(raw: RawConfig, mode: 'server' | 'client', configFile?: string): Promise<void> {
+  const fromFile = configFile ? await readConfigFile(configFile) : {};
+  const merged: RawConfig = { ...fromFile };
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined) merged[k as keyof RawConfig] = v;
+  const config = validateConfig(merged, mode);
+  const daemon = await Daemon.start(config);
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      daemon.log.warn({ sig }, 'second signal: exiting without a clean stop');
+      process.exit(1);
+    }
+    daemon.log.info({ sig }, 'stopping');
+    daemon.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        daemon.log.error({ err: String(e) }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+function buildProgram(): Command {
+  const program = new Command();
+  program.name('dfs').description('dfs: a distributed filesystem').version('0.1.0').exitOverride();
+
+  program
+    .command('daemon')
+    .description('run one daemon in the foreground (meta + chunk server, optionally mounting)')
+    .option('--config <file>', 'JSON config file (keys as in systemd/dfs.json.example)')
+    .option('--data-dir <dir>', 'where the namespace and chunks live')
+    .option('--listen <host:port>', 'gRPC address')
+    .option('--http <host:port>', 'HTTP address for /healthz, /readyz, /metrics')
+    .option('--mount <dir>', 'mount the filesystem here')
+    .option('--node-id <id>', 'stable node id')
+    .option('--log-level <level>', 'trace|debug|info|warn|error')
+    .option('--chunk-size <bytes>', 'chunk size of new files')
+    .action(async (o: { config?: string; dataDir?: string; listen?: string; http?: string; mount?: string; nodeId?: string; logLevel?: string; chunkSize?: string }) => {
+      await runDaemon(
+        { dataDir: o.dataDir, listen: o.listen, http: o.http, mount: o.mount, nodeId: o.nodeId, logLevel: o.logLevel, chunkSizeBytes: o.chunkSize },
+        'server',
+        o.config,
+      );
+    });
+
+  program
+    .command('mount')
+    .description('mount a dfs cluster at DIR as a client only (stores nothing)')
+    .argument('<addr>', 'address (host:port) of a dfs daemon')
+    .argument('<dir>', 'mount point')
+    .option('--http <host:port>', 'HTTP address for /healthz, /readyz, /metrics')
+    .option('--log-level <level>', 'trace|debug|info|warn|error')
+    .option('--node-id <id>', 'name of this client in logs and sessions')
+    .action(async (addr: string, dir: string, o: { http?: string; logLevel?: string; nodeId?: string }) => {
+      await runDaemon({ connect: addr, mount: dir, http: o.http, logLevel: o.logLevel, nodeId: o.nodeId ?? 'client' }, 'client');
+    });
+
+  program
+    .command('status')
+    .description('state of the cluster')
+    .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
+    .option('--data-dir <dir>', 'a dev cluster data dir')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { addr?: string; dataDir?: string; json?: boolean }) => {
+      const addr = await resolveAddr(o);
+      const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: 5000 });
+      try {
+        await client.waitReady(5000).catch(() => {
+          throw new CliError(`cannot reach a dfs daemon at ${addr}`);
+        });
+        const info = await client.info();
+        const fs = await client.statfs();
+        if (!fs.ok) throw new CliError(`statfs failed: errno ${fs.errno}`);
+        const s = { addr, nodes: [{ nodeId: info.nodeId, address: addr, state: 'up', version: info.version }], leader: info.nodeId, capacity: fs.value, healthy: true };
+        if (o.json) printJson(s);
+        else {
+          process.stdout.write(
+            `cluster: healthy  leader: ${info.nodeId}  nodes: 1 up\n` +
+              `capacity: ${humanBytes(fs.value.totalBytes - fs.value.freeBytes)} used of ${humanBytes(fs.value.totalBytes)} (${humanBytes(fs.value.availBytes)} free)\n` +
+              `files: ${fs.value.files}\n`,
+          );
+        }
+      } finally {
+        client.close();
+      }
+    });
+
+  const dev = program.command('dev').description('a local cluster on 127.0.0.1 for development');
+  dev
+    .command('up')
+    .description('start daemons, wait until ready, mount, print what runs where')
+    .option('--nodes <n>', 'number of daemons', '1')
+    .option('--mount <dir>', 'mount point', DEFAULT_DEV_MOUNT)
+    .option('--no-mount', 'do not mount')
+    .option('--data-dir <dir>', 'where the daemons keep their data', DEFAULT_DEV_DATA_DIR)
+    .option('--base-port <port>', 'first port to try', '7400')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { nodes: string; mount: string | false; dataDir: string; basePort: string; json?: boolean }) => {
+      const nodes = Number(o.nodes);
+      if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) throw new CliError('--nodes must be an integer from 1 to 64');
+      const state = await devUp({
+        nodes,
+        mount: o.mount === false ? null : o.mount,
+        dataDir: o.dataDir,
+        basePort: Number(o.basePort),
+        readyTimeoutMs: 60_000,
+        extraArgs: [],
+      });
+      if (o.json) printJson(state);
+      else {
+        process.stdout.write(
+          table([['NODE', 'PID', 'GRPC', 'HTTP', 'DATA DIR', 'MOUNT'], ...state.nodes.map((n) => [n.nodeId, String(n.pid), n.grpc, n.http, n.dataDir, n.mount ?? '-'])]),
+        );
+        process.stdout.write(`dev cluster up; logs in <data dir>/daemon.log; stop with: dfs dev down --data-dir ${o.dataDir}\n`);
+      }
+    });
+  dev
+    .command('status')
+    .description('list the dev cluster daemons')
+    .option('--data-dir <dir>', 'dev cluster data dir', DEFAULT_DEV_DATA_DIR)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { dataDir: string; json?: boolean }) => {
+      const st = await devStatus(o.dataDir);
+      if (o.json) {
+        printJson(st ? { ...st, leader: st.nodes[0]?.nodeId ?? null } : { dataDir: o.dataDir, nodes: [], leader: null });
+        return;
+      }
+      if (!st || st.nodes.length === 0) {
+        process.stdout.write(`no dev cluster in ${o.dataDir}\n`);
+        return;
+      }
+      process.stdout.write(
+        table([
+          ['NODE', 'PID', 'STATE', 'GRPC', 'HTTP', 'DATA DIR', 'MOUNT'],
+          ...st.nodes.map((n) => [n.nodeId, String(n.pid), n.ready ? 'ready' : n.alive ? 'starting' : 'dead', n.grpc, n.http, n.dataDir, n.mount ?? '-']),
+        ]),
+      );
+      if (st.nodes.some((n) => !n.ready)) process.exitCode = 1;
+    });
+  dev
+    .command('down')
+    .description('stop the dev cluster gracefully (flush, unmount, exit)')
+    .option('--data-dir <dir>', 'dev cluster data dir', DEFAULT_DEV_DATA_DIR)
+    .action(async (o: { dataDir: string }) => {
+      const stopped = await devDown(o.dataDir, 30_000);
+      process.stdout.write(stopped.length ? `stopped ${stopped.map((n) => `${n.nodeId} (pid ${n.pid})`).join(', ')}\n` : `no dev cluster in ${o.dataDir}\n`);
+    });
+
+  program.addOption(new Option('--no-color').hideHelp());
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
+      process.exit(2);
+    }
+    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError) fail(e.message);
+    fail(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  }
+}
+
+void main();

@@ -1,0 +1,149 @@
+// Daemon configuration: from command-line options and/or a JSON config file, validated
+// into one typed object. Every problem is a ConfigError with a one-line message.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface DaemonConfig {
+  /** Where this daemon keeps its namespace (meta/) and chunks (chunks/). Absent for a client-only daemon. */
+  dataDir: string | null;
+  /** gRPC listen address host:port. Absent for a client-only daemon. */
+  listen: string | null;
+  /** HTTP address for /healthz, /readyz, /metrics; null disables it. */
+  http: string | null;
+  /** FUSE mount point, or null to serve without mounting. */
+  mount: string | null;
+  /** Stable node id; defaults to a name derived from the listen address. */
+  nodeId: string;
+  /** For a client-only daemon: the daemon to talk to. */
+  connect: string | null;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  chunkSizeBytes: number;
+  /** Seconds the kernel may cache entries and attributes. */
+  attrTimeoutS: number;
+  maxDirtyBytes: number;
+  readCacheBytes: number;
+  /** How long a deleted chunk waits before its space is reclaimed. */
+  gcGraceMs: number;
+}
+
+const KEYS: Array<keyof DaemonConfig> = [
+  'dataDir',
+  'listen',
+  'http',
+  'mount',
+  'nodeId',
+  'connect',
+  'logLevel',
+  'chunkSizeBytes',
+  'attrTimeoutS',
+  'maxDirtyBytes',
+  'readCacheBytes',
+  'gcGraceMs',
+];
+
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+export const CONFIG_DEFAULTS = {
+  logLevel: 'info' as const,
+  chunkSizeBytes: 4 * 1024 * 1024,
+  attrTimeoutS: 1,
+  maxDirtyBytes: 256 * 1024 * 1024,
+  readCacheBytes: 128 * 1024 * 1024,
+  gcGraceMs: 5_000,
+};
+
+/** host:port with a numeric port 0..65535. */
+export function parseAddress(value: string, what: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  if (!m) throw new ConfigError(`${what}: expected HOST:PORT, got '${value}'`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new ConfigError(`${what}: port ${port} is out of range`);
+  return { host: m[1], port };
+}
+
+export type RawConfig = Partial<Record<keyof DaemonConfig, unknown>>;
+
+export async function readConfigFile(file: string): Promise<RawConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`config file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${file}: must hold a JSON object`);
+  }
+  for (const key of Object.keys(parsed)) {
+    if (!KEYS.includes(key as keyof DaemonConfig)) throw new ConfigError(`config file ${file}: unknown key '${key}' (known: ${KEYS.join(', ')})`);
+  }
+  return parsed as RawConfig;
+}
+
+function str(raw: RawConfig, key: keyof DaemonConfig): string | null {
+  const v = raw[key];
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v !== 'string') throw new ConfigError(`${key}: expected a string`);
+  return v;
+}
+
+function num(raw: RawConfig, key: keyof DaemonConfig, fallback: number, min: number, max: number): number {
+  const v = raw[key];
+  if (v === undefined || v === null || v === '') return fallback;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`${key}: expected a number from ${min} to ${max}, got '${String(v)}'`);
+  }
+  return n;
+}
+
+/** Validate a merged raw config (file values overridden by command-line values). */
+export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): DaemonConfig {
+  const dataDir = str(raw, 'dataDir');
+  const listen = str(raw, 'listen');
+  const connect = str(raw, 'connect');
+  if (mode === 'server') {
+    if (!dataDir) throw new ConfigError('dataDir (--data-dir) is required');
+    if (!listen) throw new ConfigError('listen (--listen HOST:PORT) is required');
+    parseAddress(listen, 'listen');
+  } else {
+    if (!connect) throw new ConfigError('the daemon address to connect to is required');
+    parseAddress(connect, 'address');
+  }
+  const http = str(raw, 'http');
+  if (http) parseAddress(http, 'http');
+  const mount = str(raw, 'mount');
+  if (mode === 'client' && !mount) throw new ConfigError('a mount point is required');
+  const logLevel = str(raw, 'logLevel') ?? CONFIG_DEFAULTS.logLevel;
+  if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`logLevel: expected one of ${[...LOG_LEVELS].join(', ')}`);
+  const nodeId = str(raw, 'nodeId') ?? (listen ? `node-${listen.replace(/[^A-Za-z0-9]+/g, '-')}` : 'client');
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(nodeId)) throw new ConfigError(`nodeId: '${nodeId}' must be 1-64 of [A-Za-z0-9._-]`);
+  const chunkSizeBytes = num(raw, 'chunkSizeBytes', CONFIG_DEFAULTS.chunkSizeBytes, 64 * 1024, 64 * 1024 * 1024);
+  if (chunkSizeBytes % 4096 !== 0) throw new ConfigError('chunkSizeBytes: must be a multiple of 4096');
+  return {
+    dataDir: dataDir ? path.resolve(dataDir) : null,
+    listen,
+    http,
+    mount: mount ? path.resolve(mount) : null,
+    nodeId,
+    connect,
+    logLevel: logLevel as DaemonConfig['logLevel'],
+    chunkSizeBytes,
+    attrTimeoutS: num(raw, 'attrTimeoutS', CONFIG_DEFAULTS.attrTimeoutS, 0, 3600),
+    maxDirtyBytes: num(raw, 'maxDirtyBytes', CONFIG_DEFAULTS.maxDirtyBytes, 16 * 1024 * 1024, 64 * 1024 ** 3),
+    readCacheBytes: num(raw, 'readCacheBytes', CONFIG_DEFAULTS.readCacheBytes, 1024 * 1024, 64 * 1024 ** 3),
+    gcGraceMs: num(raw, 'gcGraceMs', CONFIG_DEFAULTS.gcGraceMs, 0, 7 * 24 * 3600 * 1000),
+  };
+}

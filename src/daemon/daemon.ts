@@ -1,0 +1,296 @@
+// Composition root: builds a daemon from its config. A server daemon opens the
+// namespace (RocksDB) and the chunk store, serves both over gRPC, and may mount the
+// filesystem in process. A client-only daemon (`dfs mount`) reaches a server over gRPC.
+import { access, mkdir, constants as fsConstants } from 'node:fs/promises';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import type { Server as HttpServer } from 'node:http';
+import { ChunkStore } from '../chunks/store.js';
+import { ChunkClient, registerChunkService, CHUNK_SERVER_OPTIONS } from '../chunks/grpc.js';
+import type { ChunkApi } from '../chunks/api.js';
+import { MetaStore } from '../meta/store.js';
+import { RocksKV } from '../meta/rocks-kv.js';
+import { MetaClient, registerMetaService } from '../meta/grpc.js';
+import type { MetaApi } from '../meta/api.js';
+import { Vfs } from '../fuse/vfs.js';
+import { FuseAdapter, DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter.js';
+import { StaticDataPlane } from '../fuse/data-plane.js';
+import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
+import { GarbageCollector } from '../cluster/gc.js';
+import { ConfigError, parseAddress, type DaemonConfig } from './config.js';
+import { DaemonMetrics } from './metrics.js';
+import { startHttp } from './http.js';
+
+export const DFS_VERSION = '0.1.0';
+
+/** An operating error that stops the daemon with a one-line message. */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+interface Parts {
+  kv?: RocksKV;
+  meta?: MetaStore;
+  chunks?: ChunkStore;
+  grpcServer?: grpc.Server;
+  metaClient?: MetaClient;
+  chunkClient?: ChunkClient;
+  vfs?: Vfs;
+  fuse?: FuseAdapter;
+  http?: HttpServer;
+  gc?: GarbageCollector;
+  metrics?: DaemonMetrics;
+}
+
+export class Daemon {
+  private readonly parts: Parts = {};
+  private ready = false;
+  private stopping: Promise<void> | null = null;
+  grpcPort = 0;
+  httpPort = 0;
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly log: Logger,
+  ) {}
+
+  static async start(config: DaemonConfig, log?: Logger): Promise<Daemon> {
+    const logger = log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
+    const d = new Daemon(config, logger);
+    try {
+      if (config.connect) await d.startClient();
+      else await d.startServer();
+    } catch (e) {
+      await d.stop().catch(() => undefined);
+      throw e;
+    }
+    return d;
+  }
+
+  private async checkDataDir(dir: string): Promise<void> {
+    try {
+      await mkdir(dir, { recursive: true });
+      await access(dir, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+    } catch (e) {
+      throw new StartupError(`data dir ${dir} is not usable: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  }
+
+  private async startServer(): Promise<void> {
+    const cfg = this.config;
+    const dataDir = cfg.dataDir!;
+    await this.checkDataDir(dataDir);
+    if (cfg.mount) await this.checkMount(cfg.mount);
+    const chunks = await ChunkStore.open({ dataDir: path.join(dataDir, 'chunks'), logger: this.log });
+    this.parts.chunks = chunks;
+    try {
+      this.parts.kv = await RocksKV.open(path.join(dataDir, 'meta'));
+    } catch (e) {
+      const msg = String((e as Error).message ?? e);
+      if (/lock/i.test(msg)) throw new StartupError(`data dir ${dataDir} is in use by another dfs daemon (RocksDB lock held)`);
+      throw new StartupError(`cannot open namespace in ${dataDir}/meta: ${msg.split('\n')[0]}`);
+    }
+    const meta = await MetaStore.open(this.parts.kv, {
+      chunkSizeBytes: cfg.chunkSizeBytes,
+      capacity: async () => {
+        const c = await chunks.capacity();
+        return { totalBytes: c.totalBytes, freeBytes: c.freeBytes, availBytes: c.freeBytes };
+      },
+    });
+    this.parts.meta = meta;
+
+    const server = new grpc.Server({ ...CHUNK_SERVER_OPTIONS });
+    this.parts.grpcServer = server;
+    await registerChunkService(server, chunks, { logger: this.log });
+    await registerMetaService(server, meta, { nodeId: cfg.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION });
+    this.grpcPort = await this.bind(server, cfg.listen!);
+
+    const gc = new GarbageCollector(
+      meta,
+      (nodeId) => (nodeId === cfg.nodeId ? chunks : undefined),
+      { intervalMs: 1000, graceMs: cfg.gcGraceMs, batch: 1000 },
+      this.log,
+    );
+    this.parts.gc = gc;
+    gc.start();
+
+    if (cfg.mount) {
+      // The local mount talks to the local stores in process; a remote mount uses gRPC.
+      await meta.execute({ op: 'closeSession', session: cfg.nodeId });
+      this.mountVfs(meta, new StaticDataPlane(cfg.nodeId, chunks), cfg.nodeId);
+    }
+    await this.startHttpIfAsked();
+    this.ready = true;
+    this.log.info({ listen: cfg.listen, grpcPort: this.grpcPort, http: cfg.http, httpPort: this.httpPort, mount: cfg.mount, dataDir }, 'daemon ready');
+  }
+
+  private async startClient(): Promise<void> {
+    const cfg = this.config;
+    await this.checkMount(cfg.mount!);
+    const metaClient = await MetaClient.connect(cfg.connect!);
+    this.parts.metaClient = metaClient;
+    try {
+      await metaClient.waitReady(10_000);
+    } catch {
+      throw new StartupError(`cannot reach a dfs daemon at ${cfg.connect} (is it running?)`);
+    }
+    const info = await metaClient.info();
+    const chunkClient = await ChunkClient.connect({ address: info.chunkAddress === cfg.connect ? cfg.connect : info.chunkAddress });
+    this.parts.chunkClient = chunkClient;
+    const sessionId = `${cfg.nodeId}-${process.pid}-${Date.now().toString(36)}`;
+    this.mountVfs(metaClient, new StaticDataPlane(info.nodeId, chunkClient), sessionId);
+    await this.startHttpIfAsked();
+    this.ready = true;
+    this.log.info({ connect: cfg.connect, server: info.nodeId, mount: cfg.mount }, 'client ready');
+  }
+
+  private async checkMount(dir: string): Promise<void> {
+    try {
+      if (await prepareMountpoint(dir)) this.log.warn({ mount: dir }, 'detached a stale dfs mount left by a previous run');
+    } catch (e) {
+      if (e instanceof MountError) throw new StartupError(e.message);
+      throw e;
+    }
+  }
+
+  private mountVfs(meta: MetaApi, dataPlane: StaticDataPlane, sessionId: string): void {
+    const cfg = this.config;
+    const vfs = new Vfs(meta, dataPlane, { sessionId, maxDirtyBytes: cfg.maxDirtyBytes, readCacheBytes: cfg.readCacheBytes, attrTtlMs: cfg.attrTimeoutS * 1000 });
+    this.parts.vfs = vfs;
+    const metrics = this.metrics();
+    const fuse = new FuseAdapter(vfs, { ...DEFAULT_ADAPTER_OPTIONS, entryTimeoutS: cfg.attrTimeoutS, attrTimeoutS: cfg.attrTimeoutS }, (op, errno, start) =>
+      metrics.observeFuseOp(op, errno, start),
+    );
+    try {
+      fuse.mount(cfg.mount!, `dfs:${cfg.nodeId}`);
+    } catch (e) {
+      throw new StartupError(`cannot mount ${cfg.mount}: ${(e as Error).message}`);
+    }
+    this.parts.fuse = fuse;
+    fuse.whenExited().then(() => {
+      if (!this.stopping) {
+        this.log.warn({ mount: cfg.mount }, 'the mount was removed from outside; stopping');
+        void this.stop().then(() => process.exit(0));
+      }
+    });
+  }
+
+  private metrics(): DaemonMetrics {
+    if (!this.parts.metrics) {
+      const p = this.parts;
+      this.parts.metrics = new DaemonMetrics({
+        metaStats: p.meta ? () => p.meta!.stats() : undefined,
+        chunkStats: p.chunks ? () => p.chunks!.stats() : undefined,
+        vfs: () => {
+          const v = p.vfs;
+          const c = v?.cache.stats();
+          return {
+            dirtyBytes: v?.dirtyBytes ?? 0,
+            openHandles: v?.openHandles ?? 0,
+            cacheHits: c?.hits ?? 0,
+            cacheMisses: c?.misses ?? 0,
+            cacheBytes: c?.bytes ?? 0,
+            uploads: v?.counters.uploads ?? 0,
+            uploadBytes: v?.counters.uploadBytes ?? 0,
+            commits: v?.counters.commits ?? 0,
+          };
+        },
+        gc: p.gc ? () => p.gc!.stats() : undefined,
+      });
+    }
+    return this.parts.metrics;
+  }
+
+  private async startHttpIfAsked(): Promise<void> {
+    if (!this.config.http) return;
+    const metrics = this.metrics();
+    try {
+      const { server, port } = await startHttp(this.config.http, {
+        registry: metrics.registry,
+        ready: () => ({ ready: this.ready && !this.stopping, reason: this.stopping ? 'stopping' : this.ready ? 'serving' : 'starting' }),
+        status: () => this.status(),
+      });
+      this.parts.http = server;
+      this.httpPort = port;
+    } catch (e) {
+      throw new StartupError(`cannot listen on ${this.config.http} (http): ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  }
+
+  private bind(server: grpc.Server, address: string): Promise<number> {
+    parseAddress(address, 'listen');
+    return new Promise((resolve, reject) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) {
+          const inUse = /EADDRINUSE|address already in use|No address added/i.test(err.message);
+          reject(new StartupError(`cannot listen on ${address}: ${inUse ? 'address already in use' : err.message}`));
+        } else resolve(port);
+      });
+    });
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const cfg = this.config;
+    const capacity = this.parts.chunks ? await this.parts.chunks.capacity() : null;
+    return {
+      nodeId: cfg.nodeId,
+      pid: process.pid,
+      version: DFS_VERSION,
+      role: cfg.connect ? 'client' : 'server',
+      listen: cfg.listen,
+      grpcPort: this.grpcPort,
+      http: cfg.http,
+      httpPort: this.httpPort,
+      dataDir: cfg.dataDir,
+      mount: cfg.mount,
+      ready: this.ready,
+      capacity,
+      meta: this.parts.meta?.stats() ?? null,
+      gc: this.parts.gc?.stats() ?? null,
+      client: this.parts.vfs ? { dirtyBytes: this.parts.vfs.dirtyBytes, openHandles: this.parts.vfs.openHandles, ...this.parts.vfs.counters } : null,
+    };
+  }
+
+  /** Graceful stop: flush buffered writes, unmount, stop serving, close the stores. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const p = this.parts;
+    if (p.vfs) {
+      const failed = await p.vfs.flushAll();
+      if (failed > 0) this.log.error({ failed }, 'some open files could not be flushed before unmount');
+    }
+    if (p.fuse) await p.fuse.unmount();
+    if (p.gc) await p.gc.stop();
+    if (p.http) await new Promise((resolve) => p.http!.close(resolve));
+    if (p.grpcServer) {
+      const server = p.grpcServer;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 5000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    p.metaClient?.close();
+    p.chunkClient?.close();
+    if (p.meta) await p.meta.close();
+    else if (p.kv) await p.kv.close();
+    p.metrics?.close();
+    this.log.info('daemon stopped');
+  }
+}
+
+export { ConfigError };
+export type { ChunkApi };

@@ -1,0 +1,492 @@
+// The kernel-free client: every filesystem operation as a method that returns a value
+// or an errno. It owns open handles, write-back buffers, the read cache and the small
+// caches in front of the meta service. The FUSE adapter (adapter.ts) only translates.
+import type { MetaApi } from '../meta/api.js';
+import type { Attr, Caller, ChunkRef, DirEntry, Ino, Layout, Result, SetAttrFields, StatFs, Timespec } from '../meta/types.js';
+import { Errno, NAME_MAX_BYTES, S_IFMT, S_IFREG, S_IFDIR, XATTR_NAME_MAX_BYTES, XATTR_VALUE_MAX_BYTES } from '../meta/types.js';
+import { ChunkError } from '../chunks/api.js';
+import type { DataPlane } from './data-plane.js';
+import { BlockCache } from './block-cache.js';
+import { ByteBudget } from './budget.js';
+import { FileState, errnoOf } from './file-state.js';
+
+export interface VfsOptions {
+  /** Identifies this client's open handles in the namespace. */
+  sessionId: string;
+  /** Bound on write-back buffer memory for all open files. */
+  maxDirtyBytes: number;
+  /** Bound on the read cache. */
+  readCacheBytes: number;
+  /** Blocks (1 MiB) fetched ahead of a sequential reader. */
+  readAheadBlocks: number;
+  /** Chunk ids reserved per allocation round trip. */
+  chunkIdBatch: number;
+  /** Entries per readdir page fetched from the meta service. */
+  readdirPageEntries: number;
+  /** How long an attribute the client read stays valid without asking again. */
+  attrTtlMs: number;
+  /** Deadline for a chunk read from one replica before falling over to the next. */
+  chunkReadTimeoutMs: number;
+}
+
+export const DEFAULT_VFS_OPTIONS: Omit<VfsOptions, 'sessionId'> = {
+  maxDirtyBytes: 256 * 1024 * 1024,
+  readCacheBytes: 128 * 1024 * 1024,
+  readAheadBlocks: 4,
+  chunkIdBatch: 64,
+  readdirPageEntries: 512,
+  attrTtlMs: 1000,
+  chunkReadTimeoutMs: 30_000,
+};
+
+export interface OpenResult {
+  fh: number;
+  attr: Attr;
+  /** The kernel may keep its page cache: nothing changed since this client last opened it. */
+  keepCache: boolean;
+}
+
+interface FileHandle {
+  kind: 'file';
+  ino: Ino;
+  state: FileState | null;
+  flags: number;
+  /** Offset where the last read ended, to detect sequential readers. */
+  nextReadOffset: number;
+}
+
+interface DirHandle {
+  kind: 'dir';
+  ino: Ino;
+  entries: Array<DirEntry & { attr: Attr }>;
+  done: boolean;
+}
+
+export interface DirListing {
+  /** '.' and '..' first, then entries; offsets are positions + 1. */
+  entries: Array<{ name: string; ino: Ino; type: number; attr: Attr | null; nextOffset: number }>;
+}
+
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_RDWR = 2;
+const O_TRUNC = 0o1000;
+
+export function nowTimespec(): Timespec {
+  const ms = performance.timeOrigin + performance.now();
+  const sec = Math.floor(ms / 1000);
+  const nsec = Math.min(999_999_999, Math.round((ms - sec * 1000) * 1e6));
+  return { sec, nsec };
+}
+
+function nameError(name: string): number {
+  if (name.length > NAME_MAX_BYTES) return Errno.ENAMETOOLONG;
+  if (name.length === 0 || name.includes('/') || name.includes('\0')) return Errno.EINVAL;
+  return 0;
+}
+
+function err<T>(errno: number): Result<T> {
+  return { ok: false, errno };
+}
+
+export class Vfs {
+  private readonly opts: VfsOptions;
+  private readonly files = new Map<Ino, FileState>();
+  private readonly handles = new Map<number, FileHandle | DirHandle>();
+  private nextFh = 1;
+  private readonly budget: ByteBudget;
+  readonly cache: BlockCache;
+  private chunkIds: { next: number; end: number } = { next: 0, end: 0 };
+  private chunkIdWait: Promise<number> | null = null;
+  /** Inode version at this client's last open, for keep_cache decisions (bounded). */
+  private readonly openedVersion = new Map<Ino, number>();
+  /** Short-lived negative answers for security.capability, asked by the kernel on every write. */
+  private readonly noCapability = new Map<Ino, number>();
+  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, readFailovers: 0 };
+
+  constructor(
+    private readonly meta: MetaApi,
+    private readonly data: DataPlane,
+    options: Partial<VfsOptions> & { sessionId: string },
+  ) {
+    this.opts = { ...DEFAULT_VFS_OPTIONS, ...options };
+    this.budget = new ByteBudget(this.opts.maxDirtyBytes);
+    this.cache = new BlockCache({ fetch: (ref, off, len) => this.fetchFromReplicas(ref, off, len) }, this.opts.readCacheBytes, this.opts.readAheadBlocks);
+  }
+
+  get dirtyBytes(): number {
+    return this.budget.used;
+  }
+
+  get openHandles(): number {
+    return this.handles.size;
+  }
+
+  // ---- names and attributes -------------------------------------------------------------
+
+  private withLocal(attr: Attr): Attr {
+    const st = this.files.get(attr.ino);
+    if (!st) return attr;
+    const size = Math.max(st.size, (attr.mode & S_IFMT) === S_IFREG ? attr.size : 0);
+    if (size === attr.size && st.mtime === null) return attr;
+    return { ...attr, size, mtime: st.mtime ?? attr.mtime };
+  }
+
+  async lookup(parent: Ino, name: string): Promise<Result<Attr>> {
+    const e = nameError(name);
+    if (e) return err(e);
+    const r = await this.meta.lookup(parent, name);
+    return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
+  }
+
+  async getattr(ino: Ino): Promise<Result<Attr>> {
+    const r = await this.meta.getattr(ino);
+    return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
+  }
+
+  async setattr(ino: Ino, set: SetAttrFields): Promise<Result<Attr>> {
+    const st = this.files.get(ino);
+    if (st) {
+      // Buffered writes land first, so a later utimens or truncate wins over them.
+      const e = await this.flushState(st);
+      if (e) return err(e);
+    }
+    const r = await this.meta.execute({ op: 'setattr', ino, set, now: nowTimespec() });
+    if (r.ok && st && set.size !== undefined) st.truncated(r.value.size);
+    return r;
+  }
+
+  async mknod(parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Result<Attr>> {
+    const e = nameError(name);
+    if (e) return err(e);
+    return this.meta.execute({ op: 'mknod', parent, name, mode, rdev, caller, now: nowTimespec() });
+  }
+
+  async mkdir(parent: Ino, name: string, mode: number, caller: Caller): Promise<Result<Attr>> {
+    const e = nameError(name);
+    if (e) return err(e);
+    return this.meta.execute({ op: 'mkdir', parent, name, mode: (mode & ~S_IFMT) | S_IFDIR, caller, now: nowTimespec() });
+  }
+
+  async symlink(parent: Ino, name: string, target: string, caller: Caller): Promise<Result<Attr>> {
+    const e = nameError(name);
+    if (e) return err(e);
+    if (target.length > 4095) return err(Errno.ENAMETOOLONG);
+    return this.meta.execute({ op: 'symlink', parent, name, target, caller, now: nowTimespec() });
+  }
+
+  async link(ino: Ino, newParent: Ino, newName: string): Promise<Result<Attr>> {
+    const e = nameError(newName);
+    if (e) return err(e);
+    const r = await this.meta.execute({ op: 'link', ino, newParent, newName, now: nowTimespec() });
+    return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
+  }
+
+  async unlink(parent: Ino, name: string): Promise<Result<null>> {
+    const e = nameError(name);
+    if (e) return err(e);
+    return this.meta.execute({ op: 'unlink', parent, name, now: nowTimespec() });
+  }
+
+  async rmdir(parent: Ino, name: string): Promise<Result<null>> {
+    const e = nameError(name);
+    if (e) return err(e);
+    return this.meta.execute({ op: 'rmdir', parent, name, now: nowTimespec() });
+  }
+
+  async rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<Result<null>> {
+    const e = nameError(name) || nameError(newName);
+    if (e) return err(e);
+    return this.meta.execute({ op: 'rename', parent, name, newParent, newName, flags, now: nowTimespec() });
+  }
+
+  readlink(ino: Ino): Promise<Result<string>> {
+    return this.meta.readlink(ino);
+  }
+
+  statfs(): Promise<Result<StatFs>> {
+    return this.meta.statfs();
+  }
+
+  // ---- xattrs ---------------------------------------------------------------------------
+
+  async getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
+    if (name.length > XATTR_NAME_MAX_BYTES) return err(Errno.ERANGE);
+    if (name === 'security.capability') {
+      const until = this.noCapability.get(ino);
+      if (until !== undefined && until > Date.now()) return err(Errno.ENODATA);
+    }
+    const r = await this.meta.getxattr(ino, name);
+    if (!r.ok && r.errno === Errno.ENODATA && name === 'security.capability') {
+      if (this.noCapability.size > 10_000) this.noCapability.clear();
+      this.noCapability.set(ino, Date.now() + this.opts.attrTtlMs);
+    }
+    return r;
+  }
+
+  listxattr(ino: Ino): Promise<Result<string[]>> {
+    return this.meta.listxattr(ino);
+  }
+
+  async setxattr(ino: Ino, name: string, value: Buffer, flags: number): Promise<Result<null>> {
+    if (name.length === 0) return err(Errno.EINVAL);
+    if (name.length > XATTR_NAME_MAX_BYTES) return err(Errno.ERANGE);
+    if (value.length > XATTR_VALUE_MAX_BYTES) return err(Errno.ENOSPC);
+    this.noCapability.delete(ino);
+    return this.meta.execute({ op: 'setxattr', ino, name, value, flags, now: nowTimespec() });
+  }
+
+  removexattr(ino: Ino, name: string): Promise<Result<null>> {
+    return this.meta.execute({ op: 'removexattr', ino, name, now: nowTimespec() });
+  }
+
+  // ---- files ----------------------------------------------------------------------------
+
+  private stateFor(attr: Attr): FileState {
+    let st = this.files.get(attr.ino);
+    if (!st) {
+      st = new FileState(attr.ino, attr.chunkSizeBytes, attr.layout, attr.size, attr.version, this.fileIo, this.budget);
+      this.files.set(attr.ino, st);
+    } else if (st.isClean() && st.version !== attr.version) {
+      // Close-to-open: someone changed the file since we read its refs.
+      st.invalidateRefs();
+      st.size = attr.size;
+      st.version = attr.version;
+    }
+    return st;
+  }
+
+  private async registerOpen(attr: Attr, flags: number): Promise<Result<OpenResult>> {
+    const fh = this.nextFh++;
+    const isReg = (attr.mode & S_IFMT) === S_IFREG;
+    const r = await this.meta.execute({ op: 'open', ino: attr.ino, session: this.opts.sessionId, handle: fh });
+    if (!r.ok) return r;
+    const st = isReg ? this.stateFor(attr) : null;
+    if (st) st.handles++;
+    this.handles.set(fh, { kind: 'file', ino: attr.ino, state: st, flags, nextReadOffset: -1 });
+    this.counters.opens++;
+    const prev = this.openedVersion.get(attr.ino);
+    if (this.openedVersion.size > 100_000) this.openedVersion.clear();
+    this.openedVersion.set(attr.ino, attr.version);
+    return { ok: true, value: { fh, attr: this.withLocal(attr), keepCache: prev === attr.version } };
+  }
+
+  async open(ino: Ino, flags: number): Promise<Result<OpenResult>> {
+    // Close-to-open: every open revalidates the attributes with the meta service.
+    let r = await this.meta.getattr(ino);
+    if (!r.ok) return r;
+    const isReg = (r.value.mode & S_IFMT) === S_IFREG;
+    const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;
+    if (isReg && writable && flags & O_TRUNC) {
+      r = await this.setattr(ino, { size: 0 });
+      if (!r.ok) return r;
+    }
+    return this.registerOpen(r.value, flags);
+  }
+
+  async create(parent: Ino, name: string, mode: number, flags: number, caller: Caller): Promise<Result<OpenResult>> {
+    const r = await this.mknod(parent, name, (mode & ~S_IFMT) | S_IFREG, 0, caller);
+    if (!r.ok) return r;
+    return this.registerOpen(r.value, flags);
+  }
+
+  private fileHandle(fh: number): FileHandle | undefined {
+    const h = this.handles.get(fh);
+    return h && h.kind === 'file' ? h : undefined;
+  }
+
+  async read(fh: number, offset: number, length: number): Promise<Result<Buffer[]>> {
+    const h = this.fileHandle(fh);
+    if (!h || !h.state) return err(Errno.EBADF);
+    const sequential = offset === h.nextReadOffset || offset === 0;
+    h.nextReadOffset = offset + length;
+    try {
+      return { ok: true, value: await h.state.read(offset, length, sequential) };
+    } catch (e) {
+      return err(errnoOf(e));
+    }
+  }
+
+  async write(fh: number, offset: number, data: Buffer): Promise<Result<number>> {
+    const h = this.fileHandle(fh);
+    if (!h || !h.state) return err(Errno.EBADF);
+    if (h.state.error) {
+      const e = h.state.error;
+      h.state.error = 0;
+      return err(e);
+    }
+    try {
+      return { ok: true, value: await h.state.write(offset, data, nowTimespec()) };
+    } catch (e) {
+      return err(errnoOf(e));
+    }
+  }
+
+  /** Make every write of this inode durable and visible: upload, then one commit. */
+  private async flushState(st: FileState): Promise<number> {
+    const e = await st.drain();
+    if (e) return e;
+    return st.commit(async (refs, sizeBytes, mtime) => {
+      this.counters.commits++;
+      const r = await this.meta.execute({ op: 'commitWrite', ino: st.ino, chunks: refs, sizeBytes, mtime: mtime ?? nowTimespec(), now: nowTimespec() });
+      if (!r.ok) return r.errno;
+      st.version = r.value.version;
+      this.openedVersion.set(st.ino, r.value.version);
+      return 0;
+    });
+  }
+
+  /** close(): errors of buffered writes reach the caller here. */
+  async flush(fh: number): Promise<Result<null>> {
+    const h = this.fileHandle(fh);
+    if (!h) return err(Errno.EBADF);
+    if (!h.state) return { ok: true, value: null };
+    const e = await this.flushState(h.state);
+    return e ? err(e) : { ok: true, value: null };
+  }
+
+  fsync(fh: number): Promise<Result<null>> {
+    return this.flush(fh);
+  }
+
+  async release(fh: number): Promise<Result<null>> {
+    const h = this.fileHandle(fh);
+    if (!h) return err(Errno.EBADF);
+    let e = 0;
+    if (h.state) {
+      e = await this.flushState(h.state);
+      h.state.handles--;
+      if (h.state.handles === 0 && h.state.isClean()) this.files.delete(h.ino);
+    }
+    this.handles.delete(fh);
+    const r = await this.meta.execute({ op: 'release', ino: h.ino, session: this.opts.sessionId, handle: fh });
+    if (e) return err(e);
+    return r;
+  }
+
+  async fallocate(fh: number, mode: number, offset: number, length: number): Promise<Result<null>> {
+    const h = this.fileHandle(fh);
+    if (!h || !h.state) return err(Errno.EBADF);
+    // Only plain allocation (mode 0) is supported: it extends the size like posix_fallocate.
+    if (mode !== 0) return err(Errno.ENOTSUP);
+    const end = offset + length;
+    if (end > h.state.size) {
+      const r = await this.setattr(h.ino, { size: end });
+      if (!r.ok) return r;
+    }
+    return { ok: true, value: null };
+  }
+
+  /** Flush every open file (graceful shutdown). Returns the number of files that failed. */
+  async flushAll(): Promise<number> {
+    let failed = 0;
+    for (const st of this.files.values()) if (await this.flushState(st)) failed++;
+    return failed;
+  }
+
+  // ---- directories -----------------------------------------------------------------------
+
+  async opendir(ino: Ino): Promise<Result<number>> {
+    const r = await this.meta.getattr(ino);
+    if (!r.ok) return r;
+    if ((r.value.mode & S_IFMT) !== S_IFDIR) return err(Errno.ENOTDIR);
+    const fh = this.nextFh++;
+    this.handles.set(fh, { kind: 'dir', ino, entries: [], done: false });
+    return { ok: true, value: fh };
+  }
+
+  /** Entries from `offset` on; at least `want` of them unless the directory ends first. */
+  async readdir(fh: number, offset: number, want: number): Promise<Result<DirListing>> {
+    const h = this.handles.get(fh);
+    if (!h || h.kind !== 'dir') return err(Errno.EBADF);
+    const needed = offset + want;
+    while (!h.done && h.entries.length + 2 < needed) {
+      const after = h.entries.length > 0 ? h.entries[h.entries.length - 1].name : null;
+      const page = await this.meta.readdir(h.ino, after, this.opts.readdirPageEntries);
+      if (!page.ok) return page;
+      h.entries.push(...page.value.entries);
+      h.done = page.value.done;
+    }
+    const out: DirListing['entries'] = [];
+    for (let pos = offset; pos < needed; pos++) {
+      if (pos === 0) out.push({ name: '.', ino: h.ino, type: S_IFDIR, attr: null, nextOffset: 1 });
+      else if (pos === 1) out.push({ name: '..', ino: h.ino, type: S_IFDIR, attr: null, nextOffset: 2 });
+      else {
+        const e = h.entries[pos - 2];
+        if (!e) break;
+        out.push({ name: e.name, ino: e.ino, type: e.type, attr: this.withLocal(e.attr), nextOffset: pos + 1 });
+      }
+    }
+    return { ok: true, value: { entries: out } };
+  }
+
+  releasedir(fh: number): Result<null> {
+    const h = this.handles.get(fh);
+    if (!h || h.kind !== 'dir') return err(Errno.EBADF);
+    this.handles.delete(fh);
+    return { ok: true, value: null };
+  }
+
+  // ---- data plane -----------------------------------------------------------------------
+
+  private readonly fileIo = {
+    readRef: (ref: ChunkRef, offset: number, length: number, sequential: boolean) => this.cache.read(ref, offset, length, sequential),
+    uploadChunk: (layout: Layout, data: Buffer, index: number) => this.uploadChunk(layout, data, index),
+    loadRefs: async (ino: Ino, fromIndex: number, count: number) => {
+      const r = await this.meta.getChunks(ino, fromIndex, count);
+      return r.ok ? r.value : r.errno;
+    },
+  };
+
+  private async nextChunkId(): Promise<number> {
+    while (this.chunkIds.next >= this.chunkIds.end) {
+      if (!this.chunkIdWait) {
+        const count = this.opts.chunkIdBatch;
+        this.chunkIdWait = this.meta
+          .execute({ op: 'allocChunkIds', count })
+          .then((r) => {
+            if (!r.ok) return r.errno;
+            this.chunkIds = { next: r.value.first, end: r.value.first + count };
+            return 0;
+          })
+          .finally(() => {
+            this.chunkIdWait = null;
+          });
+      }
+      const e = await this.chunkIdWait;
+      if (e) throw Object.assign(new Error('chunk id allocation failed'), { errno: e });
+    }
+    return this.chunkIds.next++;
+  }
+
+  private async uploadChunk(layout: Layout, data: Buffer, index: number): Promise<ChunkRef> {
+    const chunkId = await this.nextChunkId();
+    const placement = this.data.place(layout);
+    if (placement.length === 0) throw new ChunkError('NO_SPACE', 'no chunk server can take the chunk');
+    await Promise.all(
+      placement.map((nodeId) => {
+        const node = this.data.node(nodeId);
+        if (!node) throw new ChunkError('UNAVAILABLE', `unknown chunk server ${nodeId}`);
+        return node.writeChunk(chunkId, data);
+      }),
+    );
+    this.counters.uploads++;
+    this.counters.uploadBytes += data.length;
+    return { index, chunkId, sizeBytes: data.length, placement };
+  }
+
+  private async fetchFromReplicas(ref: ChunkRef, offset: number, length: number): Promise<Buffer> {
+    let lastErr: unknown = new ChunkError('UNAVAILABLE', `no replica of chunk ${ref.chunkId} is reachable`);
+    for (const nodeId of ref.placement) {
+      const node = this.data.node(nodeId);
+      if (!node) continue;
+      try {
+        return await node.readChunk(ref.chunkId, offset, length);
+      } catch (e) {
+        lastErr = e;
+        this.counters.readFailovers++;
+      }
+    }
+    throw lastErr;
+  }
+}

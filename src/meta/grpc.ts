@@ -1,0 +1,290 @@
+// The meta service over gRPC. The server adapts a MetaStore to dfs.meta.Meta;
+// MetaClient is the same MetaApi across processes. Namespace errors travel as `errno`
+// fields (they are answers, not failures); gRPC statuses mean the call itself failed.
+import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { loadProto } from '../common/proto.js';
+import type { MetaApi, ReaddirPage } from './api.js';
+import type { ProtoGrpcType } from './gen/meta.js';
+import type { MetaClient as MetaStub, MetaHandlers } from './gen/dfs/meta/Meta.js';
+import type { CommandReply } from './gen/dfs/meta/CommandReply.js';
+import type { AttrReply__Output } from './gen/dfs/meta/AttrReply.js';
+import type { ReaddirReply__Output } from './gen/dfs/meta/ReaddirReply.js';
+import type { ReadlinkReply__Output } from './gen/dfs/meta/ReadlinkReply.js';
+import type { XattrReply__Output } from './gen/dfs/meta/XattrReply.js';
+import type { ListxattrReply__Output } from './gen/dfs/meta/ListxattrReply.js';
+import type { GetChunksReply__Output } from './gen/dfs/meta/GetChunksReply.js';
+import type { StatfsReply__Output } from './gen/dfs/meta/StatfsReply.js';
+import type { CommandReply__Output } from './gen/dfs/meta/CommandReply.js';
+import type { InfoReply__Output } from './gen/dfs/meta/InfoReply.js';
+import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from './types.js';
+import { Errno } from './types.js';
+import { attrFromWire, attrToWire, bytes, chunkFromWire, chunkToWire, commandFromWire, commandToWire, str } from './wire.js';
+
+type MetaPackage = ProtoGrpcType['dfs']['meta'];
+let metaPackagePromise: Promise<MetaPackage> | undefined;
+
+function loadMetaPackage(): Promise<MetaPackage> {
+  metaPackagePromise ??= loadProto('meta', 'meta.proto').then((root) => (root as unknown as ProtoGrpcType).dfs.meta);
+  return metaPackagePromise;
+}
+
+/** What the server needs: the namespace plus at-most-once application of client commands. */
+export interface MetaBackend extends MetaApi {
+  executeEnvelope(envelope: Envelope): Promise<Result<unknown>>;
+}
+
+export interface MetaServerInfo {
+  nodeId: string;
+  chunkAddress: string;
+  version: string;
+}
+
+type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
+
+function internal(err: unknown): grpc.ServiceError {
+  const details = `internal error: ${err instanceof Error ? err.message : String(err)}`;
+  return Object.assign(new Error(details), { code: grpc.status.INTERNAL, details, metadata: new grpc.Metadata() });
+}
+
+function invalid(details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code: grpc.status.INVALID_ARGUMENT, details, metadata: new grpc.Metadata() });
+}
+
+/** Runs an async handler and answers its callback, turning a thrown bug into INTERNAL. */
+function serve<T>(cb: Callback<T>, run: () => Promise<T>): void {
+  run().then(
+    (v) => cb(null, v),
+    (e: unknown) => cb(internal(e)),
+  );
+}
+
+function commandReply(command: Command, r: Result<unknown>): CommandReply {
+  if (!r.ok) return { errno: r.errno };
+  if (command.op === 'allocChunkIds') return { errno: 0, firstChunkId: (r.value as CommandValues['allocChunkIds']).first };
+  if (r.value === null) return { errno: 0, none: true };
+  return { errno: 0, attr: attrToWire(r.value as Attr) };
+}
+
+export async function registerMetaService(server: grpc.Server, backend: MetaBackend, info: MetaServerInfo): Promise<void> {
+  const pkg = await loadMetaPackage();
+  const handlers: MetaHandlers = {
+    Lookup: (call, cb) =>
+      serve(cb, async () => {
+        const r = await backend.lookup(call.request.parent, str(call.request.name));
+        return r.ok ? { errno: 0, attr: attrToWire(r.value) } : { errno: r.errno };
+      }),
+    Getattr: (call, cb) =>
+      serve(cb, async () => {
+        const r = await backend.getattr(call.request.ino);
+        return r.ok ? { errno: 0, attr: attrToWire(r.value) } : { errno: r.errno };
+      }),
+    Readdir: (call, cb) =>
+      serve(cb, async () => {
+        const q = call.request;
+        const r = await backend.readdir(q.ino, q.hasAfter ? str(q.after) : null, q.limit);
+        if (!r.ok) return { errno: r.errno };
+        return {
+          errno: 0,
+          done: r.value.done,
+          entries: r.value.entries.map((e) => ({ name: bytes(e.name), ino: e.ino, type: e.type, attr: attrToWire(e.attr) })),
+        };
+      }),
+    Readlink: (call, cb) =>
+      serve(cb, async () => {
+        const r = await backend.readlink(call.request.ino);
+        return r.ok ? { errno: 0, target: bytes(r.value) } : { errno: r.errno };
+      }),
+    Getxattr: (call, cb) =>
+      serve(cb, async () => {
+        const r = await backend.getxattr(call.request.ino, str(call.request.name));
+        return r.ok ? { errno: 0, value: r.value } : { errno: r.errno };
+      }),
+    Listxattr: (call, cb) =>
+      serve(cb, async () => {
+        const r = await backend.listxattr(call.request.ino);
+        return r.ok ? { errno: 0, names: r.value.map(bytes) } : { errno: r.errno };
+      }),
+    GetChunks: (call, cb) =>
+      serve(cb, async () => {
+        const q = call.request;
+        const r = await backend.getChunks(q.ino, q.fromIndex, q.count);
+        return r.ok ? { errno: 0, chunks: r.value.map(chunkToWire) } : { errno: r.errno };
+      }),
+    Statfs: (_call, cb) =>
+      serve(cb, async () => {
+        const r = await backend.statfs();
+        return r.ok ? { errno: 0, ...r.value } : { errno: r.errno };
+      }),
+    Execute: (call, cb) => {
+      const command = commandFromWire(call.request);
+      if (!command) {
+        cb(invalid('CommandRequest names no command'));
+        return;
+      }
+      serve(cb, async () => {
+        const { clientId, seq } = call.request;
+        const r = clientId ? await backend.executeEnvelope({ clientId, seq, command }) : await backend.execute(command);
+        return commandReply(command, r);
+      });
+    },
+    Info: (_call, cb) => cb(null, { nodeId: info.nodeId, chunkAddress: info.chunkAddress, version: info.version }),
+  };
+  server.addService(pkg.Meta.service, handlers);
+}
+
+export interface MetaClientOptions {
+  /** Deadline of one call. */
+  deadlineMs: number;
+  /** Attempts of a call that failed with UNAVAILABLE before giving up with EIO. */
+  attempts: number;
+  /** First retry delay; doubles each attempt. */
+  backoffMs: number;
+  clientId: string;
+}
+
+export const DEFAULT_META_CLIENT_OPTIONS: Omit<MetaClientOptions, 'clientId'> = { deadlineMs: 15_000, attempts: 6, backoffMs: 100 };
+
+const RETRYABLE = new Set<number>([grpc.status.UNAVAILABLE]);
+
+export class MetaClient implements MetaApi {
+  private seq = 0;
+  private readonly opts: MetaClientOptions;
+
+  private constructor(
+    private readonly stub: MetaStub,
+    options: Partial<MetaClientOptions>,
+  ) {
+    this.opts = { ...DEFAULT_META_CLIENT_OPTIONS, clientId: randomUUID(), ...options };
+  }
+
+  static async connect(address: string, options: Partial<MetaClientOptions> = {}): Promise<MetaClient> {
+    const pkg = await loadMetaPackage();
+    const stub = new pkg.Meta(address, grpc.credentials.createInsecure(), {
+      'grpc.max_send_message_length': 16 * 1024 * 1024,
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    }) as unknown as MetaStub;
+    return new MetaClient(stub, options);
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+
+  /** Waits until the server answers, up to `timeoutMs`. */
+  waitReady(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.stub.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  info(): Promise<{ nodeId: string; chunkAddress: string; version: string }> {
+    return this.call<InfoReply__Output>((d, cb) => this.stub.Info({}, { deadline: d }, cb));
+  }
+
+  /** One unary call with a deadline and bounded retries on UNAVAILABLE. */
+  private async call<T>(fn: (deadline: Date, cb: (err: grpc.ServiceError | null, v?: T) => void) => void): Promise<T> {
+    let delay = this.opts.backoffMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await new Promise<T>((resolve, reject) => {
+          fn(new Date(Date.now() + this.opts.deadlineMs), (err, v) => (err ? reject(err) : resolve(v as T)));
+        });
+      } catch (e) {
+        const code = (e as grpc.ServiceError).code;
+        if (!RETRYABLE.has(code) || attempt >= this.opts.attempts) throw e;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+  }
+
+  /** Like call(), but a failed call becomes EIO (or ETIMEDOUT) instead of an exception. */
+  private async ask<T>(fn: (deadline: Date, cb: (err: grpc.ServiceError | null, v?: T) => void) => void): Promise<Result<T>> {
+    try {
+      return { ok: true, value: await this.call(fn) };
+    } catch (e) {
+      const code = (e as grpc.ServiceError).code;
+      return { ok: false, errno: code === grpc.status.DEADLINE_EXCEEDED ? Errno.ETIMEDOUT : Errno.EIO };
+    }
+  }
+
+  async lookup(parent: Ino, name: string): Promise<Result<Attr>> {
+    const r = await this.ask<AttrReply__Output>((d, cb) => this.stub.Lookup({ parent, name: bytes(name) }, { deadline: d }, cb));
+    if (!r.ok) return r;
+    return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: attrFromWire(r.value.attr) };
+  }
+
+  async getattr(ino: Ino): Promise<Result<Attr>> {
+    const r = await this.ask<AttrReply__Output>((d, cb) => this.stub.Getattr({ ino }, { deadline: d }, cb));
+    if (!r.ok) return r;
+    return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: attrFromWire(r.value.attr) };
+  }
+
+  async readdir(ino: Ino, after: string | null, limit: number): Promise<Result<ReaddirPage>> {
+    const q = { ino, hasAfter: after !== null, after: bytes(after ?? ''), limit };
+    const r = await this.ask<ReaddirReply__Output>((d, cb) => this.stub.Readdir(q, { deadline: d }, cb));
+    if (!r.ok) return r;
+    if (r.value.errno) return { ok: false, errno: r.value.errno };
+    return {
+      ok: true,
+      value: { done: r.value.done, entries: r.value.entries.map((e) => ({ name: str(e.name), ino: e.ino, type: e.type, attr: attrFromWire(e.attr) })) },
+    };
+  }
+
+  async readlink(ino: Ino): Promise<Result<string>> {
+    const r = await this.ask<ReadlinkReply__Output>((d, cb) => this.stub.Readlink({ ino }, { deadline: d }, cb));
+    if (!r.ok) return r;
+    return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: str(r.value.target) };
+  }
+
+  async getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
+    const r = await this.ask<XattrReply__Output>((d, cb) => this.stub.Getxattr({ ino, name: bytes(name) }, { deadline: d }, cb));
+    if (!r.ok) return r;
+    return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: r.value.value };
+  }
+
+  async listxattr(ino: Ino): Promise<Result<string[]>> {
+    const r = await this.ask<ListxattrReply__Output>((d, cb) => this.stub.Listxattr({ ino }, { deadline: d }, cb));
+    if (!r.ok) return r;
+    return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: r.value.names.map((n) => str(n)) };
+  }
+
+  async getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>> {
+    const r = await this.ask<GetChunksReply__Output>((d, cb) => this.stub.GetChunks({ ino, fromIndex, count }, { deadline: d }, cb));
+    if (!r.ok) return r;
+    return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: r.value.chunks.map(chunkFromWire) };
+  }
+
+  async statfs(): Promise<Result<StatFs>> {
+    const r = await this.ask<StatfsReply__Output>((d, cb) => this.stub.Statfs({}, { deadline: d }, cb));
+    if (!r.ok) return r;
+    const v = r.value;
+    if (v.errno) return { ok: false, errno: v.errno };
+    return {
+      ok: true,
+      value: {
+        totalBytes: v.totalBytes,
+        freeBytes: v.freeBytes,
+        availBytes: v.availBytes,
+        files: v.files,
+        freeFiles: v.freeFiles,
+        blockSizeBytes: v.blockSizeBytes,
+        nameMaxBytes: v.nameMaxBytes,
+      },
+    };
+  }
+
+  async execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
+    // One sequence number per command, reused by retries, so the server applies it once.
+    const request = commandToWire(command, this.opts.clientId, ++this.seq);
+    const r = await this.ask<CommandReply__Output>((d, cb) => this.stub.Execute(request, { deadline: d }, cb));
+    if (!r.ok) return r;
+    const v = r.value;
+    if (v.errno) return { ok: false, errno: v.errno };
+    let value: unknown = null;
+    if (v.value === 'attr') value = attrFromWire(v.attr);
+    else if (v.value === 'firstChunkId') value = { first: v.firstChunkId };
+    return { ok: true, value: value as CommandValues[C['op']] };
+  }
+}

@@ -1,0 +1,242 @@
+// Conversions between namespace values (types.ts) and meta.proto messages. Byte-string
+// names travel as protobuf bytes (latin1 <-> Buffer is lossless).
+import type { Attr as PAttr, Attr__Output as PAttrOut } from './gen/dfs/meta/Attr.js';
+import type { ChunkRef as PChunkRef, ChunkRef__Output as PChunkRefOut } from './gen/dfs/meta/ChunkRef.js';
+import type { CommandRequest, CommandRequest__Output } from './gen/dfs/meta/CommandRequest.js';
+import type { Layout as PLayout, Layout__Output as PLayoutOut } from './gen/dfs/meta/Layout.js';
+import type { SetAttrFields as PSet, SetAttrFields__Output as PSetOut } from './gen/dfs/meta/SetAttrFields.js';
+import type { Timespec as PTimespec, Timespec__Output as PTimespecOut } from './gen/dfs/meta/Timespec.js';
+import type { Caller__Output as PCallerOut } from './gen/dfs/meta/Caller.js';
+import type { Attr, ChunkRef, Command, Layout, SetAttrFields, Timespec } from './types.js';
+
+export const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
+export const str = (b: Buffer | null | undefined): string => (b ? b.toString('latin1') : '');
+
+const ZERO: Timespec = { sec: 0, nsec: 0 };
+
+export function tsToWire(t: Timespec): PTimespec {
+  return { sec: t.sec, nsec: t.nsec };
+}
+
+export function tsFromWire(t: PTimespecOut | null | undefined): Timespec {
+  return t ? { sec: Number(t.sec), nsec: t.nsec } : ZERO;
+}
+
+export function layoutToWire(l: Layout): PLayout {
+  return l.kind === 'replicas' ? { kind: 'replicas', replicas: l.replicas } : { kind: 'ec', k: l.k, m: l.m };
+}
+
+export function layoutFromWire(l: PLayoutOut | null | undefined): Layout {
+  if (l && l.kind === 'ec') return { kind: 'ec', k: l.k, m: l.m };
+  return { kind: 'replicas', replicas: l?.replicas || 3 };
+}
+
+export function attrToWire(a: Attr): PAttr {
+  return {
+    ino: a.ino,
+    mode: a.mode,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    nlink: a.nlink,
+    rdev: a.rdev,
+    atime: tsToWire(a.atime),
+    mtime: tsToWire(a.mtime),
+    ctime: tsToWire(a.ctime),
+    version: a.version,
+    chunkSizeBytes: a.chunkSizeBytes,
+    layout: layoutToWire(a.layout),
+  };
+}
+
+export function attrFromWire(a: PAttrOut | null | undefined): Attr {
+  if (!a) throw new Error('meta wire: reply without attr');
+  return {
+    ino: a.ino,
+    mode: a.mode,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    nlink: a.nlink,
+    rdev: a.rdev,
+    atime: tsFromWire(a.atime),
+    mtime: tsFromWire(a.mtime),
+    ctime: tsFromWire(a.ctime),
+    version: a.version,
+    chunkSizeBytes: a.chunkSizeBytes,
+    layout: layoutFromWire(a.layout),
+  };
+}
+
+export function chunkToWire(c: ChunkRef): PChunkRef {
+  return { index: c.index, chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: c.placement };
+}
+
+export function chunkFromWire(c: PChunkRefOut): ChunkRef {
+  return { index: c.index, chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: [...c.placement] };
+}
+
+function timeHowToWire(t: Timespec | 'now' | undefined): { how: number; time?: PTimespec } {
+  if (t === undefined) return { how: 0 };
+  if (t === 'now') return { how: 2 };
+  return { how: 1, time: tsToWire(t) };
+}
+
+function timeHowFromWire(how: number, t: PTimespecOut | null): Timespec | 'now' | undefined {
+  if (how === 1) return tsFromWire(t);
+  if (how === 2) return 'now';
+  return undefined;
+}
+
+export function setToWire(s: SetAttrFields): PSet {
+  const at = timeHowToWire(s.atime);
+  const mt = timeHowToWire(s.mtime);
+  return {
+    hasMode: s.mode !== undefined,
+    mode: s.mode ?? 0,
+    hasUid: s.uid !== undefined,
+    uid: s.uid ?? 0,
+    hasGid: s.gid !== undefined,
+    gid: s.gid ?? 0,
+    hasSize: s.size !== undefined,
+    size: s.size ?? 0,
+    atimeHow: at.how,
+    atime: at.time,
+    mtimeHow: mt.how,
+    mtime: mt.time,
+  };
+}
+
+export function setFromWire(s: PSetOut | null): SetAttrFields {
+  const out: SetAttrFields = {};
+  if (!s) return out;
+  if (s.hasMode) out.mode = s.mode;
+  if (s.hasUid) out.uid = s.uid;
+  if (s.hasGid) out.gid = s.gid;
+  if (s.hasSize) out.size = s.size;
+  const at = timeHowFromWire(s.atimeHow, s.atime);
+  if (at !== undefined) out.atime = at;
+  const mt = timeHowFromWire(s.mtimeHow, s.mtime);
+  if (mt !== undefined) out.mtime = mt;
+  return out;
+}
+
+function caller(c: PCallerOut | null): { uid: number; gid: number } {
+  return { uid: c?.uid ?? 0, gid: c?.gid ?? 0 };
+}
+
+export function commandToWire(c: Command, clientId: string, seq: number): CommandRequest {
+  const base = { clientId, seq };
+  switch (c.op) {
+    case 'mknod':
+      return { ...base, mknod: { parent: c.parent, name: bytes(c.name), mode: c.mode, rdev: c.rdev, caller: c.caller, now: tsToWire(c.now) } };
+    case 'mkdir':
+      return { ...base, mkdir: { parent: c.parent, name: bytes(c.name), mode: c.mode, caller: c.caller, now: tsToWire(c.now) } };
+    case 'symlink':
+      return { ...base, symlink: { parent: c.parent, name: bytes(c.name), target: bytes(c.target), caller: c.caller, now: tsToWire(c.now) } };
+    case 'link':
+      return { ...base, link: { ino: c.ino, newParent: c.newParent, newName: bytes(c.newName), now: tsToWire(c.now) } };
+    case 'unlink':
+      return { ...base, unlink: { parent: c.parent, name: bytes(c.name), now: tsToWire(c.now) } };
+    case 'rmdir':
+      return { ...base, rmdir: { parent: c.parent, name: bytes(c.name), now: tsToWire(c.now) } };
+    case 'rename':
+      return {
+        ...base,
+        rename: { parent: c.parent, name: bytes(c.name), newParent: c.newParent, newName: bytes(c.newName), flags: c.flags, now: tsToWire(c.now) },
+      };
+    case 'setattr':
+      return { ...base, setattr: { ino: c.ino, set: setToWire(c.set), now: tsToWire(c.now) } };
+    case 'setxattr':
+      return { ...base, setxattr: { ino: c.ino, name: bytes(c.name), value: c.value, flags: c.flags, now: tsToWire(c.now) } };
+    case 'removexattr':
+      return { ...base, removexattr: { ino: c.ino, name: bytes(c.name), now: tsToWire(c.now) } };
+    case 'setlayout':
+      return { ...base, setlayout: { ino: c.ino, layout: layoutToWire(c.layout), now: tsToWire(c.now) } };
+    case 'open':
+      return { ...base, open: { ino: c.ino, session: c.session, handle: c.handle } };
+    case 'release':
+      return { ...base, release: { ino: c.ino, session: c.session, handle: c.handle } };
+    case 'closeSession':
+      return { ...base, closeSession: { session: c.session } };
+    case 'allocChunkIds':
+      return { ...base, allocChunkIds: { count: c.count } };
+    case 'commitWrite':
+      return {
+        ...base,
+        commitWrite: { ino: c.ino, chunks: c.chunks.map(chunkToWire), sizeBytes: c.sizeBytes, mtime: tsToWire(c.mtime), now: tsToWire(c.now) },
+      };
+    case 'gcDone':
+      return { ...base, gcDone: { chunkIds: c.chunkIds } };
+  }
+}
+
+/** The command in a request, or null when the request names none (a malformed call). */
+export function commandFromWire(r: CommandRequest__Output): Command | null {
+  switch (r.command) {
+    case 'mknod': {
+      const c = r.mknod!;
+      return { op: 'mknod', parent: c.parent, name: str(c.name), mode: c.mode, rdev: c.rdev, caller: caller(c.caller), now: tsFromWire(c.now) };
+    }
+    case 'mkdir': {
+      const c = r.mkdir!;
+      return { op: 'mkdir', parent: c.parent, name: str(c.name), mode: c.mode, caller: caller(c.caller), now: tsFromWire(c.now) };
+    }
+    case 'symlink': {
+      const c = r.symlink!;
+      return { op: 'symlink', parent: c.parent, name: str(c.name), target: str(c.target), caller: caller(c.caller), now: tsFromWire(c.now) };
+    }
+    case 'link': {
+      const c = r.link!;
+      return { op: 'link', ino: c.ino, newParent: c.newParent, newName: str(c.newName), now: tsFromWire(c.now) };
+    }
+    case 'unlink': {
+      const c = r.unlink!;
+      return { op: 'unlink', parent: c.parent, name: str(c.name), now: tsFromWire(c.now) };
+    }
+    case 'rmdir': {
+      const c = r.rmdir!;
+      return { op: 'rmdir', parent: c.parent, name: str(c.name), now: tsFromWire(c.now) };
+    }
+    case 'rename': {
+      const c = r.rename!;
+      return { op: 'rename', parent: c.parent, name: str(c.name), newParent: c.newParent, newName: str(c.newName), flags: c.flags, now: tsFromWire(c.now) };
+    }
+    case 'setattr': {
+      const c = r.setattr!;
+      return { op: 'setattr', ino: c.ino, set: setFromWire(c.set), now: tsFromWire(c.now) };
+    }
+    case 'setxattr': {
+      const c = r.setxattr!;
+      return { op: 'setxattr', ino: c.ino, name: str(c.name), value: c.value, flags: c.flags, now: tsFromWire(c.now) };
+    }
+    case 'removexattr': {
+      const c = r.removexattr!;
+      return { op: 'removexattr', ino: c.ino, name: str(c.name), now: tsFromWire(c.now) };
+    }
+    case 'setlayout': {
+      const c = r.setlayout!;
+      return { op: 'setlayout', ino: c.ino, layout: layoutFromWire(c.layout), now: tsFromWire(c.now) };
+    }
+    case 'open': {
+      const c = r.open!;
+      return { op: 'open', ino: c.ino, session: c.session, handle: c.handle };
+    }
+    case 'release': {
+      const c = r.release!;
+      return { op: 'release', ino: c.ino, session: c.session, handle: c.handle };
+    }
+    case 'closeSession':
+      return { op: 'closeSession', session: r.closeSession!.session };
+    case 'allocChunkIds':
+      return { op: 'allocChunkIds', count: r.allocChunkIds!.count };
+    case 'commitWrite': {
+      const c = r.commitWrite!;
+      return { op: 'commitWrite', ino: c.ino, chunks: c.chunks.map(chunkFromWire), sizeBytes: c.sizeBytes, mtime: tsFromWire(c.mtime), now: tsFromWire(c.now) };
+    }
+    case 'gcDone':
+      return { op: 'gcDone', chunkIds: [...r.gcDone!.chunkIds] };
+    default:
+      return null;
+  }
+}
