@@ -6,7 +6,7 @@
 // new object (read-modify-write of the missing bytes) under a new chunk id; the commit
 // swaps the ref and the meta layer sends the old object to GC.
 import type { ChunkRef, Ino, Layout, Timespec } from '../meta/types.js';
-import { Errno } from '../meta/types.js';
+import { Errno, INLINE_MAX_BYTES } from '../meta/types.js';
 import { ChunkError } from '../chunks/api.js';
 import { Extents } from './extents.js';
 import type { ByteBudget } from './budget.js';
@@ -62,6 +62,8 @@ export class FileState {
   error = 0;
   /** Inode version this state's committed refs were read at. */
   version: number;
+  /** Size the namespace has committed, as last seen by this client. */
+  committedSize: number;
   readonly dirty = new Map<number, DirtyChunk>();
   readonly uploads = new Map<number, Promise<void>>();
   readonly pending = new Map<number, ChunkRef>();
@@ -79,6 +81,7 @@ export class FileState {
     private readonly budget: ByteBudget,
   ) {
     this.size = size;
+    this.committedSize = size;
     this.version = version;
   }
 
@@ -95,6 +98,8 @@ export class FileState {
   async ref(index: number): Promise<ChunkRef | undefined | number> {
     const p = this.pending.get(index);
     if (p) return p;
+    // No ref can lie at or past the committed size (truncate drops them): skip the lookup.
+    if (index * this.chunkSizeBytes >= this.committedSize) return this.committed.get(index);
     const page = Math.floor(index / REF_PAGE);
     if (!this.loadedPages.has(page)) {
       const refs = await this.io.loadRefs(this.ino, page * REF_PAGE, REF_PAGE);
@@ -190,7 +195,10 @@ export class FileState {
       try {
         await this.mergeBase(dc);
         const length = Math.min(this.chunkLength(index) || dc.written.end(), dc.capacity);
-        const ref = await this.io.uploadChunk(this.layout, dc.buf.subarray(0, length), index);
+        const ref =
+          index === 0 && this.size <= INLINE_MAX_BYTES
+            ? { index, chunkId: 0, sizeBytes: length, placement: [], inline: Buffer.from(dc.buf.subarray(0, length)) }
+            : await this.io.uploadChunk(this.layout, dc.buf.subarray(0, length), index);
         this.pending.set(index, ref);
       } catch (err) {
         if (!this.error) this.error = errnoOf(err);
@@ -221,12 +229,14 @@ export class FileState {
       if (this.pending.size === 0 && this.mtime === null) return 0;
       const refs = [...this.pending.values()];
       const mtime = this.mtime;
-      const err = await fn(refs, this.size, mtime);
+      const sizeBytes = this.size;
+      const err = await fn(refs, sizeBytes, mtime);
       if (err) return err;
       for (const r of refs) {
         if (this.pending.get(r.index) === r) this.pending.delete(r.index);
         this.committed.set(r.index, r);
       }
+      this.committedSize = Math.max(this.committedSize, sizeBytes);
       if (this.mtime === mtime) this.mtime = null;
       return 0;
     });
@@ -277,6 +287,7 @@ export class FileState {
   /** Apply a committed truncate to the local view. Call only after drain + commit. */
   truncated(sizeBytes: number): void {
     this.size = sizeBytes;
+    this.committedSize = sizeBytes;
     this.invalidateRefs();
   }
 }

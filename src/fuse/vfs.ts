@@ -71,6 +71,7 @@ const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_RDWR = 2;
 const O_TRUNC = 0o1000;
+const RELEASES_IN_FLIGHT_MAX = 1024;
 
 export function nowTimespec(): Timespec {
   const ms = performance.timeOrigin + performance.now();
@@ -102,7 +103,8 @@ export class Vfs {
   private readonly openedVersion = new Map<Ino, number>();
   /** Short-lived negative answers for security.capability, asked by the kernel on every write. */
   private readonly noCapability = new Map<Ino, number>();
-  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, readFailovers: 0 };
+  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, readFailovers: 0, releaseErrors: 0 };
+  private readonly releases = new Set<Promise<void>>();
 
   constructor(
     private readonly meta: MetaApi,
@@ -251,16 +253,20 @@ export class Vfs {
       // Close-to-open: someone changed the file since we read its refs.
       st.invalidateRefs();
       st.size = attr.size;
+      st.committedSize = attr.size;
       st.version = attr.version;
     }
     return st;
   }
 
-  private async registerOpen(attr: Attr, flags: number): Promise<Result<OpenResult>> {
-    const fh = this.nextFh++;
+  /** Record an open handle; `fh` is given when the namespace already recorded it (create). */
+  private async registerOpen(attr: Attr, flags: number, fh?: number): Promise<Result<OpenResult>> {
     const isReg = (attr.mode & S_IFMT) === S_IFREG;
-    const r = await this.meta.execute({ op: 'open', ino: attr.ino, session: this.opts.sessionId, handle: fh });
-    if (!r.ok) return r;
+    if (fh === undefined) {
+      fh = this.nextFh++;
+      const r = await this.meta.execute({ op: 'open', ino: attr.ino, session: this.opts.sessionId, handle: fh });
+      if (!r.ok) return r;
+    }
     const st = isReg ? this.stateFor(attr) : null;
     if (st) st.handles++;
     this.handles.set(fh, { kind: 'file', ino: attr.ino, state: st, flags, nextReadOffset: -1 });
@@ -272,6 +278,7 @@ export class Vfs {
   }
 
   async open(ino: Ino, flags: number): Promise<Result<OpenResult>> {
+    await this.releaseBackpressure();
     // Close-to-open: every open revalidates the attributes with the meta service.
     let r = await this.meta.getattr(ino);
     if (!r.ok) return r;
@@ -285,9 +292,16 @@ export class Vfs {
   }
 
   async create(parent: Ino, name: string, mode: number, flags: number, caller: Caller): Promise<Result<OpenResult>> {
-    const r = await this.mknod(parent, name, (mode & ~S_IFMT) | S_IFREG, 0, caller);
+    await this.releaseBackpressure();
+    const e = nameError(name);
+    if (e) return err(e);
+    const fh = this.nextFh++;
+    const open = { session: this.opts.sessionId, handle: fh };
+    const r = await this.meta.execute({ op: 'mknod', parent, name, mode: (mode & ~S_IFMT) | S_IFREG, rdev: 0, caller, now: nowTimespec(), open });
     if (!r.ok) return r;
-    return this.registerOpen(r.value, flags);
+    // A new file has no xattrs: spare the kernel's per-write security.capability lookup.
+    this.noCapability.set(r.value.ino, Date.now() + this.opts.attrTtlMs);
+    return this.registerOpen(r.value, flags, fh);
   }
 
   private fileHandle(fh: number): FileHandle | undefined {
@@ -359,9 +373,38 @@ export class Vfs {
       if (h.state.handles === 0 && h.state.isClean()) this.files.delete(h.ino);
     }
     this.handles.delete(fh);
-    const r = await this.meta.execute({ op: 'release', ino: h.ino, session: this.opts.sessionId, handle: fh });
-    if (e) return err(e);
-    return r;
+    this.releaseInBackground(h.ino, fh);
+    return e ? err(e) : { ok: true, value: null };
+  }
+
+  /**
+   * The namespace forgets a handle without the kernel waiting for it: nothing a caller
+   * sees depends on it, and an unlinked file is reaped once it lands. Bounded: past
+   * RELEASES_IN_FLIGHT_MAX the next release waits.
+   */
+  private releaseInBackground(ino: Ino, fh: number): void {
+    const run = this.meta
+      .execute({ op: 'release', ino, session: this.opts.sessionId, handle: fh })
+      .then(
+        (r) => {
+          if (!r.ok) this.counters.releaseErrors++;
+        },
+        () => {
+          this.counters.releaseErrors++;
+        },
+      )
+      .finally(() => this.releases.delete(run));
+    this.releases.add(run);
+  }
+
+  /** Waits until background releases are below the bound (called before new opens). */
+  private async releaseBackpressure(): Promise<void> {
+    while (this.releases.size >= RELEASES_IN_FLIGHT_MAX) await Promise.race(this.releases);
+  }
+
+  /** Waits for every background release (shutdown, tests). */
+  async settle(): Promise<void> {
+    while (this.releases.size > 0) await Promise.all([...this.releases]);
   }
 
   async fallocate(fh: number, mode: number, offset: number, length: number): Promise<Result<null>> {
@@ -381,6 +424,7 @@ export class Vfs {
   async flushAll(): Promise<number> {
     let failed = 0;
     for (const st of this.files.values()) if (await this.flushState(st)) failed++;
+    await this.settle();
     return failed;
   }
 
@@ -430,7 +474,8 @@ export class Vfs {
   // ---- data plane -----------------------------------------------------------------------
 
   private readonly fileIo = {
-    readRef: (ref: ChunkRef, offset: number, length: number, sequential: boolean) => this.cache.read(ref, offset, length, sequential),
+    readRef: async (ref: ChunkRef, offset: number, length: number, sequential: boolean) =>
+      ref.inline ? ref.inline.subarray(offset, Math.min(offset + length, ref.inline.length)) : this.cache.read(ref, offset, length, sequential),
     uploadChunk: (layout: Layout, data: Buffer, index: number) => this.uploadChunk(layout, data, index),
     loadRefs: async (ino: Ino, fromIndex: number, count: number) => {
       const r = await this.meta.getChunks(ino, fromIndex, count);

@@ -16,6 +16,7 @@ import {
   encodeInode,
   encodeU64,
   encodeXattr,
+  type ChunkValue,
   type InodeRecord,
 } from './codec.js';
 import * as K from './keys.js';
@@ -23,6 +24,7 @@ import type { Tx } from './tx.js';
 import {
   DEFAULT_LAYOUT,
   Errno,
+  INLINE_MAX_BYTES,
   NAME_MAX_BYTES,
   RENAME_EXCHANGE,
   RENAME_NOREPLACE,
@@ -242,13 +244,18 @@ async function newInode(
   return rec;
 }
 
+/** Sends a replaced or dropped chunk object to GC; inline refs own no object. */
+function toGarbage(tx: Tx, chunk: ChunkValue): void {
+  if (chunk.chunkId !== 0) tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+}
+
 /** Removes an inode with no names and no open handles, and everything it owns. */
 async function destroy(ctx: Ctx, rec: InodeRecord): Promise<void> {
   const ino = rec.attr.ino;
   const tx = ctx.tx;
   for await (const [key, value] of tx.scanPrefix(K.chunkPrefix(ino))) {
     const chunk = decodeChunk(value);
-    tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+    toGarbage(tx, chunk);
     tx.del(key);
   }
   for await (const [key] of tx.scanPrefix(K.xattrPrefix(ino))) tx.del(key);
@@ -304,6 +311,7 @@ async function createCheck(ctx: Ctx, c: Creating): Promise<InodeRecord | ErrnoNa
 
 async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Res<Attr>> {
   if (!isU32(c.mode) || !isU32(c.rdev)) return fail('EINVAL');
+  if (c.open !== undefined && (!validSession(c.open.session) || !isU53(c.open.handle))) return fail('EINVAL');
   let type = c.mode & S_IFMT;
   if (type === 0) type = S_IFREG;
   if (![S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].includes(type)) return fail('EINVAL');
@@ -311,6 +319,10 @@ async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Re
   if (typeof parent === 'string') return fail(parent);
   const rec = await newInode(ctx, parent, type | (c.mode & 0o7777), c.caller, c.now, { rdev: c.rdev, nlink: 1 });
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
+  if (c.open) {
+    ctx.tx.put(K.openKey(rec.attr.ino, c.open.session, c.open.handle), Buffer.alloc(0));
+    ctx.tx.put(K.sessionKey(c.open.session, rec.attr.ino, c.open.handle), Buffer.alloc(0));
+  }
   touchEntryChange(ctx, parent, c.now);
   ctx.flush();
   return ok(rec.attr);
@@ -480,10 +492,10 @@ async function truncateChunks(ctx: Ctx, rec: InodeRecord, sizeBytes: number): Pr
     const chunk = decodeChunk(value);
     const start = index * cs;
     if (start >= sizeBytes) {
-      tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+      toGarbage(tx, chunk);
       tx.del(key);
     } else if (start + chunk.sizeBytes > sizeBytes) {
-      tx.put(key, encodeChunk({ ...chunk, sizeBytes: sizeBytes - start }));
+      tx.put(key, encodeChunk(shorten(chunk, sizeBytes - start)));
     }
   }
   // scanPrefix(after) is exclusive; the straddling chunk sits exactly at firstIndex.
@@ -493,10 +505,10 @@ async function truncateChunks(ctx: Ctx, rec: InodeRecord, sizeBytes: number): Pr
     const chunk = decodeChunk(raw);
     const start = firstIndex * cs;
     if (start >= sizeBytes) {
-      tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+      toGarbage(tx, chunk);
       tx.del(straddling);
     } else if (start + chunk.sizeBytes > sizeBytes) {
-      tx.put(straddling, encodeChunk({ ...chunk, sizeBytes: sizeBytes - start }));
+      tx.put(straddling, encodeChunk(shorten(chunk, sizeBytes - start)));
     }
   }
 }
@@ -657,7 +669,23 @@ async function allocChunkIds(ctx: Ctx, c: Extract<Command, { op: 'allocChunkIds'
   return ok({ first });
 }
 
+/** A ref cut to `sizeBytes`; inline data is cut with it so it always matches the size. */
+function shorten(chunk: ChunkValue, sizeBytes: number): ChunkValue {
+  return chunk.inline ? { ...chunk, sizeBytes, inline: chunk.inline.subarray(0, sizeBytes) } : { ...chunk, sizeBytes };
+}
+
 function validChunk(ch: ChunkRef, chunkSizeBytes: number, nextChunkId: number): boolean {
+  if (ch !== null && typeof ch === 'object' && ch.inline !== undefined) {
+    return (
+      Buffer.isBuffer(ch.inline) &&
+      ch.chunkId === 0 &&
+      ch.index === 0 &&
+      ch.inline.length === ch.sizeBytes &&
+      ch.sizeBytes <= INLINE_MAX_BYTES &&
+      Array.isArray(ch.placement) &&
+      ch.placement.length === 0
+    );
+  }
   return (
     ch !== null &&
     typeof ch === 'object' &&
@@ -696,9 +724,11 @@ async function commitWrite(ctx: Ctx, c: Extract<Command, { op: 'commitWrite' }>)
     const old = await ctx.tx.get(key);
     if (old !== undefined) {
       const prev = decodeChunk(old);
-      if (prev.chunkId !== ch.chunkId) ctx.tx.put(K.garbageKey(prev.chunkId), encodeGarbage(prev.placement));
+      if (prev.chunkId !== ch.chunkId) toGarbage(ctx.tx, prev);
     }
-    ctx.tx.put(key, encodeChunk({ chunkId: ch.chunkId, sizeBytes: ch.sizeBytes, placement: [...ch.placement] }));
+    const value: ChunkValue = { chunkId: ch.chunkId, sizeBytes: ch.sizeBytes, placement: [...ch.placement] };
+    if (ch.inline) value.inline = Buffer.from(ch.inline);
+    ctx.tx.put(key, encodeChunk(value));
   }
   rec.attr.size = Math.max(rec.attr.size, c.sizeBytes);
   rec.attr.mtime = c.mtime;

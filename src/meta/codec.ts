@@ -206,20 +206,26 @@ export interface ChunkValue {
   chunkId: number;
   sizeBytes: number;
   placement: string[];
+  inline?: Buffer;
 }
+/** Chunk values with inline data use format 2: format 1 plus a length-prefixed data field. */
+const CHUNK_INLINE_V2 = 2;
 export function encodeChunk(c: ChunkValue): Buffer {
-  const w = new Writer().u8(V1).u64(c.chunkId).u32(c.sizeBytes);
+  const w = new Writer().u8(c.inline ? CHUNK_INLINE_V2 : V1).u64(c.chunkId).u32(c.sizeBytes);
   writePlacement(w, c.placement);
+  if (c.inline) w.u32(c.inline.length).bytes(c.inline);
   return w.done();
 }
 export function decodeChunk(value: Buffer): ChunkValue {
   const r = new Reader(value);
-  version(r, 'chunk');
+  const v = r.u8();
+  if (v !== V1 && v !== CHUNK_INLINE_V2) throw new Error(`unknown chunk value format ${v}`);
   const chunkId = r.u64();
   const sizeBytes = r.u32();
   const placement = readPlacement(r);
+  const inline = v === CHUNK_INLINE_V2 ? Buffer.from(r.bytes(r.u32())) : undefined;
   r.end();
-  return { chunkId, sizeBytes, placement };
+  return inline ? { chunkId, sizeBytes, placement, inline } : { chunkId, sizeBytes, placement };
 }
 
 export function encodeGarbage(placement: string[]): Buffer {

@@ -311,7 +311,9 @@ export class MetaStore implements MetaApi {
       ok: true,
       value: rows.map(([key, value]) => {
         const c = decodeChunk(value);
-        return { index: K.chunkIndex(key), chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: c.placement };
+        const ref: ChunkRef = { index: K.chunkIndex(key), chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: c.placement };
+        if (c.inline) ref.inline = c.inline;
+        return ref;
       }),
     };
   }

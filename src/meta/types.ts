@@ -61,7 +61,16 @@ export interface ChunkRef {
   sizeBytes: number;
   /** Node ids holding replicas (or shards, in shard order, for EC). */
   placement: string[];
+  /**
+   * Small-file data kept in the namespace itself (chunkId 0, no placement): a file whose
+   * whole content fits in INLINE_MAX_BYTES costs one namespace write on close instead of
+   * a chunk object plus a commit. It is replicated with the namespace.
+   */
+  inline?: Buffer;
 }
+
+/** Largest file whose data is kept inline in the namespace. */
+export const INLINE_MAX_BYTES = 64 * 1024;
 
 export interface DirEntry {
   name: string;
@@ -129,7 +138,8 @@ export interface SetAttrFields {
 }
 
 export type Command =
-  | { op: 'mknod'; parent: Ino; name: string; mode: number; rdev: number; caller: Caller; now: Timespec }
+  /** `open`, when given, also records an open handle (create + open in one command). */
+  | { op: 'mknod'; parent: Ino; name: string; mode: number; rdev: number; caller: Caller; now: Timespec; open?: { session: string; handle: number } }
   | { op: 'mkdir'; parent: Ino; name: string; mode: number; caller: Caller; now: Timespec }
   | { op: 'symlink'; parent: Ino; name: string; target: string; caller: Caller; now: Timespec }
   | { op: 'link'; ino: Ino; newParent: Ino; newName: string; now: Timespec }

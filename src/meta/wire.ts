@@ -69,11 +69,18 @@ export function attrFromWire(a: PAttrOut | null | undefined): Attr {
 }
 
 export function chunkToWire(c: ChunkRef): PChunkRef {
-  return { index: c.index, chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: c.placement };
+  const out: PChunkRef = { index: c.index, chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: c.placement };
+  if (c.inline) {
+    out.hasInline = true;
+    out.inline = c.inline;
+  }
+  return out;
 }
 
 export function chunkFromWire(c: PChunkRefOut): ChunkRef {
-  return { index: c.index, chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: [...c.placement] };
+  const out: ChunkRef = { index: c.index, chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: [...c.placement] };
+  if (c.hasInline) out.inline = c.inline;
+  return out;
 }
 
 function timeHowToWire(t: Timespec | 'now' | undefined): { how: number; time?: PTimespec } {
@@ -129,7 +136,20 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
   const base = { clientId, seq };
   switch (c.op) {
     case 'mknod':
-      return { ...base, mknod: { parent: c.parent, name: bytes(c.name), mode: c.mode, rdev: c.rdev, caller: c.caller, now: tsToWire(c.now) } };
+      return {
+        ...base,
+        mknod: {
+          parent: c.parent,
+          name: bytes(c.name),
+          mode: c.mode,
+          rdev: c.rdev,
+          caller: c.caller,
+          now: tsToWire(c.now),
+          hasOpen: c.open !== undefined,
+          openSession: c.open?.session ?? '',
+          openHandle: c.open?.handle ?? 0,
+        },
+      };
     case 'mkdir':
       return { ...base, mkdir: { parent: c.parent, name: bytes(c.name), mode: c.mode, caller: c.caller, now: tsToWire(c.now) } };
     case 'symlink':
@@ -176,7 +196,9 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
   switch (r.command) {
     case 'mknod': {
       const c = r.mknod!;
-      return { op: 'mknod', parent: c.parent, name: str(c.name), mode: c.mode, rdev: c.rdev, caller: caller(c.caller), now: tsFromWire(c.now) };
+      const cmd: Command = { op: 'mknod', parent: c.parent, name: str(c.name), mode: c.mode, rdev: c.rdev, caller: caller(c.caller), now: tsFromWire(c.now) };
+      if (c.hasOpen) cmd.open = { session: c.openSession, handle: c.openHandle };
+      return cmd;
     }
     case 'mkdir': {
       const c = r.mkdir!;
