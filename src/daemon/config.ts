@@ -19,8 +19,11 @@ export interface DaemonConfig {
   http: string | null;
   /** FUSE mount point, or null to serve without mounting. */
   mount: string | null;
-  /** Stable node id; defaults to a name derived from the listen address. */
-  nodeId: string;
+  /**
+   * Stable node id. A server keeps its id in <dataDir>/node.json from its first start;
+   * null means "the stored one, or a new one on first start".
+   */
+  nodeId: string | null;
   /** For a client-only daemon: the daemon to talk to. */
   connect: string | null;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -47,6 +50,8 @@ const KEYS: Array<keyof DaemonConfig> = [
   'readCacheBytes',
   'gcGraceMs',
 ];
+
+export const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
@@ -128,8 +133,8 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
   if (mode === 'client' && !mount) throw new ConfigError('a mount point is required');
   const logLevel = str(raw, 'logLevel') ?? CONFIG_DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`logLevel: expected one of ${[...LOG_LEVELS].join(', ')}`);
-  const nodeId = str(raw, 'nodeId') ?? (listen ? `node-${listen.replace(/[^A-Za-z0-9]+/g, '-')}` : 'client');
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(nodeId)) throw new ConfigError(`nodeId: '${nodeId}' must be 1-64 of [A-Za-z0-9._-]`);
+  const nodeId = str(raw, 'nodeId') ?? (mode === 'client' ? 'client' : null);
+  if (nodeId !== null && !NODE_ID_RE.test(nodeId)) throw new ConfigError(`nodeId: '${nodeId}' must be 1-64 of [A-Za-z0-9._-]`);
   const chunkSizeBytes = num(raw, 'chunkSizeBytes', CONFIG_DEFAULTS.chunkSizeBytes, 64 * 1024, 64 * 1024 * 1024);
   if (chunkSizeBytes % 4096 !== 0) throw new ConfigError('chunkSizeBytes: must be a multiple of 4096');
   return {

@@ -1,7 +1,8 @@
 // Composition root: builds a daemon from its config. A server daemon opens the
 // namespace (RocksDB) and the chunk store, serves both over gRPC, and may mount the
 // filesystem in process. A client-only daemon (`dfs mount`) reaches a server over gRPC.
-import { access, mkdir, constants as fsConstants } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, writeFile, constants as fsConstants } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
@@ -13,12 +14,13 @@ import { MetaStore } from '../meta/store.js';
 import { RocksKV } from '../meta/rocks-kv.js';
 import { MetaClient, registerMetaService } from '../meta/grpc.js';
 import type { MetaApi } from '../meta/api.js';
-import { Vfs } from '../fuse/vfs.js';
+import { Vfs, nowTimespec } from '../fuse/vfs.js';
+import { ROOT_INO } from '../meta/types.js';
 import { FuseAdapter, DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter.js';
 import { StaticDataPlane } from '../fuse/data-plane.js';
 import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
 import { GarbageCollector } from '../cluster/gc.js';
-import { ConfigError, parseAddress, type DaemonConfig } from './config.js';
+import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
 import { DaemonMetrics } from './metrics.js';
 import { startHttp } from './http.js';
 
@@ -56,11 +58,51 @@ export class Daemon {
   private constructor(
     readonly config: DaemonConfig,
     readonly log: Logger,
-  ) {}
+    nodeId: string,
+  ) {
+    this.nodeId = nodeId;
+  }
+
+  /**
+   * The node id lives with the data: chunk placements name it, so it must not change
+   * when the daemon restarts on another port. Written once, atomically.
+   */
+  private static async loadNodeId(dataDir: string, wanted: string | null): Promise<string> {
+    const file = path.join(dataDir, 'node.json');
+    let stored: string | null = null;
+    try {
+      const parsed = JSON.parse(await readFile(file, 'utf8')) as { nodeId?: unknown };
+      if (typeof parsed.nodeId !== 'string' || !NODE_ID_RE.test(parsed.nodeId)) throw new StartupError(`${file}: no valid nodeId`);
+      stored = parsed.nodeId;
+    } catch (e) {
+      if (e instanceof StartupError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') throw new StartupError(`cannot read ${file}: ${code ?? (e as Error).message}`);
+    }
+    if (stored !== null) {
+      if (wanted !== null && wanted !== stored) {
+        throw new StartupError(`data dir ${dataDir} belongs to node '${stored}', not '${wanted}' (remove --node-id or use the right data dir)`);
+      }
+      return stored;
+    }
+    const nodeId = wanted ?? `node-${randomBytes(4).toString('hex')}`;
+    try {
+      await mkdir(dataDir, { recursive: true });
+      await writeFile(`${file}.tmp`, JSON.stringify({ nodeId }) + '\n');
+      await rename(`${file}.tmp`, file);
+    } catch (e) {
+      throw new StartupError(`data dir ${dataDir} is not usable: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    return nodeId;
+  }
+
+  /** This daemon's node id (stable across restarts for a server). */
+  nodeId: string;
 
   static async start(config: DaemonConfig, log?: Logger): Promise<Daemon> {
-    const logger = log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
-    const d = new Daemon(config, logger);
+    const nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
+    const logger = log ?? pino({ level: config.logLevel, base: { node: nodeId } });
+    const d = new Daemon(config, logger, nodeId);
     try {
       if (config.connect) await d.startClient();
       else await d.startServer();
@@ -102,16 +144,21 @@ export class Daemon {
       },
     });
     this.parts.meta = meta;
+    // The bootstrap is deterministic (times 0); stamp a new root with the wall clock once.
+    const root = await meta.getattr(ROOT_INO);
+    if (root.ok && root.value.mtime.sec === 0 && root.value.ctime.sec === 0) {
+      await meta.execute({ op: 'setattr', ino: ROOT_INO, set: { atime: 'now', mtime: 'now' }, now: nowTimespec() });
+    }
 
     const server = new grpc.Server({ ...CHUNK_SERVER_OPTIONS });
     this.parts.grpcServer = server;
     await registerChunkService(server, chunks, { logger: this.log });
-    await registerMetaService(server, meta, { nodeId: cfg.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION });
+    await registerMetaService(server, meta, { nodeId: this.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION });
     this.grpcPort = await this.bind(server, cfg.listen!);
 
     const gc = new GarbageCollector(
       meta,
-      (nodeId) => (nodeId === cfg.nodeId ? chunks : undefined),
+      (nodeId) => (nodeId === this.nodeId ? chunks : undefined),
       { intervalMs: 1000, graceMs: cfg.gcGraceMs, batch: 1000 },
       this.log,
     );
@@ -120,8 +167,8 @@ export class Daemon {
 
     if (cfg.mount) {
       // The local mount talks to the local stores in process; a remote mount uses gRPC.
-      await meta.execute({ op: 'closeSession', session: cfg.nodeId });
-      this.mountVfs(meta, new StaticDataPlane(cfg.nodeId, chunks), cfg.nodeId);
+      await meta.execute({ op: 'closeSession', session: this.nodeId });
+      this.mountVfs(meta, new StaticDataPlane(this.nodeId, chunks), this.nodeId);
     }
     await this.startHttpIfAsked();
     this.ready = true;
@@ -141,7 +188,7 @@ export class Daemon {
     const info = await metaClient.info();
     const chunkClient = await ChunkClient.connect({ address: info.chunkAddress === cfg.connect ? cfg.connect : info.chunkAddress });
     this.parts.chunkClient = chunkClient;
-    const sessionId = `${cfg.nodeId}-${process.pid}-${Date.now().toString(36)}`;
+    const sessionId = `${this.nodeId}-${process.pid}-${Date.now().toString(36)}`;
     this.mountVfs(metaClient, new StaticDataPlane(info.nodeId, chunkClient), sessionId);
     await this.startHttpIfAsked();
     this.ready = true;
@@ -166,7 +213,7 @@ export class Daemon {
       metrics.observeFuseOp(op, errno, start),
     );
     try {
-      fuse.mount(cfg.mount!, `dfs:${cfg.nodeId}`);
+      fuse.mount(cfg.mount!, `dfs:${this.nodeId}`);
     } catch (e) {
       throw new StartupError(`cannot mount ${cfg.mount}: ${(e as Error).message}`);
     }
@@ -237,7 +284,7 @@ export class Daemon {
     const cfg = this.config;
     const capacity = this.parts.chunks ? await this.parts.chunks.capacity() : null;
     return {
-      nodeId: cfg.nodeId,
+      nodeId: this.nodeId,
       pid: process.pid,
       version: DFS_VERSION,
       role: cfg.connect ? 'client' : 'server',
