@@ -25,7 +25,7 @@ export const DEFAULT_ADAPTER_OPTIONS: AdapterOptions = {
   attrTimeoutS: 1,
   negativeTimeoutS: 0,
   maxWriteBytes: 1024 * 1024,
-  maxReadaheadBytes: 1024 * 1024,
+  maxReadaheadBytes: 4 * 1024 * 1024,
   extraOptions: '',
 };
 

@@ -123,7 +123,10 @@ export class FileState {
       if (upload) await upload;
       let dc = this.dirty.get(index);
       if (!dc) {
-        const want = Math.min(this.chunkSizeBytes, Math.max(MIN_BUFFER_BYTES, nextPow2(inChunk + n)));
+        // Small files start small and grow; a chunk of a file already past one chunk is
+        // allocated whole, so sequential writers never pay for regrowth copies.
+        const whole = index > 0 || this.size >= this.chunkSizeBytes;
+        const want = whole ? this.chunkSizeBytes : Math.min(this.chunkSizeBytes, Math.max(MIN_BUFFER_BYTES, nextPow2(inChunk + n)));
         const wait = this.budget.acquire(want);
         if (wait) await wait;
         // Another write may have created it while this one waited for budget.

@@ -32,7 +32,7 @@ export interface VfsOptions {
 export const DEFAULT_VFS_OPTIONS: Omit<VfsOptions, 'sessionId'> = {
   maxDirtyBytes: 256 * 1024 * 1024,
   readCacheBytes: 128 * 1024 * 1024,
-  readAheadBlocks: 4,
+  readAheadBlocks: 8,
   chunkIdBatch: 64,
   readdirPageEntries: 512,
   attrTtlMs: 1000,

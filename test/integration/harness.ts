@@ -202,3 +202,17 @@ export class MountedFs {
     if (this.base) await removeDir(this.base);
   }
 }
+
+/** Run a python3 script (passed on stdin-free `-c`) with argv; rejects on non-zero exit. */
+export async function py(code: string, args: string[] = [], opts: { timeoutMs?: number } = {}): Promise<string> {
+  const { stdout } = await execFileAsync('python3', ['-c', code, ...args], {
+    timeout: opts.timeoutMs ?? 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/** Drop the kernel page cache, dentries and inodes so reads go back to the filesystem. */
+export async function dropCaches(): Promise<void> {
+  await sh('sync; echo 3 > /proc/sys/vm/drop_caches');
+}
