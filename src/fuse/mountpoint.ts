@@ -1,6 +1,6 @@
 // Mount point checks before mounting, and unmounting from outside the process.
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, statfs } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -51,6 +51,22 @@ export async function lazyUnmount(dir: string): Promise<void> {
 }
 
 /**
+ * Whether the mount at `dir` has lost its FUSE server (ENOTCONN). stat() alone is not
+ * enough: the kernel answers it from the attribute cache for up to the attribute timeout
+ * after the server died, so a dead mount looks alive. statfs() always asks the server.
+ */
+async function isDeadMount(dir: string): Promise<boolean> {
+  for (const probe of [() => stat(dir), () => statfs(dir)]) {
+    try {
+      await probe();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTCONN') return true;
+    }
+  }
+  return false;
+}
+
+/**
  * Make sure `dir` can be mounted on: it exists, is a directory, and nothing lives there.
  * A dead dfs mount left by a killed daemon (ENOTCONN) is detached and reused.
  * Returns true when a stale mount was cleaned.
@@ -59,12 +75,7 @@ export async function prepareMountpoint(dir: string): Promise<boolean> {
   const mounted = (await listMounts()).filter((m) => m.mountpoint === dir);
   if (mounted.length > 0) {
     const top = mounted[mounted.length - 1];
-    let stale = false;
-    try {
-      await stat(dir);
-    } catch (e) {
-      stale = (e as NodeJS.ErrnoException).code === 'ENOTCONN';
-    }
+    const stale = await isDeadMount(dir);
     if (!stale || !top.fstype.startsWith('fuse')) {
       throw new MountError(`mount point ${dir} is busy: already mounted (${top.fstype} from ${top.source})`);
     }
