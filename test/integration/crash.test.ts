@@ -4,7 +4,7 @@
 // kill is intact, the tree is consistent, and the filesystem still works.
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type DaemonProc,
@@ -92,7 +92,7 @@ describe('crash: kill -9 during cp of a real tree', () => {
   async function startFs(): Promise<DaemonProc> {
     // The mount point is passed through extraArgs so that the harness does not touch it:
     // after a crash it is a dead FUSE mount (ENOTCONN) and the daemon itself must cope.
-    daemon = await startDaemon({ dataDir, extraArgs: ['--mount', mnt] });
+    daemon = await startDaemon({ dataDir, extraArgs: ['--mount', mnt, '--config', path.join(base, 'dfs.json')] });
     return daemon;
   }
 
@@ -110,6 +110,10 @@ describe('crash: kill -9 during cp of a real tree', () => {
       return (await manifestLines(manifest)).length >= killAfter;
     });
     expect(c.exitCode, 'copier still running at the kill').toBeNull();
+    // Leave the root's attributes in the kernel cache right before the crash: for
+    // attrTimeoutS (30 s here) stat() of the dead mount keeps succeeding from the cache,
+    // and the restart must still recognise the mount as dead.
+    expect((await stat(mnt)).isDirectory()).toBe(true);
     await killDaemon(daemon!);
     daemon = null;
     // The copier's next request fails (the FUSE connection is gone); it must stop on its own.
@@ -119,8 +123,8 @@ describe('crash: kill -9 during cp of a real tree', () => {
     const closed = await manifestLines(manifest);
     expect(closed.length).toBeGreaterThanOrEqual(killAfter);
     expect(closed.length, 'the kill happened before the copy finished').toBeLessThan(totalFiles);
-    // A real crash leaves a dead mount behind.
-    const err = await stat(mnt).then(
+    // A real crash leaves a dead mount behind (statfs always reaches the FUSE server).
+    const err = await statfs(mnt).then(
       () => null,
       (e: NodeJS.ErrnoException) => e.code,
     );
@@ -192,6 +196,7 @@ describe('crash: kill -9 during cp of a real tree', () => {
     mnt = path.join(base, 'mnt');
     dataDir = path.join(base, 'data');
     await sh(`mkdir -p ${mnt} ${dataDir}`);
+    await writeFile(path.join(base, 'dfs.json'), JSON.stringify({ attrTimeoutS: 30 }));
     await startFs();
   }
 
