@@ -86,6 +86,17 @@ function nameError(name: string): number {
   return 0;
 }
 
+/**
+ * POSIX ACLs are not supported (docs/decisions/0002-permissions.md). Without
+ * FUSE_CAP_POSIX_ACL a host-namespace kernel still passes `system.posix_acl_*` through
+ * as plain xattrs; storing them would make `setfacl` "succeed" with no effect and make
+ * `cp -p` (which sets modes through the ACL xattr) lose the mode. EOPNOTSUPP makes tools
+ * fall back to chmod.
+ */
+function isPosixAclName(name: string): boolean {
+  return name === 'system.posix_acl_access' || name === 'system.posix_acl_default';
+}
+
 function err<T>(errno: number): Result<T> {
   return { ok: false, errno };
 }
@@ -214,6 +225,7 @@ export class Vfs {
 
   async getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
     if (name.length > XATTR_NAME_MAX_BYTES) return err(Errno.ERANGE);
+    if (isPosixAclName(name)) return err(Errno.ENOTSUP);
     if (name === 'security.capability') {
       const until = this.noCapability.get(ino);
       if (until !== undefined && until > Date.now()) return err(Errno.ENODATA);
@@ -234,11 +246,13 @@ export class Vfs {
     if (name.length === 0) return err(Errno.EINVAL);
     if (name.length > XATTR_NAME_MAX_BYTES) return err(Errno.ERANGE);
     if (value.length > XATTR_VALUE_MAX_BYTES) return err(Errno.ENOSPC);
+    if (isPosixAclName(name)) return err(Errno.ENOTSUP);
     this.noCapability.delete(ino);
     return this.meta.execute({ op: 'setxattr', ino, name, value, flags, now: nowTimespec() });
   }
 
-  removexattr(ino: Ino, name: string): Promise<Result<null>> {
+  async removexattr(ino: Ino, name: string): Promise<Result<null>> {
+    if (isPosixAclName(name)) return err(Errno.ENOTSUP);
     return this.meta.execute({ op: 'removexattr', ino, name, now: nowTimespec() });
   }
 
