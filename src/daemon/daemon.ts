@@ -102,6 +102,9 @@ export class Daemon {
   static async start(config: DaemonConfig, log?: Logger): Promise<Daemon> {
     const nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
     const logger = log ?? pino({ level: config.logLevel, base: { node: nodeId } });
+    // grpc-js logs to stderr by default ("E No address added out of total 1 resolved"
+    // next to our own one-line error); its messages belong in the daemon log.
+    grpc.setLogger({ error: (...args: unknown[]) => logger.warn({ module: 'grpc' }, args.map(String).join(' ')) });
     const d = new Daemon(config, logger, nodeId);
     try {
       if (config.connect) await d.startClient();
@@ -132,9 +135,12 @@ export class Daemon {
     try {
       this.parts.kv = await RocksKV.open(path.join(dataDir, 'meta'));
     } catch (e) {
-      const msg = String((e as Error).message ?? e);
-      if (/lock/i.test(msg)) throw new StartupError(`data dir ${dataDir} is in use by another dfs daemon (RocksDB lock held)`);
-      throw new StartupError(`cannot open namespace in ${dataDir}/meta: ${msg.split('\n')[0]}`);
+      // The level API reports "Database is not open"; what went wrong is in the cause.
+      const err = e as Error & { cause?: unknown };
+      const cause = err.cause instanceof Error ? err.cause.message : err.cause !== undefined ? String(err.cause) : '';
+      const msg = String(err.message ?? e);
+      if (/lock/i.test(msg) || /lock/i.test(cause)) throw new StartupError(`data dir ${dataDir} is in use by another dfs daemon (RocksDB lock held)`);
+      throw new StartupError(`cannot open namespace in ${dataDir}/meta: ${(cause || msg).split('\n')[0]}`);
     }
     const meta = await MetaStore.open(this.parts.kv, {
       chunkSizeBytes: cfg.chunkSizeBytes,
