@@ -58,7 +58,11 @@ export class FileState {
   size: number;
   /** Time of the last local write not yet committed. */
   mtime: Timespec | null = null;
-  /** Sticky error of a background upload, reported by the next flush/fsync. */
+  /**
+   * Error of a background upload. Sticky until the last handle closes: every later
+   * write, flush and fsync fails with it, and nothing more is committed (data the
+   * namespace never saw is dropped, as in a crash, never replaced by zeros).
+   */
   error = 0;
   /** Inode version this state's committed refs were read at. */
   version: number;
@@ -214,13 +218,25 @@ export class FileState {
     return run;
   }
 
+  /**
+   * Drop everything not committed (after a flush failed and the last handle closed):
+   * the namespace keeps the last committed state, as after a crash.
+   */
+  discard(): void {
+    for (const dc of this.dirty.values()) this.budget.release(dc.capacity);
+    this.dirty.clear();
+    this.pending.clear();
+    this.mtime = null;
+    this.size = this.committedSize;
+    this.error = 0;
+  }
+
   /** Upload every dirty chunk and wait for all uploads; returns the first error. */
   async drain(): Promise<number> {
     for (const index of [...this.dirty.keys()]) this.startUpload(index);
     while (this.uploads.size > 0) await Promise.all([...this.uploads.values()]);
-    const err = this.error;
-    this.error = 0;
-    return err;
+    // Sticky: once a chunk is lost, no later flush may commit the rest as if whole.
+    return this.error;
   }
 
   /**

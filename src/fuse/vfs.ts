@@ -338,11 +338,7 @@ export class Vfs {
   async write(fh: number, offset: number, data: Buffer): Promise<Result<number>> {
     const h = this.fileHandle(fh);
     if (!h || !h.state) return err(Errno.EBADF);
-    if (h.state.error) {
-      const e = h.state.error;
-      h.state.error = 0;
-      return err(e);
-    }
+    if (h.state.error) return err(h.state.error);
     try {
       return { ok: true, value: await h.state.write(offset, data, nowTimespec()) };
     } catch (e) {
@@ -384,7 +380,11 @@ export class Vfs {
     if (h.state) {
       e = await this.flushState(h.state);
       h.state.handles--;
-      if (h.state.handles === 0 && h.state.isClean()) this.files.delete(h.ino);
+      if (h.state.handles === 0) {
+        // The error was reported by flush(); keeping unwritable data would leak memory.
+        if (e) h.state.discard();
+        if (h.state.isClean()) this.files.delete(h.ino);
+      }
     }
     this.handles.delete(fh);
     this.releaseInBackground(h.ino, fh);
