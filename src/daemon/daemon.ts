@@ -51,6 +51,8 @@ interface Parts {
 export class Daemon {
   private readonly parts: Parts = {};
   private ready = false;
+  /** Session of a client-only daemon, closed on a graceful stop so its orphans are reaped. */
+  private clientSession: string | null = null;
   private stopping: Promise<void> | null = null;
   grpcPort = 0;
   httpPort = 0;
@@ -195,6 +197,7 @@ export class Daemon {
     const chunkClient = await ChunkClient.connect({ address: info.chunkAddress === cfg.connect ? cfg.connect : info.chunkAddress });
     this.parts.chunkClient = chunkClient;
     const sessionId = `${this.nodeId}-${process.pid}-${Date.now().toString(36)}`;
+    this.clientSession = sessionId;
     this.mountVfs(metaClient, new StaticDataPlane(info.nodeId, chunkClient), sessionId);
     await this.startHttpIfAsked();
     this.ready = true;
@@ -321,6 +324,10 @@ export class Daemon {
       if (failed > 0) this.log.error({ failed }, 'some open files could not be flushed before unmount');
     }
     if (p.fuse) await p.fuse.unmount();
+    if (p.metaClient && this.clientSession) {
+      const r = await p.metaClient.execute({ op: 'closeSession', session: this.clientSession });
+      if (!r.ok) this.log.warn({ errno: r.errno }, 'could not close the client session');
+    }
     if (p.gc) await p.gc.stop();
     if (p.http) await new Promise((resolve) => p.http!.close(resolve));
     if (p.grpcServer) {
