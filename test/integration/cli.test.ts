@@ -276,6 +276,41 @@ describe('dfs daemon lifecycle', () => {
     expect(await sh(`sha256sum < ${mnt}/f`)).toBe(await sh(`sha256sum < ${dir}/f.src`));
   });
 
+  it('SIGTERM while a file is still open for writing: exit 0, mount gone, the written bytes kept', async () => {
+    const dir = await tmp('sigterm-open');
+    const mnt = path.join(dir, 'mnt');
+    const p = await daemon({ dataDir: path.join(dir, 'data'), mount: mnt });
+    // A writer that keeps its file open (no close, no fsync) until its stdin closes.
+    const holderScript = `import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT,0o644)\nos.write(fd,bytes(range(256))*8192)\nprint('written',flush=True)\nsys.stdin.read()\n`;
+    const holder = spawn('python3', ['-c', holderScript, path.join(mnt, 'held.bin')], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    let hout = '';
+    holder.stdout.on('data', (b: Buffer) => (hout += b.toString()));
+    try {
+      await waitFor('the writer to have written', 15_000, () => {
+        if (holder.exitCode !== null) throw new Error(`writer exited: ${hout}`);
+        return hout.includes('written');
+      });
+      p.child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([
+        exited(p),
+        new Promise<string>((resolve) => {
+          timer = setTimeout(() => resolve('no exit within 20 s'), 20_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      expect(code, p.output()).toBe(0);
+      expect(await isMounted(mnt)).toBe(false);
+    } finally {
+      holder.stdin.end();
+      if (holder.exitCode === null) holder.kill('SIGKILL');
+    }
+    await daemon({ dataDir: path.join(dir, 'data'), mount: mnt });
+    const got = await readFile(path.join(mnt, 'held.bin'));
+    expect(got.length).toBe(256 * 8192);
+    expect(got.equals(Buffer.from(Array.from({ length: 256 * 8192 }, (_, i) => i % 256)))).toBe(true);
+  });
+
   it('dfs daemon --config FILE takes listen, http, dataDir, mount and nodeId from the file', async () => {
     const dir = await tmp('config');
     const mnt = path.join(dir, 'mnt');
