@@ -399,4 +399,38 @@ except OSError as e: print(errno.errorcode[e.errno])
     const r = await shTry(`printf abc > ${m('null')} && stat -c %s ${m('null')}`);
     expect(r.out).toMatch(/^0\n$|Permission denied/);
   });
+
+  it('writes interleaved with truncate/utime/chmod/rename by path behave as on a local fs, also after restart', async () => {
+    const script = path.join(import.meta.dirname, 'interleave.py');
+    const want = await sh(`python3 ${script} ${local}/il`);
+    expect(want.split('\n').length).toBe(9);
+    expect(await sh(`python3 ${script} ${m('il')}`)).toBe(want);
+    const contents = (dir: string) =>
+      sh(`cd ${dir} && for f in i1 i2 i3 i5 i6 i7; do od -An -c $f | tr -s ' '; done; stat -c '%n %s %a %Y' i2 i4 i8`);
+    const before = await contents(`${local}/il`);
+    expect(await contents(m('il'))).toBe(before);
+    await fs.restart();
+    expect(await contents(m('il'))).toBe(before);
+  });
+
+  it('all metadata of a varied tree is unchanged by a restart', async () => {
+    const t = m('meta');
+    await sh(
+      `mkdir -p ${t}/d/e && printf abc > ${t}/f && ln ${t}/f ${t}/d/hl && ln -s ../f ${t}/d/sl && mkfifo ${t}/fifo ` +
+        `&& mknod ${t}/chr c 4 64 && setfattr -n user.k -v 0x0001ff ${t}/f && setfattr -n user.dir -v v ${t}/d ` +
+        `&& chown 7:8 ${t}/d/e && chmod 2750 ${t}/d/e && touch -d '1970-01-01 00:00:00.000000001' ${t}/d/e ` +
+        `&& head -c 5000000 /dev/urandom > ${t}/d/big && truncate -s 9000000 ${t}/d/big && touch -h -d '2030-03-03' ${t}/d/sl`,
+    );
+    const snap = () =>
+      sh(
+        `cd ${t} && find . -printf '%P %y %i %n %m %u %g %s %T@ %l\n' | LC_ALL=C sort && stat -c '%n %t %T' chr ` +
+          `&& getfattr -R -d -e hex . 2>/dev/null && sha256sum d/big f`,
+      );
+    const before = await snap();
+    expect(before).toContain('d/e d ');
+    expect(before).toContain('user.k=0x0001ff');
+    await fs.restart();
+    await dropCaches();
+    expect(await snap()).toBe(before);
+  });
 });
