@@ -96,8 +96,12 @@ export class FuseAdapter {
     );
   }
 
-  /** Detach the mount and wait for the kernel session to end. */
-  async unmount(timeoutMs = 10_000): Promise<void> {
+  /**
+   * Detach the mount and wait briefly for the kernel session to end. A lazy unmount
+   * keeps the connection while some process still has a file open on it; waiting longer
+   * would not help, and exiting closes /dev/fuse, which ends it.
+   */
+  async unmount(timeoutMs = 1_000): Promise<void> {
     if (!this.session) return;
     this.native.unmount(this.session);
     let timer: NodeJS.Timeout | undefined;

@@ -120,7 +120,11 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   // Plain readdir stays on for seekdir-heavy callers; the kernel picks per call.
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // No atomic O_TRUNC: with it the kernel invalidates size/mtime after every open with
+  // O_TRUNC, so the fstat that cp and friends do right after creating a file costs a
+  // round trip. Without it a new file needs no truncate at all and an existing one gets
+  // an ordinary setattr(size=0).
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   if (s->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   else conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
