@@ -1,0 +1,25 @@
+// The bytes of an EntryType.ConfChange entry: a ConfChange as JSON (versioned).
+import type { ConfChange, ConfChangeType, Entry } from './types.js';
+import { EntryType } from './types.js';
+import { assert } from './util.js';
+
+const CONF_CHANGE_VERSION = 1;
+const TYPES: readonly ConfChangeType[] = ['addVoter', 'addLearner', 'removeNode'];
+
+export function encodeConfChange(cc: ConfChange): Buffer {
+  return Buffer.from(JSON.stringify({ v: CONF_CHANGE_VERSION, type: cc.type, node: cc.node }));
+}
+
+export function decodeConfChange(data: Buffer): ConfChange {
+  const raw: unknown = JSON.parse(data.toString('utf8'));
+  assert(typeof raw === 'object' && raw !== null, 'conf change is not an object');
+  const o = raw as { v?: unknown; type?: unknown; node?: unknown };
+  assert(o.v === CONF_CHANGE_VERSION, `conf change version ${String(o.v)} unknown`);
+  assert(typeof o.node === 'string' && TYPES.includes(o.type as ConfChangeType), 'malformed conf change');
+  return { type: o.type as ConfChangeType, node: o.node };
+}
+
+/** The ConfChange carried by a committed entry, or null for an application command. */
+export function confChangeOf(e: Entry): ConfChange | null {
+  return e.type === EntryType.ConfChange ? decodeConfChange(e.data) : null;
+}
