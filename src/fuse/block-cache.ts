@@ -5,6 +5,10 @@ import { LRUCache } from 'lru-cache';
 import type { ChunkRef } from '../meta/types.js';
 
 export const BLOCK_BYTES = 1024 * 1024;
+/** Reads no larger than this that do not continue the previous one bypass the block cache. */
+const RANDOM_READ_MAX_BYTES = 256 * 1024;
+/** Random reads are widened to the chunk store's checksum block (64 KiB). */
+const RANDOM_ALIGN_BYTES = 64 * 1024;
 
 export interface BlockSource {
   /** Read [offset, offset+length) of the object behind ref (clamped to ref.sizeBytes). */
@@ -37,6 +41,21 @@ export class BlockCache {
 
   /** Read [offset, offset+length) of ref's object; length must stay within ref.sizeBytes. */
   async read(ref: ChunkRef, offset: number, length: number, sequential: boolean): Promise<Buffer> {
+    if (!sequential && length <= RANDOM_READ_MAX_BYTES) {
+      const cached = this.cache.get(`${ref.chunkId}:${Math.floor(offset / BLOCK_BYTES)}`);
+      const blockStart = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
+      if (cached && offset + length <= blockStart + cached.length) {
+        this.hits++;
+        return cached.subarray(offset - blockStart, offset - blockStart + length);
+      }
+      // A random reader gets the checksum blocks it touches, not a whole 1 MiB block:
+      // 4 KiB random reads would otherwise move 256x the data.
+      this.misses++;
+      const start = Math.floor(offset / RANDOM_ALIGN_BYTES) * RANDOM_ALIGN_BYTES;
+      const end = Math.min(ref.sizeBytes, Math.ceil((offset + length) / RANDOM_ALIGN_BYTES) * RANDOM_ALIGN_BYTES);
+      const buf = await this.source.fetch(ref, start, end - start);
+      return buf.subarray(offset - start, offset - start + length);
+    }
     const first = Math.floor(offset / BLOCK_BYTES);
     const last = Math.floor((offset + length - 1) / BLOCK_BYTES);
     if (sequential && this.readAheadBlocks > 0) {
