@@ -103,6 +103,11 @@ export class Network {
     this.cutLinks.add(`${b}>${a}`);
   }
 
+  /** Drop messages from `a` to `b` only. */
+  cutOneWay(a: NodeId, b: NodeId): void {
+    this.cutLinks.add(`${a}>${b}`);
+  }
+
   dropType(t: MessageType): void {
     this.droppedTypes.add(t);
   }
