@@ -654,6 +654,14 @@ export class RawNode implements RaftNode {
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    for (const pr of this.progress.values()) {
+      // A snapshot neither acknowledged nor reported (lost without reportSnapshot) for two
+      // election timeouts: retry rather than wait forever.
+      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= 2 * this.cfg.electionTicks) {
+        pr.pendingSnapshot = 0;
+        pr.becomeProbe();
+      }
+    }
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
       if (this.cfg.checkQuorum) {

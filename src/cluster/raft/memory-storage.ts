@@ -68,7 +68,8 @@ export class MemoryStorage implements LogReader {
     if (ents[0].index < first) ents = ents.slice(first - ents[0].index);
     const at = ents[0].index - this.ents[0].index;
     assert(at <= this.ents.length, `storage append leaves a gap: last ${this.lastIndex()}, appending ${ents[0].index}`);
-    this.ents = this.ents.slice(0, at).concat(ents);
+    if (at < this.ents.length) this.ents.length = at; // drop the conflicting suffix
+    for (const e of ents) this.ents.push(e);
   }
 
   /** Replace the whole log with a snapshot received from the leader. Install it before appending the Ready's entries. */

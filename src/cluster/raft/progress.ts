@@ -13,6 +13,8 @@ export class Progress {
   probeSent = false;
   /** Snapshot: index of the snapshot being sent. */
   pendingSnapshot = 0;
+  /** Snapshot: leader ticks spent waiting for the snapshot to be acknowledged or reported. */
+  snapshotTicks = 0;
   recentActive = false;
   /** Last index of each unacknowledged MsgApp, oldest first. */
   private inflights: number[] = [];
@@ -38,6 +40,7 @@ export class Progress {
     this.state = state;
     this.probeSent = false;
     this.pendingSnapshot = 0;
+    this.snapshotTicks = 0;
     this.inflights = [];
   }
 

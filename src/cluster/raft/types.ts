@@ -102,8 +102,9 @@ export interface SoftState {
 
 /**
  * What the driver must do, in this order:
- *  1. persist `hardState` (if not null), append `entries` to the log (truncating any
- *     conflicting suffix) and install `snapshot` (if not null) — and fsync all of it;
+ *  1. install `snapshot` (if not null; it replaces the whole log), then append `entries`
+ *     (truncating any conflicting suffix; they follow the snapshot) and persist
+ *     `hardState` (if not null) — and fsync all of it;
  *  2. send `messages` (only after step 1: a vote or an ack must be durable first);
  *  3. apply `committedEntries` to the state machine, in order;
  *  4. serve `readStates` once applied >= their index;

@@ -33,6 +33,8 @@ export class Network {
   readonly peers = new Map<NodeId, Peer>();
   /** Every message that left a node (before drops), for assertions on traffic. */
   sent: Message[] = [];
+  /** Tell the sender how a MsgSnap fared (off: a transport that never reports). */
+  reportSnapshots = true;
   private queue: Message[] = [];
   private isolated = new Set<NodeId>();
   private cutLinks = new Set<string>();
@@ -162,11 +164,11 @@ export class Network {
     for (const m of batch) {
       const target = this.peers.get(m.to);
       if (this.blocked(m) || target === undefined) {
-        if (m.type === 'MsgSnap') this.peers.get(m.from)?.node.reportSnapshot(m.to, false);
+        if (m.type === 'MsgSnap' && this.reportSnapshots) this.peers.get(m.from)?.node.reportSnapshot(m.to, false);
         continue;
       }
       target.node.step(m);
-      if (m.type === 'MsgSnap') this.peers.get(m.from)?.node.reportSnapshot(m.to, true);
+      if (m.type === 'MsgSnap' && this.reportSnapshots) this.peers.get(m.from)?.node.reportSnapshot(m.to, true);
       n++;
     }
     return n;

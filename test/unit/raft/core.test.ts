@@ -296,6 +296,41 @@ describe('membership', () => {
   });
 });
 
+describe('snapshots', () => {
+  it('resends a snapshot that was lost and never reported', () => {
+    const net = new Network(['1', '2', '3']);
+    net.reportSnapshots = false;
+    net.node('1').campaign();
+    net.stabilize();
+    net.isolate('3');
+    for (let i = 0; i < 3; i++) net.propose('1', `v${i}`);
+    net.compact('1');
+    net.heal();
+    net.dropType('MsgSnap');
+    net.tick(5);
+    expect(net.node('1').status().progress['3'].state).toBe('snapshot');
+    net.heal();
+    net.tick(25);
+    expect(net.peer('3').data).toEqual(['v0', 'v1', 'v2']);
+    expect(net.node('1').status().progress['3'].state).toBe('replicate');
+  });
+
+  it('a follower acknowledging the snapshot resumes replication without reportSnapshot', () => {
+    const net = new Network(['1', '2', '3']);
+    net.reportSnapshots = false;
+    net.node('1').campaign();
+    net.stabilize();
+    net.isolate('3');
+    for (let i = 0; i < 3; i++) net.propose('1', `v${i}`);
+    net.compact('1');
+    net.heal();
+    net.tick(1);
+    net.propose('1', 'after');
+    expect(net.peer('3').data).toEqual(['v0', 'v1', 'v2', 'after']);
+    expect(net.node('1').status().progress['3']).toMatchObject({ state: 'replicate', match: 5 });
+  });
+});
+
 describe('restart', () => {
   it('keeps term and vote: a node never votes twice in a term', () => {
     const net = new Network(['1', '2', '3']);
