@@ -17,9 +17,12 @@ import {
   type VerifiedHeader,
 } from './format.js';
 import { KeyedMutex, Limiter } from './limiter.js';
+import { OpenObjects } from './open-objects.js';
 
 /** 4x the default 4 MiB chunk: room for larger configured chunks, still a bounded buffer per request. */
 export const DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+/** Object files kept open for reads: well under the default 1024 fd limit of a shell. */
+const OPEN_OBJECTS_MAX = 256;
 const HARD_MAX_CHUNK_BYTES = 1024 * 1024 * 1024;
 /** One read of this size covers header + table for objects up to ~63 MiB at 64 KiB blocks. */
 const PREFIX_READ_BYTES = 4096;
@@ -146,6 +149,8 @@ export class ChunkStore implements ChunkApi {
   private readonly writeLimiter: Limiter;
   private readonly readLimiter: Limiter;
   private readonly idMutex = new KeyedMutex<number>();
+  /** Open object files for reads (bounded; objects are immutable so headers stay valid). */
+  private readonly openObjects = new OpenObjects(OPEN_OBJECTS_MAX);
   /** Fan-out directories known to exist and be durable; at most 256 + 65536 entries. */
   private readonly knownDirs = new Set<string>();
   private usedBytes = 0;
@@ -223,6 +228,11 @@ export class ChunkStore implements ChunkApi {
     } catch (err) {
       throw toChunkError(err, 'statfs');
     }
+  }
+
+  /** Closes the object files kept open for reads. */
+  close(): void {
+    this.openObjects.closeAll();
   }
 
   /** Reads and checks a whole object (header, every block, file length); for scrubbing. */
@@ -337,13 +347,39 @@ export class ChunkStore implements ChunkApi {
   private async readVerified(chunkId: number, offset: number, length: number, checkFileSize = false): Promise<Buffer> {
     const file = chunkObjectPath(this.dataDir, chunkId);
     let fh: FileHandle;
+    let header: VerifiedHeader;
+    let release: () => void;
     try {
-      fh = await open(file, 'r');
+      if (checkFileSize) {
+        // Scrub and rewrite checks look at the file as it is now, never at a cached header.
+        fh = await open(file, 'r');
+        const own = fh;
+        release = () => void own.close().catch(() => undefined);
+        try {
+          header = await this.readHeader(fh, chunkId);
+        } catch (err) {
+          release();
+          throw err;
+        }
+      } else {
+        const o = await this.openObjects.acquire(chunkId, async () => {
+          const h = await open(file, 'r');
+          try {
+            return { fh: h, header: await this.readHeader(h, chunkId) };
+          } catch (err) {
+            await h.close().catch(() => undefined);
+            throw err;
+          }
+        });
+        fh = o.fh;
+        header = o.header;
+        release = o.release;
+      }
     } catch (err) {
+      if (err instanceof FormatError) throw this.corrupt(chunkId, file, err.message);
       throw toChunkError(err, `chunk ${chunkIdHex(chunkId)}`);
     }
     try {
-      const header = await this.readHeader(fh, chunkId);
       if (checkFileSize) {
         const st = await fh.stat();
         if (st.size !== header.dataOffsetBytes + header.dataLengthBytes) {
@@ -369,10 +405,11 @@ export class ChunkStore implements ChunkApi {
       }
       return buf.subarray(start - readStart, end - readStart);
     } catch (err) {
+      this.openObjects.evict(chunkId);
       if (err instanceof FormatError) throw this.corrupt(chunkId, file, err.message);
       throw toChunkError(err, `read chunk ${chunkIdHex(chunkId)}`);
     } finally {
-      await fh.close().catch(() => undefined);
+      release();
     }
   }
 
@@ -408,6 +445,8 @@ export class ChunkStore implements ChunkApi {
 
   private async writeLocked(chunkId: number, data: Buffer): Promise<void> {
     const file = chunkObjectPath(this.dataDir, chunkId);
+    // A rewrite may replace a corrupt object: no read may keep using the old file.
+    this.openObjects.evict(chunkId);
     const existing = await this.checkExisting(chunkId, data);
     if (existing.kind === 'same') {
       this.counters.idempotentRewrites++;
@@ -442,6 +481,7 @@ export class ChunkStore implements ChunkApi {
 
   private async deleteLocked(chunkId: number): Promise<void> {
     const file = chunkObjectPath(this.dataDir, chunkId);
+    this.openObjects.evict(chunkId);
     try {
       const st = await stat(file);
       await unlink(file);

@@ -345,6 +345,7 @@ export class Daemon {
     }
     p.metaClient?.close();
     p.chunkClient?.close();
+    p.chunks?.close();
     if (p.meta) await p.meta.close();
     else if (p.kv) await p.kv.close();
     p.metrics?.close();

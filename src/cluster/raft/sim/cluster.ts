@@ -36,6 +36,8 @@ export interface FaultOptions {
 }
 
 export interface SimOptions {
+  /** Name of the preset the options came from (printed in the replay line). */
+  profile: SimProfile;
   nodes: number;
   /** Faulty steps before the quiet (liveness) phase. */
   steps: number;
@@ -60,8 +62,9 @@ export interface SimOptions {
 }
 
 export const defaultSimOptions: SimOptions = {
+  profile: 'default',
   nodes: 3,
-  steps: 1500,
+  steps: 4000,
   quietSteps: 3000,
   network: { minDelayTicks: 0, maxDelayTicks: 3, dropProbability: 0.05, duplicateProbability: 0.03, maxInFlightPerLink: 64 },
   faults: {
@@ -115,8 +118,9 @@ export class SimFailure extends Error {
     readonly step: number,
     readonly reason: string,
     readonly trace: readonly string[],
+    readonly replay: string,
   ) {
-    super(`raft sim ${kind} failure: seed ${seed} step ${step}: ${reason}\n  replay: DFS_SIM_SEED=${seed} npx vitest run test/unit/raft/sim-replay\n  last events:\n    ${trace.join('\n    ')}`);
+    super(`raft sim ${kind} failure: seed ${seed} step ${step}: ${reason}\n  replay: ${replay}\n  last events:\n    ${trace.join('\n    ')}`);
   }
 }
 
@@ -828,7 +832,7 @@ export class Cluster {
       const s = n.raft?.status();
       return s ? `${n.id}:${s.role}/t${s.term}/c${s.commit}/a${n.sm.applied}/l${s.lastIndex}` : `${n.id}:${n.retired ? 'retired' : 'down'}`;
     });
-    throw new SimFailure('liveness', this.seed, this.step, `no convergence within ${this.opts.quietSteps} quiet steps (probe ${probe ?? 'not proposed'}; ${st.join(' ')})`, this.trace.last());
+    throw new SimFailure('liveness', this.seed, this.step, `no convergence within ${this.opts.quietSteps} quiet steps (probe ${probe ?? 'not proposed'}; ${st.join(' ')})`, this.trace.last(), this.replayLine());
   }
 
   /** Every acknowledged write is on every live member, once, in one order. */
@@ -847,6 +851,11 @@ export class Cluster {
     }
   }
 
+  replayLine(): string {
+    const bug = this.opts.driverBug ? ` DFS_SIM_BUG=${this.opts.driverBug}` : '';
+    return `DFS_SIM_SEED=${this.seed} DFS_SIM_NODES=${this.opts.nodes} DFS_SIM_PROFILE=${this.opts.profile} DFS_SIM_STEPS=${this.opts.steps}${bug} npx vitest run test/unit/raft/sim-replay`;
+  }
+
   run(): SimStats {
     try {
       for (const n of this.nodes.values()) this.drive(n);
@@ -861,7 +870,7 @@ export class Cluster {
       if (e instanceof SimFailure) throw e;
       const reason = e instanceof SimViolation ? e.message : `core threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
       this.log(`FAIL ${reason}`);
-      throw new SimFailure('safety', this.seed, this.step, reason, this.trace.last());
+      throw new SimFailure('safety', this.seed, this.step, reason, this.trace.last(), this.replayLine());
     }
     this.stats.traceHash = this.trace.digest();
     return this.stats;
@@ -873,12 +882,42 @@ function spanOf(ents: readonly Entry[]): string {
   return `${ents[0].index}..${ents[ents.length - 1].index}/t${ents[ents.length - 1].term}`;
 }
 
-export function runSeed(seed: number, opts: Partial<SimOptions> = {}): SimStats {
-  const full: SimOptions = {
+export type SimProfile = 'default' | 'harsh' | 'chaos';
+
+/**
+ * Presets: `default` is the mix above; `harsh` crashes often (also inside Ready handling)
+ * with pre-vote off, to provoke split votes and crash-recovery races; `chaos` is a bad
+ * network (slow, lossy, duplicating, often partitioned).
+ */
+export const simProfiles: Record<SimProfile, { faults?: Partial<FaultOptions>; network?: Partial<NetworkOptions>; preVote?: boolean | null }> = {
+  default: {},
+  harsh: { preVote: false, faults: { crashInReadyProbability: 0.05, crashWeight: 30, restartWeight: 60 } },
+  chaos: {
+    network: { minDelayTicks: 0, maxDelayTicks: 12, dropProbability: 0.2, duplicateProbability: 0.1, maxInFlightPerLink: 16 },
+    faults: { partitionWeight: 20, healWeight: 15 },
+  },
+};
+
+export interface RunOptions extends Partial<Omit<SimOptions, 'faults' | 'network'>> {
+  faults?: Partial<FaultOptions>;
+  network?: Partial<NetworkOptions>;
+}
+
+/** Build the options of a run: defaults, then the profile's preset, then `opts`. */
+export function simOptions(opts: RunOptions = {}): SimOptions {
+  const profile = opts.profile ?? 'default';
+  const preset = simProfiles[profile];
+  return {
     ...defaultSimOptions,
+    ...(preset.preVote !== undefined ? { preVote: preset.preVote } : {}),
     ...opts,
-    network: { ...defaultSimOptions.network, ...opts.network },
-    faults: { ...defaultSimOptions.faults, ...opts.faults },
+    profile,
+    network: { ...defaultSimOptions.network, ...preset.network, ...opts.network },
+    faults: { ...defaultSimOptions.faults, ...preset.faults, ...opts.faults },
   };
-  return new Cluster(seed, full).run();
+}
+
+/** Run one seed; throws SimFailure (safety or liveness) with the replay line and a trace tail. */
+export function runSeed(seed: number, opts: RunOptions = {}): SimStats {
+  return new Cluster(seed, simOptions(opts)).run();
 }
