@@ -35,6 +35,8 @@ export class Network {
   sent: Message[] = [];
   /** Tell the sender how a MsgSnap fared (off: a transport that never reports). */
   reportSnapshots = true;
+  /** Extra loss: return true to drop a message (e.g. a seeded coin). */
+  lose: ((m: Message) => boolean) | null = null;
   private queue: Message[] = [];
   private isolated = new Set<NodeId>();
   private cutLinks = new Set<string>();
@@ -126,6 +128,7 @@ export class Network {
       this.isolated.has(m.to) ||
       this.cutLinks.has(`${m.from}>${m.to}`) ||
       this.droppedTypes.has(m.type) ||
+      (this.lose !== null && this.lose(m)) ||
       !this.peers.has(m.to)
     );
   }

@@ -127,6 +127,67 @@ describe('election', () => {
   });
 });
 
+describe('safety under loss, restarts, compaction and membership churn', () => {
+  it('keeps one leader per term and agreeing applied logs', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const ids = ['1', '2', '3', '4', '5'];
+      const net = new Network(ids, { random: seed * 31, preVote: seed % 2 === 1, checkQuorum: seed % 2 === 1, maxInflightMsgs: 4, maxMsgBytes: 256 });
+      let rnd = seed;
+      const next = (n: number): number => {
+        rnd = (rnd * 1103515245 + 12345) % 2147483648;
+        return Math.floor((rnd / 2147483648) * n);
+      };
+      net.lose = () => next(100) < 10;
+      const leaderOfTerm = new Map<number, string>();
+      let removed: string | null = null;
+      for (let step = 0; step < 400; step++) {
+        const l = net.leaders();
+        const leader = l.length > 0 ? l[l.length - 1] : null;
+        const dice = next(100);
+        if (leader !== null && dice < 40) net.node(leader).propose(Buffer.from(`s${step}`));
+        else if (dice < 43) net.restart(ids[next(ids.length)]);
+        else if (dice < 46) {
+          const id = ids[next(ids.length)];
+          if (net.peer(id).appliedIndex > net.peer(id).storage.firstIndex()) net.compact(id);
+        } else if (dice < 48 && leader !== null) {
+          // Remove a follower, later add it back as a learner and promote it.
+          if (removed === null) {
+            const victim = ids.find((id) => id !== leader && net.node(leader).status().conf.voters.includes(id));
+            if (victim !== undefined && net.node(leader).proposeConfChange({ type: 'removeNode', node: victim }).ok) removed = victim;
+          } else {
+            const type = net.node(leader).status().conf.learners.includes(removed) ? 'addVoter' : 'addLearner';
+            if (net.node(leader).proposeConfChange({ type, node: removed }).ok && type === 'addVoter') removed = null;
+          }
+        } else if (dice < 50 && leader !== null) net.node(leader).transferLeader(ids[next(ids.length)]);
+        net.tick(1);
+        for (const id of ids) {
+          const s = net.node(id).status();
+          if (s.role !== 'leader') continue;
+          const prev = leaderOfTerm.get(s.term);
+          expect(prev === undefined || prev === id, `seed ${seed}: two leaders in term ${s.term}`).toBe(true);
+          leaderOfTerm.set(s.term, id);
+        }
+        const logs = ids.map((id) => net.peer(id).data);
+        const longest = logs.reduce((a, b) => (b.length > a.length ? b : a));
+        for (const lg of logs) expect(lg, `seed ${seed} step ${step}: applied logs diverge`).toEqual(longest.slice(0, lg.length));
+      }
+      if (process.env.RAFT_FUZZ_STATS !== undefined) {
+        console.log(`seed ${seed}: terms=${leaderOfTerm.size} applied=${Math.max(...ids.map((id) => net.peer(id).data.length))}`);
+      }
+      expect(Math.max(...ids.map((id) => net.peer(id).data.length)), `seed ${seed}: no progress`).toBeGreaterThan(20);
+      // Heal: the members converge on one leader and one log.
+      net.lose = null;
+      net.tick(60);
+      const leader = net.leaders().at(-1);
+      expect(leader, `seed ${seed}: no leader after healing`).toBeDefined();
+      const conf = net.node(leader ?? '').status().conf;
+      for (const id of [...conf.voters, ...conf.learners]) {
+        expect(net.peer(id).data, `seed ${seed}: ${id} did not converge`).toEqual(net.peer(leader ?? '').data);
+      }
+    }
+  });
+});
+
 describe('replication', () => {
   it('keeps at most maxInflightMsgs MsgApp unacknowledged, then resumes', () => {
     const net = new Network(['1', '2', '3'], { maxInflightMsgs: 3 });
