@@ -556,8 +556,15 @@ export class Cluster {
   private clientTarget(): SimNode | null {
     const live = this.live().filter((n) => !n.retired);
     if (live.length === 0) return null;
+    // Clients have different, possibly stale, views: some talk to any node that believes
+    // it leads (a deposed leader included), most to the last leader seen, a few to anyone.
+    const r = this.rng.int(10);
+    if (r < 4) {
+      const leaders = live.filter((n) => n.raft?.status().role === 'leader');
+      if (leaders.length > 0) return this.rng.pick(leaders);
+    }
     const guess = this.nodes.get(this.leaderGuess);
-    if (guess && guess.raft && this.rng.chance(0.9)) return guess;
+    if (guess && guess.raft && r < 9) return guess;
     return this.rng.pick(live);
   }
 
