@@ -32,6 +32,9 @@ export const DEFAULT_ADAPTER_OPTIONS: AdapterOptions = {
 /** Observes every finished request, for metrics. */
 export type OpObserver = (op: number, errno: number, startNs: bigint) => void;
 
+/** How long unmount waits for requests already in JavaScript to be answered. */
+const UNMOUNT_DRAIN_MS = 5_000;
+
 export const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k.toLowerCase()]));
 
 const BLOCK_UNIT = 512;
@@ -63,6 +66,7 @@ export class FuseAdapter {
   private exited: Promise<number>;
   private resolveExit: (code: number) => void = () => undefined;
   private inflight = 0;
+  private onIdle: (() => void) | null = null;
 
   constructor(
     private readonly vfs: Vfs,
@@ -97,21 +101,36 @@ export class FuseAdapter {
   }
 
   /**
-   * Detach the mount and wait briefly for the kernel session to end. A lazy unmount
-   * keeps the connection while some process still has a file open on it; waiting longer
-   * would not help, and exiting closes /dev/fuse, which ends it.
+   * Detach the mount (lazily: a process that still has a file open keeps the kernel
+   * connection until our /dev/fuse descriptor closes) and end the session. Requests
+   * already handed to JavaScript may still reply; their replies are then dropped.
    */
-  async unmount(timeoutMs = 1_000): Promise<void> {
-    if (!this.session) return;
-    this.native.unmount(this.session);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.exited,
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    if (timer) clearTimeout(timer);
+  async unmount(): Promise<void> {
+    const session = this.session;
+    if (!session) return;
+    this.session = null;
+    this.native.unmount(session);
+    await this.finish(session);
+  }
+
+  /** Free a session once no request is being answered, then report the exit. */
+  private async finish(session: Session, code = 0): Promise<void> {
+    // Replies reference the session: free it only once no request is being answered.
+    // A handler stuck past the bound leaks the session rather than risk a use-after-free.
+    if (this.inflight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<boolean>((resolve) => (this.onIdle = () => resolve(true)));
+      const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), UNMOUNT_DRAIN_MS)));
+      const drained = await Promise.race([idle, expired]);
+      clearTimeout(timer);
+      this.onIdle = null;
+      if (!drained) {
+        this.resolveExit(code);
+        return;
+      }
+    }
+    this.native.destroy(session);
+    this.resolveExit(code);
   }
 
   /** Resolves when the kernel ends the session (unmounted from outside, or unmount()). */
@@ -124,8 +143,7 @@ export class FuseAdapter {
     if (op === Op.EXIT) {
       const session = this.session;
       this.session = null;
-      if (session) this.native.destroy(session);
-      this.resolveExit(a[Arg.OFF]);
+      if (session) void this.finish(session, a[Arg.OFF]);
       return;
     }
     // Copy what the handler needs now: the shared array is overwritten by the next request.
@@ -135,6 +153,7 @@ export class FuseAdapter {
     this.inflight++;
     const done = (errno: number) => {
       this.inflight--;
+      if (this.inflight === 0 && this.onIdle) this.onIdle();
       this.observe(op, errno, start);
     };
     let p: Promise<number>;
