@@ -39,6 +39,7 @@ const P = {
   nextIno: Buffer.from('n/ino', 'latin1'),
   nextChunk: Buffer.from('n/chunk', 'latin1'),
   inodeCount: Buffer.from('n/inodes', 'latin1'),
+  appliedIndex: Buffer.from('n/applied', 'latin1'),
   inode: Buffer.from('i/', 'latin1'),
   dentry: Buffer.from('d/', 'latin1'),
   chunk: Buffer.from('c/', 'latin1'),
@@ -55,6 +56,8 @@ export const versionKey = (): Buffer => P.version;
 export const nextInoKey = (): Buffer => P.nextIno;
 export const nextChunkKey = (): Buffer => P.nextChunk;
 export const inodeCountKey = (): Buffer => P.inodeCount;
+/** Index of the last replicated-log entry applied into this store. */
+export const appliedIndexKey = (): Buffer => P.appliedIndex;
 
 export const inodeKey = (ino: Ino): Buffer => Buffer.concat([P.inode, u64(ino)]);
 export const isInodeKey = (key: Buffer): boolean => key.length === 10 && key[0] === 0x69 && key[1] === 0x2f;

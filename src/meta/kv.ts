@@ -123,8 +123,10 @@ export class MemKV implements Kv {
 
   private sorted(): string[] {
     if (this.pendingKeys.length === 0 && !this.hasDeletes) return this.sortedKeys;
-    const added = this.pendingKeys.filter((k) => this.values.has(k)).sort();
     const kept = this.hasDeletes ? this.sortedKeys.filter((k) => this.values.has(k)) : this.sortedKeys;
+    // A key deleted and put again (also within one batch) is both kept and pending: once.
+    const keptSet = this.hasDeletes ? new Set(kept) : null;
+    const added = [...new Set(this.pendingKeys)].filter((k) => this.values.has(k) && !(keptSet?.has(k) ?? false)).sort();
     const merged: string[] = new Array<string>(kept.length + added.length);
     let a = 0;
     let b = 0;

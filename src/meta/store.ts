@@ -12,9 +12,9 @@
 import { apply, applyEnvelope, bootstrap, checkFormat, DEFAULT_CHUNK_SIZE_BYTES, nameError, type ApplyConfig } from './apply.js';
 import type { MetaApi, ReaddirPage } from './api.js';
 import { CachedReader, type CacheStats } from './cache.js';
-import { decodeChunk, decodeDentry, decodeGarbage, decodeInode, decodeU64, decodeXattr } from './codec.js';
+import { decodeChunk, decodeDentry, decodeGarbage, decodeInode, decodeU64, decodeXattr, encodeU64 } from './codec.js';
 import * as K from './keys.js';
-import { KV_SCAN_LIMIT_MAX, prefixEnd, type Kv } from './kv.js';
+import { KV_SCAN_LIMIT_MAX, prefixEnd, type Kv, type KvOp } from './kv.js';
 import { Tx } from './tx.js';
 import {
   Errno,
@@ -210,6 +210,108 @@ export class MetaStore implements MetaApi {
       if ('result' in o) p.resolve(o.result);
       else p.reject(o.error);
     });
+  }
+
+  // ---- replicated log ----------------------------------------------------------------
+
+  /** Index of the last log entry applied into the store (0 before any). */
+  async appliedIndex(): Promise<number> {
+    const raw = await this.kv.get(K.appliedIndexKey());
+    return raw === undefined ? 0 : decodeU64(raw);
+  }
+
+  /**
+   * Applies committed log entries in order, as one atomic batch together with the new
+   * applied index, and returns each entry's result. `envelope: null` marks an entry
+   * without a namespace command (a leader's no-op, a membership change): it only moves
+   * the applied index. Written without fsync: the log is the durability point, and
+   * entries after the stored applied index are applied again after a crash (the
+   * dedup table makes that idempotent for client commands, and apply is deterministic).
+   * Must not run concurrently with execute() (one writer).
+   */
+  async applyCommitted(items: Array<{ index: number; envelope: Envelope | null }>): Promise<Array<Result<unknown>>> {
+    if (this.failure !== undefined) throw new Error('namespace store failed earlier; refusing to apply');
+    const tx = new Tx(this.reader);
+    const results: Array<Result<unknown>> = [];
+    let last = 0;
+    for (const item of items) {
+      if (item.index <= last) throw new Error(`log entries out of order: ${item.index} after ${last}`);
+      last = item.index;
+      tx.begin();
+      let result: Result<unknown> = { ok: true, value: null };
+      if (item.envelope) {
+        result = item.envelope.clientId ? await applyEnvelope(item.envelope, tx, this.config) : await apply(item.envelope.command, tx, this.config);
+        if (!result.ok && !item.envelope.clientId) tx.rollback();
+        else tx.commit();
+      } else {
+        tx.commit();
+      }
+      results.push(result);
+    }
+    if (items.length === 0) return results;
+    tx.begin();
+    tx.put(K.appliedIndexKey(), encodeU64(last));
+    tx.commit();
+    const ops = tx.ops();
+    try {
+      await this.kv.write(ops, { sync: false });
+    } catch (error) {
+      this.failure = error;
+      this.reader.clear();
+      throw error;
+    }
+    this.reader.writeThrough(ops);
+    this.counters.groupsWritten++;
+    this.counters.commandsApplied += items.length;
+    return results;
+  }
+
+  /**
+   * Every key and value of the namespace, for a Raft snapshot: [u32 keyLen][key]
+   * [u32 valueLen][value]... Reads page by page; the image is held in memory (a bound
+   * of the current snapshot design, noted in docs/architecture.md).
+   */
+  async snapshotImage(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let after: Buffer | undefined;
+    for (;;) {
+      const rows = await this.kv.scan(after ? { gt: after, limit: KV_SCAN_LIMIT_MAX } : { limit: KV_SCAN_LIMIT_MAX });
+      for (const [k, v] of rows) {
+        const head = Buffer.allocUnsafe(4);
+        head.writeUInt32BE(k.length);
+        const vhead = Buffer.allocUnsafe(4);
+        vhead.writeUInt32BE(v.length);
+        parts.push(head, k, vhead, v);
+      }
+      if (rows.length < KV_SCAN_LIMIT_MAX) break;
+      after = rows[rows.length - 1][0];
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Replaces the whole namespace with a snapshot image (a follower that fell behind). */
+  async restoreImage(image: Buffer): Promise<void> {
+    const dels: KvOp[] = [];
+    let after: Buffer | undefined;
+    for (;;) {
+      const rows = await this.kv.scan(after ? { gt: after, limit: KV_SCAN_LIMIT_MAX } : { limit: KV_SCAN_LIMIT_MAX });
+      for (const [k] of rows) dels.push({ type: 'del', key: k });
+      if (rows.length < KV_SCAN_LIMIT_MAX) break;
+      after = rows[rows.length - 1][0];
+    }
+    const puts: KvOp[] = [];
+    for (let pos = 0; pos < image.length; ) {
+      const kl = image.readUInt32BE(pos);
+      const key = image.subarray(pos + 4, pos + 4 + kl);
+      pos += 4 + kl;
+      const vl = image.readUInt32BE(pos);
+      const value = image.subarray(pos + 4, pos + 4 + vl);
+      pos += 4 + vl;
+      puts.push({ type: 'put', key: Buffer.from(key), value: Buffer.from(value) });
+    }
+    // Deletes first, then puts, in one atomic batch: a crash leaves the old or the new image.
+    await this.kv.write([...dels, ...puts], { sync: true });
+    this.reader.clear();
   }
 
   // ---- queries -----------------------------------------------------------------------
