@@ -5,12 +5,11 @@
 // for that peer. Snapshots (whose data can be large) travel on their own stream per
 // transfer, in pieces, so they never hold up heartbeats and appends behind them.
 //
-// Raft tolerates loss, duplication of nothing and reordering of nothing: this transport
-// may lose messages (broken stream, full queue) but never reorders or duplicates them
-// within a direction, and tells the driver when it lost some (onUnreachable) so the
-// leader falls back to probing instead of waiting for acks that will not come.
+// Raft tolerates lost messages, so this transport may lose some (a broken stream, a full
+// queue) but never reorders or duplicates them within a direction, and it tells the
+// driver when it may have lost some (onUnreachable) so the leader falls back to probing
+// instead of waiting for acks that will not come.
 import { timingSafeEqual } from 'node:crypto';
-import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { loadProto } from '../../common/proto.js';
@@ -20,6 +19,8 @@ import type { Message as WireMessage, Message__Output as WireMessageOutput } fro
 import type { MessageBatch, MessageBatch__Output } from './gen/dfs/raft/MessageBatch.js';
 import type { MessageType__Output as WireMessageType } from './gen/dfs/raft/MessageType.js';
 import type { RaftHandlers, RaftClient as RaftStub } from './gen/dfs/raft/Raft.js';
+import type { SendAck } from './gen/dfs/raft/SendAck.js';
+import type { SnapshotAck } from './gen/dfs/raft/SnapshotAck.js';
 import type { SnapshotChunk, SnapshotChunk__Output } from './gen/dfs/raft/SnapshotChunk.js';
 import type { SnapshotMeta__Output as WireSnapshotMetaOutput } from './gen/dfs/raft/SnapshotMeta.js';
 import { EntryType, type Entry, type Message, type MessageType, type NodeId, type SnapshotMeta } from './types.js';
@@ -43,7 +44,10 @@ export interface GrpcTransportLimits {
    * batching under load comes from, and it keeps gRPC's own buffer bounded.
    */
   maxOutstandingWrites: number;
-  /** A write not flushed to the socket within this is a stuck peer: the stream is cancelled. */
+  /**
+   * A stream the peer has not accepted, or a write not flushed to the socket, within this
+   * means a stuck peer: the stream is cancelled and reconnected.
+   */
   stallTimeoutMs: number;
   /** Reconnect delay after a failed stream: doubles from min up to max. */
   reconnectBackoffMinMs: number;
@@ -229,6 +233,8 @@ function fromWire(w: WireMessageOutput, selfId: NodeId): Message {
   if (type === undefined) throw new WireError(`unknown message type ${String(w.type)}`);
   if (w.to !== selfId) throw new WireError(`message for ${JSON.stringify(w.to)} delivered to ${JSON.stringify(selfId)}`);
   if (w.from === '' || w.from === selfId) throw new WireError(`bad sender ${JSON.stringify(w.from)}`);
+  // Entry data are views into the received frame (≤ maxBatchBytes), not copies: a frame
+  // stays in memory while any of its entries does, which the batch bound keeps small.
   const entries: Entry[] = w.entries.map((e) => ({
     term: wireUint(e.term, 'entry term'),
     index: wireUint(e.index, 'entry index'),
@@ -374,7 +380,9 @@ class PeerLink {
       if (!this.openStream()) return;
     }
     const stream = this.stream;
-    if (!stream) return;
+    // Nothing is written before the peer accepts the stream: a connect that fails would
+    // lose it all, while the queue keeps it (bounded) for the next attempt.
+    if (!stream || !this.connected) return;
     const { maxOutstandingWrites, maxBatchBytes } = this.ctx.limits;
     while (this.queue.length > 0 && this.outstandingWrites < maxOutstandingWrites) {
       let n = 0;
@@ -398,6 +406,10 @@ class PeerLink {
   private onWritten(stream: grpc.ClientWritableStream<MessageBatch>): void {
     if (stream !== this.stream) return;
     this.outstandingWrites--;
+    this.progressed();
+  }
+
+  private progressed(): void {
     if (this.stallTimer) {
       clearTimeout(this.stallTimer);
       this.stallTimer = null;
@@ -406,9 +418,12 @@ class PeerLink {
     if (this.queue.length > 0) this.flush();
   }
 
-  /** Progress on writes re-arms the timer; a peer that stops reading lets it fire. */
+  /**
+   * Armed while we wait on the peer (to accept the stream, or to take a write); progress
+   * re-arms it, and a peer that stops making progress lets it fire.
+   */
   private armStallTimer(): void {
-    if (this.stallTimer || this.outstandingWrites === 0) return;
+    if (this.stallTimer || (this.connected && this.outstandingWrites === 0)) return;
     const stream = this.stream;
     this.stallTimer = setTimeout(() => {
       this.stallTimer = null;
@@ -455,7 +470,9 @@ class PeerLink {
       this.backoffMs = this.ctx.limits.reconnectBackoffMinMs;
       if (this.failures > 0) this.ctx.logger.info({ peer: this.peer, address: this.address, failures: this.failures }, 'raft stream re-established');
       this.failures = 0;
+      this.progressed();
     });
+    this.armStallTimer();
     return true;
   }
 
@@ -517,7 +534,8 @@ class PeerLink {
     call = stub.InstallSnapshot(this.ctx.metadata(), { deadline }, (err) => {
       settled = true;
       if (this.snapshotCall === call) this.snapshotCall = null;
-      if (this.closed) return;
+      // Reported even when this link was closed by setPeers: the leader is waiting on it.
+      // (Once the whole transport is closed, reports are muted there.)
       const ok = err === null;
       if (ok) this.ctx.stats.snapshotsSent++;
       else this.ctx.stats.snapshotsFailed++;
@@ -529,23 +547,23 @@ class PeerLink {
     });
     this.snapshotCall = call;
     const stream = call;
+    // 'drain' never comes once the call has ended; its 'status' then ends the wait.
+    const drainOrEnd = (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          stream.off('drain', done);
+          stream.off('status', done);
+          resolve();
+        };
+        stream.on('drain', done);
+        stream.on('status', done);
+      });
     const sendAll = async (): Promise<void> => {
       const header: SnapshotChunk = { header: { message: toWire(message, true), totalBytes: data.length } };
-      if (!stream.write(header)) await once(stream, 'drain');
+      if (!stream.write(header)) await drainOrEnd();
       for (let at = 0; at < data.length; at += MAX_SNAPSHOT_PIECE_BYTES) {
         if (settled) return;
-        if (!stream.write({ data: data.subarray(at, at + MAX_SNAPSHOT_PIECE_BYTES) })) {
-          // 'drain' never comes once the call has ended; the status callback then settles it.
-          await new Promise<void>((resolve) => {
-            const done = (): void => {
-              stream.off('drain', done);
-              stream.off('status', done);
-              resolve();
-            };
-            stream.on('drain', done);
-            stream.on('status', done);
-          });
-        }
+        if (!stream.write({ data: data.subarray(at, at + MAX_SNAPSHOT_PIECE_BYTES) })) await drainOrEnd();
       }
       if (!settled) stream.end();
     };
@@ -803,8 +821,8 @@ export class GrpcTransport {
   }
 
   private handleSend(
-    call: grpc.ServerReadableStream<MessageBatch__Output, Record<string, never>>,
-    callback: grpc.sendUnaryData<Record<string, never>>,
+    call: grpc.ServerReadableStream<MessageBatch__Output, SendAck>,
+    callback: grpc.sendUnaryData<SendAck>,
   ): void {
     if (this.closed) return callback(serviceError(grpc.status.UNAVAILABLE, 'raft transport closed'));
     if (!this.authorized(call.metadata)) return callback(this.refuseUnauthenticated(call.getPeer(), 'Send'));
@@ -837,8 +855,8 @@ export class GrpcTransport {
   }
 
   private handleInstallSnapshot(
-    call: grpc.ServerReadableStream<SnapshotChunk__Output, Record<string, never>>,
-    callback: grpc.sendUnaryData<Record<string, never>>,
+    call: grpc.ServerReadableStream<SnapshotChunk__Output, SnapshotAck>,
+    callback: grpc.sendUnaryData<SnapshotAck>,
   ): void {
     if (this.closed) return callback(serviceError(grpc.status.UNAVAILABLE, 'raft transport closed'));
     if (!this.authorized(call.metadata)) return callback(this.refuseUnauthenticated(call.getPeer(), 'InstallSnapshot'));
