@@ -26,6 +26,13 @@ export interface DaemonConfig {
   nodeId: string | null;
   /** For a client-only daemon: the daemon to talk to. */
   connect: string | null;
+  /**
+   * The Raft voters a new cluster starts with, `id=host:port,...` (this node included).
+   * Absent: a single-node cluster of this node. Read only when the data dir is new.
+   */
+  initialCluster: Array<{ nodeId: string; address: string }> | null;
+  /** Raft tick length; elections take 10-20 ticks. */
+  raftTickMs: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   chunkSizeBytes: number;
   /** Seconds the kernel may cache entries and attributes. */
@@ -43,6 +50,8 @@ const KEYS: Array<keyof DaemonConfig> = [
   'mount',
   'nodeId',
   'connect',
+  'initialCluster',
+  'raftTickMs',
   'logLevel',
   'chunkSizeBytes',
   'attrTimeoutS',
@@ -63,6 +72,20 @@ export const CONFIG_DEFAULTS = {
   readCacheBytes: 128 * 1024 * 1024,
   gcGraceMs: 5_000,
 };
+
+/** `id=host:port,id=host:port` → members; null when absent. */
+export function parseInitialCluster(value: string | null): Array<{ nodeId: string; address: string }> | null {
+  if (!value) return null;
+  const out: Array<{ nodeId: string; address: string }> = [];
+  for (const part of value.split(',')) {
+    const m = /^([^=]+)=(.+)$/.exec(part.trim());
+    if (!m || !NODE_ID_RE.test(m[1])) throw new ConfigError(`initialCluster: expected id=HOST:PORT, got '${part}'`);
+    parseAddress(m[2], `initialCluster member ${m[1]}`);
+    if (out.some((x) => x.nodeId === m[1])) throw new ConfigError(`initialCluster: node '${m[1]}' named twice`);
+    out.push({ nodeId: m[1], address: m[2] });
+  }
+  return out;
+}
 
 /** host:port with a numeric port 0..65535. */
 export function parseAddress(value: string, what: string): { host: string; port: number } {
@@ -137,7 +160,14 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
   if (nodeId !== null && !NODE_ID_RE.test(nodeId)) throw new ConfigError(`nodeId: '${nodeId}' must be 1-64 of [A-Za-z0-9._-]`);
   const chunkSizeBytes = num(raw, 'chunkSizeBytes', CONFIG_DEFAULTS.chunkSizeBytes, 64 * 1024, 64 * 1024 * 1024);
   if (chunkSizeBytes % 4096 !== 0) throw new ConfigError('chunkSizeBytes: must be a multiple of 4096');
+  const initialCluster = parseInitialCluster(str(raw, 'initialCluster'));
+  if (initialCluster && mode === 'server') {
+    if (!nodeId) throw new ConfigError('nodeId (--node-id) is required with initialCluster');
+    if (!initialCluster.some((m) => m.nodeId === nodeId)) throw new ConfigError(`initialCluster does not name this node '${nodeId}'`);
+  }
   return {
+    initialCluster,
+    raftTickMs: num(raw, 'raftTickMs', 100, 10, 10_000),
     dataDir: dataDir ? path.resolve(dataDir) : null,
     listen,
     http,

@@ -17,7 +17,14 @@ import type { MetaApi } from '../meta/api.js';
 import { Vfs, nowTimespec } from '../fuse/vfs.js';
 import { ROOT_INO } from '../meta/types.js';
 import { FuseAdapter, DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter.js';
-import { StaticDataPlane } from '../fuse/data-plane.js';
+import { StaticDataPlane, type DataPlane } from '../fuse/data-plane.js';
+import { ClusterDataPlane } from './cluster-data-plane.js';
+import { LogStore } from '../cluster/raft/log-store.js';
+import { GrpcTransport, RAFT_SERVER_OPTIONS } from '../cluster/raft/transport.js';
+import { DEFAULT_DRIVER_OPTIONS, RaftDriver } from '../cluster/raft/driver.js';
+import { loadEnvelopeCodec } from '../meta/envelope-codec.js';
+import { ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
+import { LeaderRouter } from './leader-router.js';
 import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
 import { GarbageCollector } from '../cluster/gc.js';
 import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
@@ -35,6 +42,11 @@ export class StartupError extends Error {
 }
 
 interface Parts {
+  transport?: GrpcTransport;
+  logStore?: LogStore;
+  driver?: RaftDriver;
+  router?: LeaderRouter;
+  dataPlane?: ClusterDataPlane;
   kv?: RocksKV;
   meta?: MetaStore;
   chunks?: ChunkStore;
@@ -152,21 +164,70 @@ export class Daemon {
       },
     });
     this.parts.meta = meta;
-    // The bootstrap is deterministic (times 0); stamp a new root with the wall clock once.
-    const root = await meta.getattr(ROOT_INO);
-    if (root.ok && root.value.mtime.sec === 0 && root.value.ctime.sec === 0) {
-      await meta.execute({ op: 'setattr', ino: ROOT_INO, set: { atime: 'now', mtime: 'now' }, now: nowTimespec() });
-    }
+    const codec = await loadEnvelopeCodec();
 
-    const server = new grpc.Server({ ...CHUNK_SERVER_OPTIONS });
+    // Members: the initial cluster when given, else a single-node cluster of this daemon.
+    const members = new Map<string, string>((cfg.initialCluster ?? [{ nodeId: this.nodeId, address: cfg.listen! }]).map((m) => [m.nodeId, m.address]));
+    this.members = members;
+    const peers = () => new Map([...members].filter(([id]) => id !== this.nodeId));
+
+    const server = new grpc.Server({ ...CHUNK_SERVER_OPTIONS, ...RAFT_SERVER_OPTIONS });
     this.parts.grpcServer = server;
     await registerChunkService(server, chunks, { logger: this.log });
-    await registerMetaService(server, meta, { nodeId: this.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION });
-    this.grpcPort = await this.bind(server, cfg.listen!);
 
+    let driver: RaftDriver | null = null;
+    const transport = new GrpcTransport({
+      selfId: this.nodeId,
+      peers: peers(),
+      onMessage: (m) => driver?.receive(m),
+      logger: this.log,
+    });
+    this.parts.transport = transport;
+    await transport.register(server);
+    // 16 MiB segments: each start begins a fresh, zero-filled segment (no append after a
+    // possibly torn tail), so smaller segments keep restarts and small disks cheap.
+    let store: LogStore;
+    try {
+      store = await LogStore.open(path.join(dataDir, 'raft'), { segmentBytes: 16 * 1024 * 1024 });
+    } catch (e) {
+      throw new StartupError(`cannot open the raft log in ${dataDir}/raft: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    this.parts.logStore = store;
+    const fresh = store.lastIndex() === 0 && store.snapshotMeta().index === 0;
+    driver = await RaftDriver.start(
+      store,
+      transport,
+      metaStateMachine(meta, codec),
+      { ...DEFAULT_DRIVER_OPTIONS, id: this.nodeId, tickMs: cfg.raftTickMs, logger: this.log },
+      fresh ? { voters: [...members.keys()], learners: [] } : null,
+    );
+    this.parts.driver = driver;
+    transport.onUnreachable((p) => driver?.reportUnreachable(p));
+    transport.onSnapshotDone((p, ok) => driver?.reportSnapshot(p, ok));
+    driver.onLeaderChange((leader) => this.log.info({ leader }, 'raft leader changed'));
+    // A cluster of one needs no election timeout to find its leader.
+    if (members.size === 1) driver.campaign();
+
+    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, `node-${this.nodeId}`, this.log);
+    const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
+    this.parts.router = router;
+    await registerMetaService(server, router, { nodeId: this.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION });
+    this.grpcPort = await this.bind(server, cfg.listen!);
+    const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members);
+    this.parts.dataPlane = dataPlane;
+
+    // Wait (bounded) for a leader so the first operations do not all queue up on retries.
+    await this.waitForLeader(driver, 30_000);
+    // The bootstrap is deterministic (times 0); stamp a new root with the wall clock once.
+    const root = await router.getattr(ROOT_INO);
+    if (root.ok && root.value.mtime.sec === 0 && root.value.ctime.sec === 0) {
+      await router.execute({ op: 'setattr', ino: ROOT_INO, set: { atime: 'now', mtime: 'now' }, now: nowTimespec() });
+    }
+
+    // GC runs on the leader only: it reads the garbage list locally and commits through Raft.
     const gc = new GarbageCollector(
-      meta,
-      (nodeId) => (nodeId === this.nodeId ? chunks : undefined),
+      { listGarbage: (limit) => (replicated.isLeader() ? meta.listGarbage(limit) : Promise.resolve([])), execute: (c) => router.execute(c) },
+      (nodeId) => dataPlane.node(nodeId),
       { intervalMs: 1000, graceMs: cfg.gcGraceMs, batch: 1000 },
       this.log,
     );
@@ -174,13 +235,30 @@ export class Daemon {
     gc.start();
 
     if (cfg.mount) {
-      // The local mount talks to the local stores in process; a remote mount uses gRPC.
-      await meta.execute({ op: 'closeSession', session: this.nodeId });
-      this.mountVfs(meta, new StaticDataPlane(this.nodeId, chunks), this.nodeId);
+      // Handles left open by a previous run of this node's mount are closed first.
+      await router.execute({ op: 'closeSession', session: this.nodeId });
+      this.mountVfs(router, dataPlane, this.nodeId);
     }
     await this.startHttpIfAsked();
     this.ready = true;
-    this.log.info({ listen: cfg.listen, grpcPort: this.grpcPort, http: cfg.http, httpPort: this.httpPort, mount: cfg.mount, dataDir }, 'daemon ready');
+    this.log.info({ listen: cfg.listen, grpcPort: this.grpcPort, http: cfg.http, httpPort: this.httpPort, mount: cfg.mount, dataDir, members: [...members.keys()] }, 'daemon ready');
+  }
+
+  /** Members of the cluster (node id → gRPC address), for status and forwarding. */
+  members: Map<string, string> = new Map();
+
+  private async waitForLeader(driver: RaftDriver, timeoutMs: number): Promise<void> {
+    if (driver.leaderId) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      driver.onLeaderChange((leader) => {
+        if (leader) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    if (!driver.leaderId) this.log.warn('no raft leader yet; serving anyway (calls wait for one)');
   }
 
   private async startClient(): Promise<void> {
@@ -213,7 +291,7 @@ export class Daemon {
     }
   }
 
-  private mountVfs(meta: MetaApi, dataPlane: StaticDataPlane, sessionId: string): void {
+  private mountVfs(meta: MetaApi, dataPlane: DataPlane, sessionId: string): void {
     const cfg = this.config;
     const vfs = new Vfs(meta, dataPlane, { sessionId, maxDirtyBytes: cfg.maxDirtyBytes, readCacheBytes: cfg.readCacheBytes, attrTtlMs: cfg.attrTimeoutS * 1000 });
     this.parts.vfs = vfs;
@@ -306,6 +384,9 @@ export class Daemon {
       ready: this.ready,
       capacity,
       meta: this.parts.meta?.stats() ?? null,
+      members: Object.fromEntries(this.members),
+      leader: this.parts.driver?.leaderId ?? null,
+      raft: this.parts.driver ? { ...this.parts.driver.status(), driver: this.parts.driver.stats, log: this.parts.logStore?.stats() } : null,
       gc: this.parts.gc?.stats() ?? null,
       client: this.parts.vfs ? { dirtyBytes: this.parts.vfs.dirtyBytes, openHandles: this.parts.vfs.openHandles, ...this.parts.vfs.counters } : null,
     };
@@ -329,6 +410,11 @@ export class Daemon {
       if (!r.ok) this.log.warn({ errno: r.errno }, 'could not close the client session');
     }
     if (p.gc) await p.gc.stop();
+    if (p.driver) await p.driver.stop();
+    p.router?.close();
+    p.dataPlane?.close();
+    if (p.transport) await p.transport.close();
+    if (p.logStore) await p.logStore.close();
     if (p.http) await new Promise((resolve) => p.http!.close(resolve));
     if (p.grpcServer) {
       const server = p.grpcServer;

@@ -275,6 +275,18 @@ export class MetaClient implements MetaApi {
     };
   }
 
+  /** Send a command under a given client id and sequence number (a forwarded or retried command). */
+  async executeEnvelope(envelope: Envelope): Promise<Result<unknown>> {
+    const request = commandToWire(envelope.command, envelope.clientId, envelope.seq);
+    const r = await this.ask<CommandReply__Output>((d, cb) => this.stub.Execute(request, { deadline: d }, cb));
+    if (!r.ok) return r;
+    const v = r.value;
+    if (v.errno) return { ok: false, errno: v.errno };
+    if (v.value === 'attr') return { ok: true, value: attrFromWire(v.attr) };
+    if (v.value === 'firstChunkId') return { ok: true, value: { first: v.firstChunkId } };
+    return { ok: true, value: null };
+  }
+
   async execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
     // One sequence number per command, reused by retries, so the server applies it once.
     const request = commandToWire(command, this.opts.clientId, ++this.seq);

@@ -214,6 +214,12 @@ export class MetaStore implements MetaApi {
 
   // ---- replicated log ----------------------------------------------------------------
 
+  /** Make every applied batch durable (before the replicated log is compacted past it). */
+  async syncApplied(): Promise<void> {
+    const raw = await this.kv.get(K.appliedIndexKey());
+    await this.kv.write([{ type: 'put', key: K.appliedIndexKey(), value: raw ?? encodeU64(0) }], { sync: true });
+  }
+
   /** Index of the last log entry applied into the store (0 before any). */
   async appliedIndex(): Promise<number> {
     const raw = await this.kv.get(K.appliedIndexKey());

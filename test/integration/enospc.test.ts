@@ -15,7 +15,7 @@ describe('a full disk is an error, never a silent success', () => {
     base = await tempDir('enospc');
     data = path.join(base, 'data');
     mnt = path.join(base, 'mnt');
-    await sh(`mkdir -p ${data} && mount -t tmpfs -o size=40m tmpfs ${data}`);
+    await sh(`mkdir -p ${data} && mount -t tmpfs -o size=200m tmpfs ${data}`);
     daemon = await startDaemon({ dataDir: path.join(data, 'd'), mount: mnt });
   });
 
@@ -27,7 +27,7 @@ describe('a full disk is an error, never a silent success', () => {
 
   it('fails the write or close with ENOSPC and commits no zeros in place of lost data', async () => {
     const f = path.join(mnt, 'too-big');
-    const r = await shTry(`dd if=/dev/urandom of=${f} bs=1M count=80 conv=fsync status=none`);
+    const r = await shTry(`dd if=/dev/urandom of=${f} bs=1M count=260 conv=fsync status=none`);
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/No space left on device/);
     // Whatever size the namespace shows, every byte it claims must be real data: the

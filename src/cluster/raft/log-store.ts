@@ -480,7 +480,9 @@ export class LogStore implements LogReader {
 
   private kick(): void {
     if (this.writing !== null || this.queue.length === 0) return;
-    this.writing = this.runWriter().finally(() => {
+    // Start on a microtask: everything submitted in the same synchronous run (a Ready's
+    // entries and hard state) then goes into one batch and one fdatasync.
+    this.writing = Promise.resolve().then(() => this.runWriter()).finally(() => {
       this.writing = null;
       // Operations queued after the loop saw an empty queue but before it returned.
       if (this.failure === null) this.kick();

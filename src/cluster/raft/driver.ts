@@ -1,0 +1,487 @@
+// The Raft driver: runs the pure core (RawNode) against real time, the disk log
+// (LogStore), a transport and a state machine, following the Ready contract (README).
+// It also turns proposals and reads into promises for the service above it.
+import type { Logger } from 'pino';
+import { RawNode } from './core.js';
+import { decodeConfChange, encodeConfChange } from './conf-change.js';
+import type { LogStore } from './log-store.js';
+import type { ProposeRefusal, RaftStatus } from './api.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot } from './types.js';
+import { EntryType } from './types.js';
+
+/** What the driver applies committed commands to (the namespace, in dfs). */
+export interface StateMachine {
+  /** Apply committed application entries in order; one result per entry. */
+  apply(entries: Entry[]): Promise<unknown[]>;
+  /** Index of the last entry whose effects are durably stored (after sync()). */
+  appliedIndex(): Promise<number>;
+  /** Make everything applied so far durable (before the log is compacted past it). */
+  sync(): Promise<void>;
+  /** The whole state, as of the last applied entry. */
+  snapshot(): Promise<Buffer>;
+  /** Replace the whole state (a follower too far behind). */
+  restore(data: Buffer): Promise<void>;
+}
+
+/** What the driver needs from a transport (GrpcTransport implements it). */
+export interface RaftTransport {
+  send(messages: Message[]): void;
+  setPeers(peers: Map<NodeId, string>): void;
+  close(): Promise<void> | void;
+}
+
+export interface RaftDriverOptions {
+  id: NodeId;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  maxMsgBytes: number;
+  maxInflightMsgs: number;
+  /** Take a snapshot (and compact the log) every this many applied entries. */
+  snapshotEveryEntries: number;
+  /** Bound on the wait for a proposal to commit and apply. */
+  proposalTimeoutMs: number;
+  logger: Logger;
+  random?: (n: number) => number;
+}
+
+export const DEFAULT_DRIVER_OPTIONS: Omit<RaftDriverOptions, 'id' | 'logger'> = {
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  maxMsgBytes: 1024 * 1024,
+  maxInflightMsgs: 256,
+  snapshotEveryEntries: 20_000,
+  proposalTimeoutMs: 10_000,
+};
+
+export type ProposalOutcome =
+  | { ok: true; result: unknown; index: number }
+  | { ok: false; reason: ProposeRefusal | 'timeout' | 'stopped' | 'overwritten'; leader: NodeId | null };
+
+interface PendingProposal {
+  term: number;
+  resolve: (o: ProposalOutcome) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  resolve: (o: { ok: true } | { ok: false; reason: 'timeout' | 'stopped'; leader: NodeId | null }) => void;
+  timer: NodeJS.Timeout;
+  /** Set once the ReadState arrived: wait until applied reaches it. */
+  index: number | null;
+}
+
+export interface DriverStats {
+  readies: number;
+  entriesPersisted: number;
+  messagesSent: number;
+  entriesApplied: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  proposals: number;
+}
+
+export class RaftDriver {
+  private readonly core: RawNode;
+  private running = false;
+  private stopped = false;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private applied: number;
+  private lastSnapshotIndex: number;
+  private readonly proposals = new Map<number, PendingProposal>();
+  private readonly reads = new Map<string, PendingRead>();
+  private nextReadId = 1;
+  private leader: NodeId | null = null;
+  private readonly leaderListeners: Array<(leader: NodeId | null) => void> = [];
+  private failure: unknown = null;
+  private persistedTerm = -1;
+  private lazyHardState: HardState | null = null;
+  private persistedVote: NodeId | null = null;
+  /** Local reads are linearizable until this time (ms, monotonic): see lease(). */
+  private leaseUntilMs = 0;
+  /** Commit index confirmed by the lease round: reads wait until applied reaches it. */
+  private leaseIndex = 0;
+  private leaseRound: { context: string; issuedAtMs: number } | null = null;
+  private leaseSeq = 0;
+  readonly stats: DriverStats = { readies: 0, entriesPersisted: 0, messagesSent: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposals: 0 };
+
+  private constructor(
+    private readonly store: LogStore,
+    private transport: RaftTransport,
+    private readonly sm: StateMachine,
+    private readonly opts: RaftDriverOptions,
+    applied: number,
+    coreApplied: number,
+  ) {
+    this.applied = applied;
+    this.lastSnapshotIndex = store.snapshotMeta().index;
+    this.core = new RawNode({
+      id: opts.id,
+      electionTicks: opts.electionTicks,
+      heartbeatTicks: opts.heartbeatTicks,
+      maxMsgBytes: opts.maxMsgBytes,
+      maxInflightMsgs: opts.maxInflightMsgs,
+      preVote: true,
+      checkQuorum: true,
+      random: opts.random ?? ((n) => Math.floor(Math.random() * n)),
+      storage: store,
+      applied: coreApplied,
+    });
+  }
+
+  /**
+   * Start a node over an opened LogStore. On a fresh store with `bootstrap` voters the
+   * cluster's initial configuration is installed as a snapshot at index 1 (term 1) of
+   * the state machine's initial image, identical on every initial member, so a node that
+   * joins later always starts from a snapshot that names the membership.
+   */
+  static async start(
+    store: LogStore,
+    transport: RaftTransport,
+    sm: StateMachine,
+    opts: RaftDriverOptions,
+    bootstrap: ConfState | null,
+  ): Promise<RaftDriver> {
+    if (bootstrap && store.lastIndex() === 0 && store.snapshotMeta().index === 0) {
+      const image = await sm.snapshot();
+      await store.applySnapshot({ meta: { index: 1, term: 1, conf: bootstrap }, data: image });
+      await store.setHardState({ term: 1, vote: null, commit: 1 });
+    }
+    let applied = await sm.appliedIndex();
+    const snapIndex = store.snapshotMeta().index;
+    if (applied < snapIndex) {
+      // The state machine is behind the log's snapshot (a fresh bootstrap): adopt it.
+      applied = snapIndex;
+    }
+    // The durable commit index may lag what was applied (it is written lazily): the core
+    // starts from the lower one and the driver skips entries the state machine already has.
+    const coreApplied = Math.min(applied, Math.max(store.initialState().hardState.commit, snapIndex));
+    const driver = new RaftDriver(store, transport, sm, opts, applied, coreApplied);
+    // After a reopen the store has the snapshot's metadata but not its image; the state
+    // machine holds exactly that image when nothing was applied past it.
+    if (snapIndex > 0 && store.snapshot() === null) {
+      if ((await sm.appliedIndex()) === snapIndex || applied === snapIndex) store.attachSnapshotData(await sm.snapshot());
+      else await driver.takeSnapshot();
+    }
+    driver.tickTimer = setInterval(() => driver.tick(), opts.tickMs);
+    driver.tickTimer.unref();
+    return driver;
+  }
+
+  // ---- inputs --------------------------------------------------------------------------
+
+  /** A message from a peer (the transport calls this). */
+  receive(msg: Message): void {
+    if (this.stopped) return;
+    this.core.step(msg);
+    this.kick();
+  }
+
+  reportUnreachable(peer: NodeId): void {
+    if (!this.stopped) this.core.reportUnreachable(peer);
+  }
+
+  reportSnapshot(peer: NodeId, ok: boolean): void {
+    if (this.stopped) return;
+    this.core.reportSnapshot(peer, ok);
+    this.kick();
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.core.tick();
+    this.renewLease();
+    this.kick();
+  }
+
+  /**
+   * Leader lease for local reads. Each round is a ReadIndex (a quorum heartbeat) issued
+   * at time t; once it is confirmed, no other leader can be elected before
+   * t + electionTicks * tickMs (followers that answered refuse votes for a full election
+   * timeout after hearing from us: check-quorum). The lease is 80% of that, leaving 20%
+   * for clock rate drift and timer jitter. A leadership transfer ends it at once
+   * (MsgTimeoutNow bypasses the followers' refusal).
+   */
+  private renewLease(): void {
+    if (this.leader !== this.opts.id || this.leaseRound) return;
+    const context = `lease:${this.opts.id}:${++this.leaseSeq}`;
+    this.leaseRound = { context, issuedAtMs: performance.now() };
+    this.core.readIndex(Buffer.from(context));
+  }
+
+  private leaseDurationMs(): number {
+    return this.opts.electionTicks * this.opts.tickMs * 0.8;
+  }
+
+  /** True when a read served from the local state now is linearizable. */
+  canReadLocally(): boolean {
+    if (this.leader !== this.opts.id || this.applied < this.leaseIndex || performance.now() >= this.leaseUntilMs) return false;
+    return this.core.status().leadTransferee === null;
+  }
+
+  /** Propose an application command; resolves once it is committed and applied here. */
+  propose(data: Buffer): Promise<ProposalOutcome> {
+    if (this.stopped || this.failure) return Promise.resolve({ ok: false, reason: 'stopped', leader: this.leader });
+    const r = this.core.propose(data);
+    if (!r.ok) return Promise.resolve({ ok: false, reason: r.reason, leader: r.leader });
+    this.stats.proposals++;
+    this.kick();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(r.index);
+        resolve({ ok: false, reason: 'timeout', leader: this.leader });
+      }, this.opts.proposalTimeoutMs);
+      this.proposals.set(r.index, { term: r.term, resolve, timer });
+    });
+  }
+
+  /** Propose a membership change (at most one pending). */
+  proposeConfChange(cc: ConfChange): Promise<ProposalOutcome> {
+    if (this.stopped) return Promise.resolve({ ok: false, reason: 'stopped', leader: this.leader });
+    const r = this.core.proposeConfChange(cc);
+    if (!r.ok) return Promise.resolve({ ok: false, reason: r.reason, leader: r.leader });
+    this.kick();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(r.index);
+        resolve({ ok: false, reason: 'timeout', leader: this.leader });
+      }, this.opts.proposalTimeoutMs);
+      this.proposals.set(r.index, { term: r.term, resolve, timer });
+    });
+  }
+
+  /**
+   * Linearizable read barrier: resolves once this node's state machine reflects every
+   * write committed before the call (ReadIndex, confirmed by a quorum heartbeat).
+   */
+  readBarrier(timeoutMs = this.opts.proposalTimeoutMs): Promise<{ ok: true } | { ok: false; reason: 'timeout' | 'stopped'; leader: NodeId | null }> {
+    if (this.stopped) return Promise.resolve({ ok: false, reason: 'stopped', leader: this.leader });
+    const id = `r${this.opts.id}:${this.nextReadId++}`;
+    this.core.readIndex(Buffer.from(id));
+    this.kick();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(id);
+        resolve({ ok: false, reason: 'timeout', leader: this.leader });
+      }, timeoutMs);
+      this.reads.set(id, { resolve, timer, index: null });
+    });
+  }
+
+  transferLeader(to: NodeId): void {
+    this.core.transferLeader(to);
+    this.kick();
+  }
+
+  campaign(): void {
+    this.core.campaign();
+    this.kick();
+  }
+
+  status(): RaftStatus {
+    return this.core.status();
+  }
+
+  get leaderId(): NodeId | null {
+    return this.leader;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  onLeaderChange(cb: (leader: NodeId | null) => void): void {
+    this.leaderListeners.push(cb);
+  }
+
+  setTransport(t: RaftTransport): void {
+    this.transport = t;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    for (const [index, p] of this.proposals) {
+      clearTimeout(p.timer);
+      p.resolve({ ok: false, reason: 'stopped', leader: this.leader });
+      this.proposals.delete(index);
+    }
+    for (const [id, r] of this.reads) {
+      clearTimeout(r.timer);
+      r.resolve({ ok: false, reason: 'stopped', leader: this.leader });
+      this.reads.delete(id);
+    }
+    while (this.running) await new Promise((r) => setImmediate(r));
+    if (this.lazyHardState && !this.failure) await this.store.setHardState(this.lazyHardState).catch(() => undefined);
+  }
+
+  // ---- the Ready loop ------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.running || this.stopped || this.failure) return;
+    this.running = true;
+    setImmediate(() => {
+      this.loop().then(
+        () => {
+          this.running = false;
+          // Inputs that arrived during the last advance are handled in a new round.
+          if (this.core.hasReady()) this.kick();
+        },
+        (err: unknown) => {
+          this.running = false;
+          this.fail(err);
+        },
+      );
+    });
+  }
+
+  private fail(err: unknown): void {
+    // A failed fsync or apply leaves the node's durable state unknown: stop taking part
+    // (never retry an fsync), fail what waits, and let the operator restart it.
+    this.failure = err;
+    this.opts.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'raft node failed; it stops until restarted');
+    void this.stop();
+  }
+
+  private async loop(): Promise<void> {
+    for (let rounds = 0; rounds < 64 && !this.stopped && this.core.hasReady(); rounds++) {
+      const rd = this.core.ready();
+      await this.handle(rd);
+      this.core.advance(rd);
+    }
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    this.stats.readies++;
+    if (rd.softState && rd.softState.leader !== this.leader) {
+      this.leader = rd.softState.leader;
+      this.leaseUntilMs = 0;
+      this.leaseRound = null;
+      if (this.leader === this.opts.id) this.renewLease();
+      for (const cb of this.leaderListeners) cb(this.leader);
+    }
+    // 1. Persist: snapshot, then entries, then hard state — one group commit.
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
+    const writes: Array<Promise<void>> = [];
+    if (rd.entries.length > 0) {
+      writes.push(this.store.append(rd.entries));
+      this.stats.entriesPersisted += rd.entries.length;
+    }
+    if (rd.hardState) {
+      const hs = rd.hardState;
+      // Term and vote must be durable before anything leaves. A commit index alone need
+      // not be (a restarted node learns it again from the log and its peers): it is
+      // written with the next batch that has to be fsynced anyway, which saves one
+      // fsync per write on a sequential workload.
+      if (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote || rd.entries.length > 0) {
+        writes.push(this.store.setHardState(hs));
+        this.persistedTerm = hs.term;
+        this.persistedVote = hs.vote;
+        this.lazyHardState = null;
+      } else {
+        this.lazyHardState = hs;
+      }
+    }
+    if (writes.length > 0) await Promise.all(writes);
+    // 2. Send.
+    if (rd.messages.length > 0) {
+      this.transport.send(rd.messages);
+      this.stats.messagesSent += rd.messages.length;
+    }
+    // 3. Apply.
+    if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries);
+    // 4. Reads.
+    for (const rs of rd.readStates) {
+      const ctx = rs.context.toString();
+      if (this.leaseRound && ctx === this.leaseRound.context) {
+        this.leaseUntilMs = this.leaseRound.issuedAtMs + this.leaseDurationMs();
+        this.leaseIndex = rs.index;
+        this.leaseRound = null;
+        continue;
+      }
+      const pending = this.reads.get(ctx);
+      if (pending) pending.index = rs.index;
+    }
+    this.serveReads();
+    await this.maybeSnapshot();
+  }
+
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    await this.sm.restore(snap.data);
+    await this.store.applySnapshot(snap);
+    this.applied = snap.meta.index;
+    this.lastSnapshotIndex = snap.meta.index;
+    this.stats.snapshotsInstalled++;
+    this.opts.logger.info({ index: snap.meta.index, term: snap.meta.term, bytes: snap.data.length }, 'installed snapshot from leader');
+  }
+
+  private async applyEntries(entries: Entry[]): Promise<void> {
+    let batch: Entry[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const results = await this.sm.apply(batch);
+      batch.forEach((e, i) => this.settle(e, { ok: true, result: results[i], index: e.index }));
+      batch = [];
+    };
+    for (const e of entries) {
+      if (e.index <= this.applied) continue;
+      if (e.type === EntryType.ConfChange) {
+        await flush();
+        const cc = decodeConfChange(e.data);
+        const conf = this.core.applyConfChange(cc);
+        await this.store.setConfState(conf);
+        // The state machine still records the index so its applied index stays contiguous.
+        await this.sm.apply([{ ...e, data: Buffer.alloc(0), type: EntryType.ConfChange }]);
+        this.settle(e, { ok: true, result: conf, index: e.index });
+        this.opts.logger.info({ index: e.index, change: cc, conf }, 'membership changed');
+      } else {
+        batch.push(e);
+      }
+      this.applied = e.index;
+    }
+    await flush();
+    this.stats.entriesApplied += entries.length;
+  }
+
+  private settle(e: Entry, outcome: ProposalOutcome): void {
+    const p = this.proposals.get(e.index);
+    if (!p) return;
+    this.proposals.delete(e.index);
+    clearTimeout(p.timer);
+    // Another leader's entry took this index: ours was overwritten and never applied.
+    if (p.term !== e.term) p.resolve({ ok: false, reason: 'overwritten', leader: this.leader });
+    else p.resolve(outcome);
+  }
+
+  private serveReads(): void {
+    for (const [id, r] of this.reads) {
+      if (r.index !== null && r.index <= this.applied) {
+        this.reads.delete(id);
+        clearTimeout(r.timer);
+        r.resolve({ ok: true });
+      }
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.applied - this.lastSnapshotIndex < this.opts.snapshotEveryEntries) return;
+    await this.takeSnapshot();
+  }
+
+  private async takeSnapshot(): Promise<void> {
+    const index = this.applied;
+    if (index <= this.store.snapshotMeta().index) return;
+    await this.sm.sync();
+    const image = await this.sm.snapshot();
+    const conf = this.core.status().conf;
+    await this.store.createSnapshot(index, conf, image);
+    await this.store.compact(index);
+    this.lastSnapshotIndex = index;
+    this.stats.snapshotsTaken++;
+    this.opts.logger.info({ index, bytes: image.length }, 'snapshot taken, log compacted');
+  }
+}
+
+export { encodeConfChange };

@@ -1,0 +1,144 @@
+// Sends every namespace call to the Raft leader: served in process when this node
+// leads, forwarded over gRPC otherwise. A forwarded command keeps its client id and
+// sequence number, so a retry after a leader change is applied once (dedup table).
+// It serves both the local FUSE mount and remote clients (the gRPC service), so a
+// client may talk to any node of the cluster.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ReaddirPage } from '../meta/api.js';
+import { MetaClient, type MetaBackend } from '../meta/grpc.js';
+import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from '../meta/types.js';
+import { Errno } from '../meta/types.js';
+import type { NodeId } from '../cluster/raft/types.js';
+import { NotLeader, type ReplicatedMeta } from './replicated-meta.js';
+
+export interface RouterOptions {
+  /** How long a call keeps trying to find a leader that answers. */
+  deadlineMs: number;
+  /** Per forwarded call. */
+  forwardDeadlineMs: number;
+}
+
+export const DEFAULT_ROUTER_OPTIONS: RouterOptions = { deadlineMs: 20_000, forwardDeadlineMs: 8_000 };
+
+type Local<T> = () => Promise<Result<T> | NotLeader>;
+type Remote<T> = (c: MetaClient) => Promise<Result<T>>;
+
+export class LeaderRouter implements MetaBackend {
+  private readonly clients = new Map<NodeId, Promise<MetaClient>>();
+  private readonly clientId = `router-${randomUUID()}`;
+  private seq = 0;
+  readonly counters = { forwarded: 0, retries: 0, noLeaderWaits: 0 };
+
+  constructor(
+    private readonly local: ReplicatedMeta,
+    private readonly selfId: NodeId,
+    /** gRPC address of each member, for forwarding. */
+    private readonly addresses: () => Map<NodeId, string>,
+    private readonly log: Logger,
+    private readonly opts: RouterOptions = DEFAULT_ROUTER_OPTIONS,
+  ) {}
+
+  private client(id: NodeId): Promise<MetaClient> | null {
+    const addr = this.addresses().get(id);
+    if (!addr) return null;
+    let c = this.clients.get(id);
+    if (!c) {
+      c = MetaClient.connect(addr, { attempts: 1, deadlineMs: this.opts.forwardDeadlineMs, clientId: this.clientId });
+      this.clients.set(id, c);
+    }
+    return c;
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) void c.then((x) => x.close(), () => undefined);
+    this.clients.clear();
+  }
+
+  private async route<T>(local: Local<T>, remote: Remote<T>): Promise<Result<T>> {
+    const end = Date.now() + this.opts.deadlineMs;
+    let delay = 20;
+    for (let attempt = 0; ; attempt++) {
+      const r = await local();
+      if (!(r instanceof NotLeader)) return r;
+      const leader = r.leader;
+      if (leader && leader !== this.selfId) {
+        const c = this.client(leader);
+        if (c) {
+          this.counters.forwarded++;
+          const out = await remote(await c);
+          // EIO/ETIMEDOUT here means the leader did not answer (it may have died): look
+          // again; EAGAIN means it is no longer leader. Anything else is the answer.
+          if (out.ok || (out.errno !== Errno.EIO && out.errno !== Errno.ETIMEDOUT && out.errno !== Errno.EAGAIN)) return out;
+        }
+      } else {
+        this.counters.noLeaderWaits++;
+      }
+      if (Date.now() > end) {
+        this.log.warn({ attempt }, 'no leader answered within the deadline');
+        return { ok: false, errno: Errno.EIO };
+      }
+      this.counters.retries++;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 500);
+    }
+  }
+
+  lookup(parent: Ino, name: string): Promise<Result<Attr>> {
+    return this.route(
+      () => this.local.lookupR(parent, name),
+      (c) => c.lookup(parent, name),
+    );
+  }
+  getattr(ino: Ino): Promise<Result<Attr>> {
+    return this.route(
+      () => this.local.getattrR(ino),
+      (c) => c.getattr(ino),
+    );
+  }
+  readdir(ino: Ino, after: string | null, limit: number): Promise<Result<ReaddirPage>> {
+    return this.route(
+      () => this.local.readdirR(ino, after, limit),
+      (c) => c.readdir(ino, after, limit),
+    );
+  }
+  readlink(ino: Ino): Promise<Result<string>> {
+    return this.route(
+      () => this.local.readlinkR(ino),
+      (c) => c.readlink(ino),
+    );
+  }
+  getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
+    return this.route(
+      () => this.local.getxattrR(ino, name),
+      (c) => c.getxattr(ino, name),
+    );
+  }
+  listxattr(ino: Ino): Promise<Result<string[]>> {
+    return this.route(
+      () => this.local.listxattrR(ino),
+      (c) => c.listxattr(ino),
+    );
+  }
+  getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>> {
+    return this.route(
+      () => this.local.getChunksR(ino, fromIndex, count),
+      (c) => c.getChunks(ino, fromIndex, count),
+    );
+  }
+  statfs(): Promise<Result<StatFs>> {
+    return this.route(
+      () => this.local.statfsR(),
+      (c) => c.statfs(),
+    );
+  }
+  executeEnvelope(envelope: Envelope): Promise<Result<unknown>> {
+    return this.route(
+      () => this.local.executeEnvelopeR(envelope),
+      (c) => c.executeEnvelope(envelope),
+    );
+  }
+  execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
+    return this.executeEnvelope({ clientId: this.clientId, seq: ++this.seq, command }) as Promise<Result<CommandValues[C['op']]>>;
+  }
+}
