@@ -88,13 +88,38 @@ function buildProgram(): Command {
     .option('--node-id <id>', 'stable node id')
     .option('--log-level <level>', 'trace|debug|info|warn|error')
     .option('--chunk-size <bytes>', 'chunk size of new files')
-    .action(async (o: { config?: string; dataDir?: string; listen?: string; http?: string; mount?: string; nodeId?: string; logLevel?: string; chunkSize?: string }) => {
+    .option('--initial-cluster <members>', 'Raft voters of a new cluster: id=host:port,... (this node included)')
+    .option('--raft-tick <ms>', 'Raft tick length (elections take 10-20 ticks)')
+    .action(
+      async (o: {
+        config?: string;
+        dataDir?: string;
+        listen?: string;
+        http?: string;
+        mount?: string;
+        nodeId?: string;
+        logLevel?: string;
+        chunkSize?: string;
+        initialCluster?: string;
+        raftTick?: string;
+      }) => {
       await runDaemon(
-        { dataDir: o.dataDir, listen: o.listen, http: o.http, mount: o.mount, nodeId: o.nodeId, logLevel: o.logLevel, chunkSizeBytes: o.chunkSize },
+        {
+          dataDir: o.dataDir,
+          listen: o.listen,
+          http: o.http,
+          mount: o.mount,
+          nodeId: o.nodeId,
+          logLevel: o.logLevel,
+          chunkSizeBytes: o.chunkSize,
+          initialCluster: o.initialCluster,
+          raftTickMs: o.raftTick,
+        },
         'server',
         o.config,
       );
-    });
+      },
+    );
 
   program
     .command('mount')
@@ -138,6 +163,76 @@ function buildProgram(): Command {
       }
     });
 
+  const raft = program.command('raft').description('the Raft group that replicates the namespace');
+  raft
+    .command('status')
+    .description('term, leader, commit and applied index, and each member\'s match index and lag')
+    .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
+    .option('--data-dir <dir>', 'a dev cluster data dir')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { addr?: string; dataDir?: string; json?: boolean }) => {
+      const addr = await resolveAddr(o);
+      const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: 5000 });
+      try {
+        await client.waitReady(5000).catch(() => {
+          throw new CliError(`cannot reach a dfs daemon at ${addr}`);
+        });
+        let s = await client.raftStatus();
+        // The leader knows every member's progress: ask it when it is another node.
+        if (s.leader && s.leader !== s.nodeId) {
+          const leaderAddr = s.members.find((m) => m.nodeId === s.leader)?.address;
+          if (leaderAddr) {
+            const lc = await MetaClient.connect(leaderAddr, { attempts: 1, deadlineMs: 5000 });
+            try {
+              s = await lc.raftStatus();
+            } catch {
+              // keep the follower's view
+            } finally {
+              lc.close();
+            }
+          }
+        }
+        const members = s.members.map((m) => ({
+          nodeId: m.nodeId,
+          address: m.address,
+          role: m.nodeId === s.leader ? 'leader' : m.isLearner ? 'learner' : 'follower',
+          match: m.match,
+          next: m.next,
+          lag: Math.max(0, s.lastIndex - m.match),
+          state: m.state,
+          active: m.recentActive,
+        }));
+        if (o.json) {
+          printJson({ nodeId: s.nodeId, term: s.term, leader: s.leader || null, role: s.role, commit: s.commit, applied: s.applied, lastIndex: s.lastIndex, leadTransferee: s.leadTransferee || null, members });
+          return;
+        }
+        process.stdout.write(`term ${s.term}  leader ${s.leader || '(none)'}  commit ${s.commit}  applied ${s.applied}  last ${s.lastIndex}  (answered by ${s.nodeId})\n`);
+        process.stdout.write(table([['NODE', 'ADDRESS', 'ROLE', 'MATCH', 'LAG', 'STATE'], ...members.map((m) => [m.nodeId, m.address, m.role, String(m.match), String(m.lag), m.state || '-'])]));
+        if (!s.leader) process.exitCode = 1;
+      } finally {
+        client.close();
+      }
+    });
+  raft
+    .command('transfer-leader')
+    .description('hand leadership to another voter')
+    .argument('<node>', 'node id of the new leader')
+    .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
+    .option('--data-dir <dir>', 'a dev cluster data dir')
+    .option('--json', 'machine-readable output')
+    .action(async (node: string, o: { addr?: string; dataDir?: string; json?: boolean }) => {
+      const addr = await resolveAddr(o);
+      const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: 20_000 });
+      try {
+        const r = await client.raftAdmin({ action: 'transfer-leader', nodeId: node });
+        if (o.json) printJson({ ok: r.errno === 0, leader: r.leader || null, message: r.message });
+        if (r.errno !== 0) throw new CliError(r.message);
+        if (!o.json) process.stdout.write(`${r.message}\n`);
+      } finally {
+        client.close();
+      }
+    });
+
   const dev = program.command('dev').description('a local cluster on 127.0.0.1 for development');
   dev
     .command('up')
@@ -145,15 +240,17 @@ function buildProgram(): Command {
     .option('--nodes <n>', 'number of daemons', '1')
     .option('--mount <dir>', 'mount point', DEFAULT_DEV_MOUNT)
     .option('--no-mount', 'do not mount')
+    .option('--mount-all <dir>', 'also mount node i at DIR/i')
     .option('--data-dir <dir>', 'where the daemons keep their data', DEFAULT_DEV_DATA_DIR)
     .option('--base-port <port>', 'first port to try', '7400')
     .option('--json', 'machine-readable output')
-    .action(async (o: { nodes: string; mount: string | false; dataDir: string; basePort: string; json?: boolean }) => {
+    .action(async (o: { nodes: string; mount: string | false; mountAll?: string; dataDir: string; basePort: string; json?: boolean }) => {
       const nodes = Number(o.nodes);
       if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) throw new CliError('--nodes must be an integer from 1 to 64');
       const state = await devUp({
         nodes,
         mount: o.mount === false ? null : o.mount,
+        mountAll: o.mountAll ?? null,
         dataDir: o.dataDir,
         basePort: Number(o.basePort),
         readyTimeoutMs: 60_000,
@@ -175,7 +272,7 @@ function buildProgram(): Command {
     .action(async (o: { dataDir: string; json?: boolean }) => {
       const st = await devStatus(o.dataDir);
       if (o.json) {
-        printJson(st ? { ...st, leader: st.nodes[0]?.nodeId ?? null } : { dataDir: o.dataDir, nodes: [], leader: null });
+        printJson(st ?? { dataDir: o.dataDir, nodes: [], leader: null });
         return;
       }
       if (!st || st.nodes.length === 0) {
@@ -184,8 +281,17 @@ function buildProgram(): Command {
       }
       process.stdout.write(
         table([
-          ['NODE', 'PID', 'STATE', 'GRPC', 'HTTP', 'DATA DIR', 'MOUNT'],
-          ...st.nodes.map((n) => [n.nodeId, String(n.pid), n.ready ? 'ready' : n.alive ? 'starting' : 'dead', n.grpc, n.http, n.dataDir, n.mount ?? '-']),
+          ['NODE', 'PID', 'STATE', 'ROLE', 'GRPC', 'HTTP', 'DATA DIR', 'MOUNT'],
+          ...st.nodes.map((n) => [
+            n.nodeId,
+            String(n.pid),
+            n.ready ? 'ready' : n.alive ? 'starting' : 'dead',
+            n.nodeId === st.leader ? 'leader' : n.alive ? 'follower' : '-',
+            n.grpc,
+            n.http,
+            n.dataDir,
+            n.mount ?? '-',
+          ]),
         ]),
       );
       if (st.nodes.some((n) => !n.ready)) process.exitCode = 1;
@@ -202,6 +308,12 @@ function buildProgram(): Command {
   program.addOption(new Option('--no-color').hideHelp());
   return program;
 }
+
+// `dfs ... | head` closes stdout early: that is not an error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 async function main(): Promise<void> {
   const program = buildProgram();

@@ -25,6 +25,7 @@ import { DEFAULT_DRIVER_OPTIONS, RaftDriver } from '../cluster/raft/driver.js';
 import { loadEnvelopeCodec } from '../meta/envelope-codec.js';
 import { ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
 import { LeaderRouter } from './leader-router.js';
+import { RaftAdmin } from './raft-admin.js';
 import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
 import { GarbageCollector } from '../cluster/gc.js';
 import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
@@ -211,7 +212,12 @@ export class Daemon {
     const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, `node-${this.nodeId}`, this.log);
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
-    await registerMetaService(server, router, { nodeId: this.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION });
+    await registerMetaService(
+      server,
+      router,
+      { nodeId: this.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION },
+      new RaftAdmin(driver, this.nodeId, () => members, this.log),
+    );
     this.grpcPort = await this.bind(server, cfg.listen!);
     const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members);
     this.parts.dataPlane = dataPlane;

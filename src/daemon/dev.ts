@@ -94,6 +94,8 @@ function cliEntry(): string {
 export interface DevUpOptions {
   nodes: number;
   mount: string | null;
+  /** Mount node i at <mountAll>/<i> (1-based) too. */
+  mountAll: string | null;
   dataDir: string;
   basePort: number;
   readyTimeoutMs: number;
@@ -102,9 +104,6 @@ export interface DevUpOptions {
 
 export async function devUp(opts: DevUpOptions): Promise<DevState> {
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1) throw new DevError('--nodes must be a positive integer');
-  if (opts.nodes > 1) {
-    throw new DevError('--nodes > 1 needs the Raft-replicated namespace (issue "Raft-replicated namespace"); this build runs one node');
-  }
   const existing = await readDevState(opts.dataDir);
   if (existing && existing.nodes.some((n) => alive(n.pid))) {
     throw new DevError(`a dev cluster is already running from ${opts.dataDir} (dfs dev status / dfs dev down)`);
@@ -114,6 +113,9 @@ export async function devUp(opts: DevUpOptions): Promise<DevState> {
   const ports = await freePorts(opts.basePort, opts.nodes * 2);
   const nodes: DevNode[] = [];
   const state: DevState = { version: 1, dataDir: opts.dataDir, nodes };
+  // Every daemon starts at once (a Raft cluster needs a quorum up to elect a leader);
+  // readiness is awaited afterwards.
+  const members = Array.from({ length: opts.nodes }, (_, i) => `node${i + 1}=127.0.0.1:${ports[i * 2]}`).join(',');
   for (let i = 0; i < opts.nodes; i++) {
     const nodeId = `node${i + 1}`;
     const dataDir = path.join(opts.dataDir, nodeId);
@@ -121,8 +123,13 @@ export async function devUp(opts: DevUpOptions): Promise<DevState> {
     const log = path.join(dataDir, 'daemon.log');
     const grpcAddr = `127.0.0.1:${ports[i * 2]}`;
     const httpAddr = `127.0.0.1:${ports[i * 2 + 1]}`;
-    const mount = i === 0 ? opts.mount : null;
-    const args = [cliEntry(), 'daemon', '--node-id', nodeId, '--data-dir', dataDir, '--listen', grpcAddr, '--http', httpAddr, ...opts.extraArgs];
+    let mount = i === 0 ? opts.mount : null;
+    if (opts.mountAll) {
+      // With --mount-all, node i (1-based) is mounted at DIR/i, and --mount is node 1's too.
+      mount = i === 0 && opts.mount ? opts.mount : path.join(opts.mountAll, String(i + 1));
+    }
+    if (mount) await mkdir(mount, { recursive: true });
+    const args = [cliEntry(), 'daemon', '--node-id', nodeId, '--data-dir', dataDir, '--listen', grpcAddr, '--http', httpAddr, '--initial-cluster', members, ...opts.extraArgs];
     if (mount) args.push('--mount', mount);
     const fh = await open(log, 'a');
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fh.fd, fh.fd] });
@@ -131,16 +138,17 @@ export async function devUp(opts: DevUpOptions): Promise<DevState> {
     if (!child.pid) throw new DevError(`could not start ${nodeId}`);
     nodes.push({ nodeId, pid: child.pid, grpc: grpcAddr, http: httpAddr, dataDir, mount, log });
     await writeFile(statePath(opts.dataDir), JSON.stringify(state, null, 2) + '\n');
-    const pid = child.pid;
-    try {
-      await pollUntil(`${nodeId} to be ready (log: ${log})`, opts.readyTimeoutMs, async () => {
-        if (!alive(pid)) throw new DevError(`${nodeId} exited during start-up; see ${log}:\n${await tail(log, 5)}`);
-        return httpReady(httpAddr);
+  }
+  try {
+    for (const n of nodes) {
+      await pollUntil(`${n.nodeId} to be ready (log: ${n.log})`, opts.readyTimeoutMs, async () => {
+        if (!alive(n.pid)) throw new DevError(`${n.nodeId} exited during start-up; see ${n.log}:\n${await tail(n.log, 5)}`);
+        return httpReady(n.http);
       });
-    } catch (e) {
-      await devDown(opts.dataDir, 10_000).catch(() => undefined);
-      throw e;
     }
+  } catch (e) {
+    await devDown(opts.dataDir, 10_000).catch(() => undefined);
+    throw e;
   }
   return state;
 }
@@ -158,16 +166,30 @@ export interface DevNodeStatus extends DevNode {
   ready: boolean;
 }
 
-export async function devStatus(dataDir: string): Promise<{ dataDir: string; nodes: DevNodeStatus[] } | null> {
+export async function devStatus(dataDir: string): Promise<{ dataDir: string; nodes: DevNodeStatus[]; leader: string | null } | null> {
   const state = await readDevState(dataDir);
   if (!state) return null;
+  let leader: string | null = null;
   const nodes = await Promise.all(
     state.nodes.map(async (n) => {
       const up = alive(n.pid);
-      return { ...n, alive: up, ready: up && (await httpReady(n.http)) };
+      const ready = up && (await httpReady(n.http));
+      if (ready && leader === null) leader = await leaderSeenBy(n.http);
+      return { ...n, alive: up, ready };
     }),
   );
-  return { dataDir: state.dataDir, nodes };
+  return { dataDir: state.dataDir, nodes, leader };
+}
+
+/** The Raft leader as a daemon sees it (from its /api/status), or null. */
+async function leaderSeenBy(http: string): Promise<string | null> {
+  try {
+    const res = await fetch(`http://${http}/api/status`, { signal: AbortSignal.timeout(2000) });
+    const body = (await res.json()) as { leader?: unknown };
+    return typeof body.leader === 'string' ? body.leader : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Stop every daemon gracefully (SIGTERM: flush, unmount, exit), SIGKILL past the deadline. */

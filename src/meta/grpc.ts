@@ -17,6 +17,9 @@ import type { GetChunksReply__Output } from './gen/dfs/meta/GetChunksReply.js';
 import type { StatfsReply__Output } from './gen/dfs/meta/StatfsReply.js';
 import type { CommandReply__Output } from './gen/dfs/meta/CommandReply.js';
 import type { InfoReply__Output } from './gen/dfs/meta/InfoReply.js';
+import type { RaftStatusReply, RaftStatusReply__Output } from './gen/dfs/meta/RaftStatusReply.js';
+import type { RaftAdminReply, RaftAdminReply__Output } from './gen/dfs/meta/RaftAdminReply.js';
+import type { RaftAdminRequest, RaftAdminRequest__Output } from './gen/dfs/meta/RaftAdminRequest.js';
 import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from './types.js';
 import { Errno } from './types.js';
 import { attrFromWire, attrToWire, bytes, chunkFromWire, chunkToWire, commandFromWire, commandToWire, str } from './wire.js';
@@ -38,6 +41,12 @@ export interface MetaServerInfo {
   nodeId: string;
   chunkAddress: string;
   version: string;
+}
+
+/** Raft state and administration, provided by the daemon (the meta layer knows no Raft). */
+export interface RaftAdminBackend {
+  status(): RaftStatusReply;
+  admin(request: RaftAdminRequest__Output): Promise<RaftAdminReply>;
 }
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
@@ -66,7 +75,7 @@ function commandReply(command: Command, r: Result<unknown>): CommandReply {
   return { errno: 0, attr: attrToWire(r.value as Attr) };
 }
 
-export async function registerMetaService(server: grpc.Server, backend: MetaBackend, info: MetaServerInfo): Promise<void> {
+export async function registerMetaService(server: grpc.Server, backend: MetaBackend, info: MetaServerInfo, raft?: RaftAdminBackend): Promise<void> {
   const pkg = await loadMetaPackage();
   const handlers: MetaHandlers = {
     Lookup: (call, cb) =>
@@ -129,6 +138,17 @@ export async function registerMetaService(server: grpc.Server, backend: MetaBack
       });
     },
     Info: (_call, cb) => cb(null, { nodeId: info.nodeId, chunkAddress: info.chunkAddress, version: info.version }),
+    RaftStatus: (_call, cb) => {
+      if (!raft) cb(Object.assign(new Error('no raft on this server'), { code: grpc.status.UNIMPLEMENTED, details: 'no raft on this server', metadata: new grpc.Metadata() }));
+      else cb(null, raft.status());
+    },
+    RaftAdmin: (call, cb) => {
+      if (!raft) {
+        cb(Object.assign(new Error('no raft on this server'), { code: grpc.status.UNIMPLEMENTED, details: 'no raft on this server', metadata: new grpc.Metadata() }));
+        return;
+      }
+      serve(cb, () => raft.admin(call.request));
+    },
   };
   server.addService(pkg.Meta.service, handlers);
 }
@@ -176,6 +196,14 @@ export class MetaClient implements MetaApi {
     return new Promise((resolve, reject) => {
       this.stub.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
     });
+  }
+
+  raftStatus(): Promise<RaftStatusReply__Output> {
+    return this.call<RaftStatusReply__Output>((d, cb) => this.stub.RaftStatus({}, { deadline: d }, cb));
+  }
+
+  raftAdmin(request: RaftAdminRequest): Promise<RaftAdminReply__Output> {
+    return this.call<RaftAdminReply__Output>((d, cb) => this.stub.RaftAdmin(request, { deadline: d }, cb));
   }
 
   info(): Promise<{ nodeId: string; chunkAddress: string; version: string }> {
