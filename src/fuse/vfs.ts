@@ -72,6 +72,15 @@ const O_WRONLY = 1;
 const O_RDWR = 2;
 const O_TRUNC = 0o1000;
 const RELEASES_IN_FLIGHT_MAX = 1024;
+/** Handle registrations wait at most this long before they are sent. */
+const SESSION_FLUSH_MS = 20;
+const SESSION_BATCH_MAX = 256;
+/**
+ * How long flushAll (shutdown) waits for background releases. They need a reachable
+ * leader, which is gone when a whole cluster stops at once, and nothing depends on them:
+ * the next start of the session closes the handles left over (closeSession).
+ */
+const SHUTDOWN_RELEASE_WAIT_MS = 2_000;
 
 export function nowTimespec(): Timespec {
   const ms = performance.timeOrigin + performance.now();
@@ -114,8 +123,10 @@ export class Vfs {
   private readonly openedVersion = new Map<Ino, number>();
   /** Short-lived negative answers for security.capability, asked by the kernel on every write. */
   private readonly noCapability = new Map<Ino, number>();
-  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, readFailovers: 0, releaseErrors: 0 };
+  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, readFailovers: 0, releaseErrors: 0, sessionOpsCancelled: 0 };
   private readonly releases = new Set<Promise<void>>();
+  private sessionOps: Array<{ op: 'open' | 'release'; ino: Ino; handle: number }> = [];
+  private sessionTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly meta: MetaApi,
@@ -191,6 +202,7 @@ export class Vfs {
   async link(ino: Ino, newParent: Ino, newName: string): Promise<Result<Attr>> {
     const e = nameError(newName);
     if (e) return err(e);
+    await this.syncSessionOps();
     const r = await this.meta.execute({ op: 'link', ino, newParent, newName, now: nowTimespec() });
     return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
   }
@@ -198,18 +210,21 @@ export class Vfs {
   async unlink(parent: Ino, name: string): Promise<Result<null>> {
     const e = nameError(name);
     if (e) return err(e);
+    await this.syncSessionOps();
     return this.meta.execute({ op: 'unlink', parent, name, now: nowTimespec() });
   }
 
   async rmdir(parent: Ino, name: string): Promise<Result<null>> {
     const e = nameError(name);
     if (e) return err(e);
+    await this.syncSessionOps();
     return this.meta.execute({ op: 'rmdir', parent, name, now: nowTimespec() });
   }
 
   async rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<Result<null>> {
     const e = nameError(name) || nameError(newName);
     if (e) return err(e);
+    await this.syncSessionOps();
     return this.meta.execute({ op: 'rename', parent, name, newParent, newName, flags, now: nowTimespec() });
   }
 
@@ -278,8 +293,7 @@ export class Vfs {
     const isReg = (attr.mode & S_IFMT) === S_IFREG;
     if (fh === undefined) {
       fh = this.nextFh++;
-      const r = await this.meta.execute({ op: 'open', ino: attr.ino, session: this.opts.sessionId, handle: fh });
-      if (!r.ok) return r;
+      this.queueSessionOp({ op: 'open', ino: attr.ino, handle: fh });
     }
     const st = isReg ? this.stateFor(attr) : null;
     if (st) st.handles++;
@@ -387,28 +401,58 @@ export class Vfs {
       }
     }
     this.handles.delete(fh);
-    this.releaseInBackground(h.ino, fh);
+    this.queueSessionOp({ op: 'release', ino: h.ino, handle: fh });
     return e ? err(e) : { ok: true, value: null };
   }
 
   /**
-   * The namespace forgets a handle without the kernel waiting for it: nothing a caller
-   * sees depends on it, and an unlinked file is reaped once it lands. Bounded: past
-   * RELEASES_IN_FLIGHT_MAX the next release waits.
+   * Open handles are recorded in the namespace so that an unlinked file keeps its data
+   * until the last close, but no caller waits for that: registrations are batched
+   * (every SESSION_FLUSH_MS, or SESSION_BATCH_MAX of them) and sent together, which
+   * the Raft log commits with one fsync; an open and its release still waiting in the
+   * same batch cancel out, so a short-lived open costs no namespace write at all. This
+   * client's own unlink/rmdir/rename/link first sends what is pending, so its semantics
+   * are exact; another client's unlink within the flush interval of an open may remove
+   * the inode before the open is recorded (documented in docs/architecture.md).
    */
-  private releaseInBackground(ino: Ino, fh: number): void {
-    const run = this.meta
-      .execute({ op: 'release', ino, session: this.opts.sessionId, handle: fh })
-      .then(
-        (r) => {
-          if (!r.ok) this.counters.releaseErrors++;
-        },
-        () => {
-          this.counters.releaseErrors++;
-        },
-      )
-      .finally(() => this.releases.delete(run));
-    this.releases.add(run);
+  private queueSessionOp(op: { op: 'open' | 'release'; ino: Ino; handle: number }): void {
+    if (op.op === 'release') {
+      const at = this.sessionOps.findIndex((o) => o.op === 'open' && o.handle === op.handle);
+      if (at >= 0) {
+        this.sessionOps.splice(at, 1);
+        this.counters.sessionOpsCancelled += 2;
+        return;
+      }
+    }
+    this.sessionOps.push(op);
+    if (this.sessionOps.length >= SESSION_BATCH_MAX) this.flushSessionOps();
+    else if (!this.sessionTimer) this.sessionTimer = setTimeout(() => this.flushSessionOps(), SESSION_FLUSH_MS);
+  }
+
+  private flushSessionOps(): void {
+    if (this.sessionTimer) clearTimeout(this.sessionTimer);
+    this.sessionTimer = null;
+    const ops = this.sessionOps.splice(0);
+    for (const o of ops) {
+      const run = this.meta
+        .execute({ op: o.op, ino: o.ino, session: this.opts.sessionId, handle: o.handle })
+        .then(
+          (r) => {
+            if (!r.ok) this.counters.releaseErrors++;
+          },
+          () => {
+            this.counters.releaseErrors++;
+          },
+        )
+        .finally(() => this.releases.delete(run));
+      this.releases.add(run);
+    }
+  }
+
+  /** Sends pending handle registrations and waits for them (before this client unlinks). */
+  private async syncSessionOps(): Promise<void> {
+    if (this.sessionOps.length > 0) this.flushSessionOps();
+    if (this.releases.size > 0) await Promise.all([...this.releases]);
   }
 
   /** Waits until background releases are below the bound (called before new opens). */
@@ -416,9 +460,21 @@ export class Vfs {
     while (this.releases.size >= RELEASES_IN_FLIGHT_MAX) await Promise.race(this.releases);
   }
 
-  /** Waits for every background release (shutdown, tests). */
-  async settle(): Promise<void> {
-    while (this.releases.size > 0) await Promise.all([...this.releases]);
+  /** Waits for every background release (tests), or at most `boundMs`; false if some are left. */
+  async settle(boundMs = Infinity): Promise<boolean> {
+    if (this.sessionOps.length > 0) this.flushSessionOps();
+    const all = (async () => {
+      while (this.releases.size > 0) await Promise.all([...this.releases]);
+      return true;
+    })();
+    if (!Number.isFinite(boundMs)) return all;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), boundMs)));
+    try {
+      return await Promise.race([all, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async fallocate(fh: number, mode: number, offset: number, length: number): Promise<Result<null>> {
@@ -438,7 +494,7 @@ export class Vfs {
   async flushAll(): Promise<number> {
     let failed = 0;
     for (const st of this.files.values()) if (await this.flushState(st)) failed++;
-    await this.settle();
+    await this.settle(SHUTDOWN_RELEASE_WAIT_MS);
     return failed;
   }
 
