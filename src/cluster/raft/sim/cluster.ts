@@ -12,7 +12,7 @@ import { Checker, itemOf } from './checker.js';
 import { SimDisk, SimViolation } from './disk.js';
 import { SimNetwork, type NetworkOptions } from './network.js';
 import { Prng } from './prng.js';
-import { SimStateMachine } from './state-machine.js';
+import { isCommand, SimStateMachine } from './state-machine.js';
 
 /**
  * A deliberately broken driver, to prove the checkers can fail:
@@ -33,6 +33,23 @@ export interface FaultOptions {
   compactWeight: number;
   confChangeWeight: number;
   transferWeight: number;
+}
+
+/**
+ * Optional observer of what clients see, for an external linearizability check
+ * (../lincheck records these as a history). It never influences the run: no PRNG draws,
+ * no trace events, so a seed replays the same with or without it.
+ */
+export interface SimClientObserver {
+  /** A client is about to propose the command (the operation's invocation). */
+  writeInvoked(cmd: string): void;
+  /** The proposing node applied it where propose() put it: the client's success answer. */
+  writeAcked(cmd: string): void;
+  /** Known to have had no effect: propose() refused it, or its log slot went to another term. */
+  writeFailed(cmd: string): void;
+  readInvoked(ctx: string): void;
+  /** The read was served: the application commands applied up to its read index, oldest first. */
+  readServed(ctx: string, commands: readonly string[]): void;
 }
 
 export interface SimOptions {
@@ -59,6 +76,8 @@ export interface SimOptions {
   fullTrace: boolean;
   traceTail: number;
   makeNode: (cfg: RaftConfig) => RaftNode;
+  /** Client-history observer (lincheck); null: none. */
+  clients: SimClientObserver | null;
 }
 
 export const defaultSimOptions: SimOptions = {
@@ -87,6 +106,7 @@ export const defaultSimOptions: SimOptions = {
   fullTrace: false,
   traceTail: 60,
   makeNode: (cfg) => new RawNode(cfg),
+  clients: null,
 };
 
 export interface SimStats {
@@ -468,6 +488,7 @@ export class Cluster {
         if (this.opts.driverBug !== 'ackBeforeApply') this.ack(p.cmd, e.index);
       } else {
         this.log(`lost ${p.cmd} (${n.id} proposed at ${e.index}/${p.term}, applied term ${e.term})`);
+        this.opts.clients?.writeFailed(p.cmd);
       }
     }
   }
@@ -489,6 +510,7 @@ export class Cluster {
     if (index > this.ackedMaxIndex) this.ackedMaxIndex = index;
     this.stats.acked++;
     this.log(`ack ${cmd} @${index}`);
+    this.opts.clients?.writeAcked(cmd);
   }
 
   private serveReads(n: SimNode): void {
@@ -503,6 +525,8 @@ export class Cluster {
       if (!req) continue;
       this.reads.delete(w.ctx);
       const count = n.sm.commandsUpTo(w.index);
+      // Reported before the check below, so a history recorded up to a failure includes the bad read.
+      this.opts.clients?.readServed(w.ctx, n.sm.items.slice(0, w.index).filter(isCommand));
       if (w.index < req.minIndex || count < req.minCount) {
         this.checker.fail(
           `linearizable read: ${w.ctx} served by ${n.id} at index ${w.index} sees ${count} writes; ${req.minCount} were acknowledged before it (last at ${req.minIndex})`,
@@ -573,7 +597,9 @@ export class Cluster {
     if (!n || !n.raft) return;
     const cmd = `c${++this.cmdSeq}`;
     this.stats.proposals++;
+    this.opts.clients?.writeInvoked(cmd);
     const r = n.raft.propose(Buffer.from(cmd));
+    if (!r.ok) this.opts.clients?.writeFailed(cmd);
     if (r.ok) {
       this.log(`propose ${cmd} -> ${n.id} @${r.index}/${r.term}`);
       n.pending.set(r.index, { cmd, term: r.term });
@@ -590,6 +616,7 @@ export class Cluster {
     if (!n || !n.raft) return;
     const ctx = `r${++this.readSeq}`;
     this.reads.set(ctx, { minIndex: this.ackedMaxIndex, minCount: this.ackedCount });
+    this.opts.clients?.readInvoked(ctx);
     this.log(`readIndex ${ctx} -> ${n.id} (acked ${this.ackedCount} up to ${this.ackedMaxIndex})`);
     n.raft.readIndex(Buffer.from(ctx));
     this.drive(n);
@@ -814,8 +841,10 @@ export class Cluster {
       if (probe === null) {
         if (lst.commit !== lst.lastIndex) continue;
         probe = `c${++this.cmdSeq}`;
+        this.opts.clients?.writeInvoked(probe);
         const r = l.raft.propose(Buffer.from(probe));
         if (!r.ok) {
+          this.opts.clients?.writeFailed(probe);
           probe = null;
           continue;
         }

@@ -2,7 +2,7 @@
 import { Cluster, SimFailure, simOptions, type DriverBug, type RunOptions, type SimProfile, type SimStats } from './cluster.js';
 
 export { Cluster, SimFailure, runSeed, simOptions, simProfiles, defaultSimOptions } from './cluster.js';
-export type { DriverBug, RunOptions, SimOptions, SimProfile, SimStats } from './cluster.js';
+export type { DriverBug, RunOptions, SimClientObserver, SimOptions, SimProfile, SimStats } from './cluster.js';
 export { Prng } from './prng.js';
 
 export interface Replay {
