@@ -90,6 +90,7 @@ function buildProgram(): Command {
     .option('--chunk-size <bytes>', 'chunk size of new files')
     .option('--initial-cluster <members>', 'Raft voters of a new cluster: id=host:port,... (this node included)')
     .option('--raft-tick <ms>', 'Raft tick length (elections take 10-20 ticks)')
+    .option('--raft-snapshot-every <n>', 'take a Raft snapshot and compact the log every N applied entries (default 20000)')
     .action(
       async (o: {
         config?: string;
@@ -102,6 +103,7 @@ function buildProgram(): Command {
         chunkSize?: string;
         initialCluster?: string;
         raftTick?: string;
+        raftSnapshotEvery?: string;
       }) => {
       await runDaemon(
         {
@@ -114,6 +116,7 @@ function buildProgram(): Command {
           chunkSizeBytes: o.chunkSize,
           initialCluster: o.initialCluster,
           raftTickMs: o.raftTick,
+          raftSnapshotEvery: o.raftSnapshotEvery,
         },
         'server',
         o.config,

@@ -33,6 +33,8 @@ export interface DaemonConfig {
   initialCluster: Array<{ nodeId: string; address: string }> | null;
   /** Raft tick length; elections take 10-20 ticks. */
   raftTickMs: number;
+  /** Take a Raft snapshot (and compact the log) every this many applied entries. */
+  raftSnapshotEvery: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   chunkSizeBytes: number;
   /** Seconds the kernel may cache entries and attributes. */
@@ -52,6 +54,7 @@ const KEYS: Array<keyof DaemonConfig> = [
   'connect',
   'initialCluster',
   'raftTickMs',
+  'raftSnapshotEvery',
   'logLevel',
   'chunkSizeBytes',
   'attrTimeoutS',
@@ -168,6 +171,7 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
   return {
     initialCluster,
     raftTickMs: num(raw, 'raftTickMs', 100, 10, 10_000),
+    raftSnapshotEvery: Math.floor(num(raw, 'raftSnapshotEvery', 20_000, 10, 100_000_000)),
     dataDir: dataDir ? path.resolve(dataDir) : null,
     listen,
     http,

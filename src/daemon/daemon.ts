@@ -199,7 +199,7 @@ export class Daemon {
       store,
       transport,
       metaStateMachine(meta, codec),
-      { ...DEFAULT_DRIVER_OPTIONS, id: this.nodeId, tickMs: cfg.raftTickMs, logger: this.log },
+      { ...DEFAULT_DRIVER_OPTIONS, id: this.nodeId, tickMs: cfg.raftTickMs, snapshotEveryEntries: cfg.raftSnapshotEvery, logger: this.log },
       fresh ? { voters: [...members.keys()], learners: [] } : null,
     );
     this.parts.driver = driver;

@@ -9,6 +9,7 @@ import type { ReaddirPage } from '../meta/api.js';
 import { MetaClient, type MetaBackend } from '../meta/grpc.js';
 import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from '../meta/types.js';
 import { Errno } from '../meta/types.js';
+import { ClientLanes } from '../meta/client-lanes.js';
 import type { NodeId } from '../cluster/raft/types.js';
 import { NotLeader, type ReplicatedMeta } from './replicated-meta.js';
 
@@ -27,7 +28,9 @@ type Remote<T> = (c: MetaClient) => Promise<Result<T>>;
 export class LeaderRouter implements MetaBackend {
   private readonly clients = new Map<NodeId, Promise<MetaClient>>();
   private readonly clientId = `router-${randomUUID()}`;
-  private seq = 0;
+  private readonly lanes = new ClientLanes(this.clientId);
+  /** Set by close() (daemon stop): calls still looking for a leader give up with EIO. */
+  private closed = false;
   readonly counters = { forwarded: 0, retries: 0, noLeaderWaits: 0 };
 
   constructor(
@@ -51,6 +54,7 @@ export class LeaderRouter implements MetaBackend {
   }
 
   close(): void {
+    this.closed = true;
     for (const c of this.clients.values()) void c.then((x) => x.close(), () => undefined);
     this.clients.clear();
   }
@@ -74,8 +78,8 @@ export class LeaderRouter implements MetaBackend {
       } else {
         this.counters.noLeaderWaits++;
       }
-      if (Date.now() > end) {
-        this.log.warn({ attempt }, 'no leader answered within the deadline');
+      if (Date.now() > end || this.closed) {
+        this.log.warn({ attempt }, this.closed ? 'router closed while looking for a leader' : 'no leader answered within the deadline');
         return { ok: false, errno: Errno.EIO };
       }
       this.counters.retries++;
@@ -139,6 +143,8 @@ export class LeaderRouter implements MetaBackend {
     );
   }
   execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
-    return this.executeEnvelope({ clientId: this.clientId, seq: ++this.seq, command }) as Promise<Result<CommandValues[C['op']]>>;
+    // One command in flight per client id (see ClientLanes): retries after a leader change
+    // land in any order.
+    return this.lanes.run((clientId, seq) => this.executeEnvelope({ clientId, seq, command })) as Promise<Result<CommandValues[C['op']]>>;
   }
 }

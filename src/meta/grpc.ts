@@ -22,6 +22,7 @@ import type { RaftAdminReply, RaftAdminReply__Output } from './gen/dfs/meta/Raft
 import type { RaftAdminRequest, RaftAdminRequest__Output } from './gen/dfs/meta/RaftAdminRequest.js';
 import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from './types.js';
 import { Errno } from './types.js';
+import { ClientLanes } from './client-lanes.js';
 import { attrFromWire, attrToWire, bytes, chunkFromWire, chunkToWire, commandFromWire, commandToWire, str } from './wire.js';
 
 type MetaPackage = ProtoGrpcType['dfs']['meta'];
@@ -168,14 +169,15 @@ export const DEFAULT_META_CLIENT_OPTIONS: Omit<MetaClientOptions, 'clientId'> = 
 const RETRYABLE = new Set<number>([grpc.status.UNAVAILABLE]);
 
 export class MetaClient implements MetaApi {
-  private seq = 0;
   private readonly opts: MetaClientOptions;
+  private readonly lanes: ClientLanes;
 
   private constructor(
     private readonly stub: MetaStub,
     options: Partial<MetaClientOptions>,
   ) {
     this.opts = { ...DEFAULT_META_CLIENT_OPTIONS, clientId: randomUUID(), ...options };
+    this.lanes = new ClientLanes(this.opts.clientId);
   }
 
   static async connect(address: string, options: Partial<MetaClientOptions> = {}): Promise<MetaClient> {
@@ -316,9 +318,12 @@ export class MetaClient implements MetaApi {
   }
 
   async execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
-    // One sequence number per command, reused by retries, so the server applies it once.
-    const request = commandToWire(command, this.opts.clientId, ++this.seq);
-    const r = await this.ask<CommandReply__Output>((d, cb) => this.stub.Execute(request, { deadline: d }, cb));
+    // One sequence number per command, reused by retries, so the server applies it once;
+    // one command in flight per client id (see ClientLanes).
+    const r = await this.lanes.run((clientId, seq) => {
+      const request = commandToWire(command, clientId, seq);
+      return this.ask<CommandReply__Output>((d, cb) => this.stub.Execute(request, { deadline: d }, cb));
+    });
     if (!r.ok) return r;
     const v = r.value;
     if (v.errno) return { ok: false, errno: v.errno };
