@@ -255,15 +255,17 @@ export class Daemon {
 
   private async waitForLeader(driver: RaftDriver, timeoutMs: number): Promise<void> {
     if (driver.leaderId) return;
+    let unsubscribe: () => void = () => undefined;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
-      driver.onLeaderChange((leader) => {
+      unsubscribe = driver.onLeaderChange((leader) => {
         if (leader) {
           clearTimeout(timer);
           resolve();
         }
       });
     });
+    unsubscribe();
     if (!driver.leaderId) this.log.warn('no raft leader yet; serving anyway (calls wait for one)');
   }
 

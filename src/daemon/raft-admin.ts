@@ -65,15 +65,17 @@ export class RaftAdmin implements RaftAdminBackend {
         }
         if (req.nodeId === this.selfId) return { errno: 0, message: `${req.nodeId} already leads`, leader };
         this.driver.transferLeader(req.nodeId);
+        let unsubscribe: () => void = () => undefined;
         const moved = await new Promise<boolean>((resolve) => {
           const timer = setTimeout(() => resolve(false), TRANSFER_WAIT_MS);
-          this.driver.onLeaderChange((l) => {
+          unsubscribe = this.driver.onLeaderChange((l) => {
             if (l === req.nodeId) {
               clearTimeout(timer);
               resolve(true);
             }
           });
         });
+        unsubscribe();
         this.log.info({ to: req.nodeId, moved }, 'leadership transfer');
         return moved
           ? { errno: 0, message: `leadership moved to ${req.nodeId}`, leader: req.nodeId }

@@ -291,8 +291,13 @@ export class RaftDriver {
     return this.applied;
   }
 
-  onLeaderChange(cb: (leader: NodeId | null) => void): void {
+  /** Calls `cb` on every leader change; returns a function that unsubscribes it. */
+  onLeaderChange(cb: (leader: NodeId | null) => void): () => void {
     this.leaderListeners.push(cb);
+    return () => {
+      const at = this.leaderListeners.indexOf(cb);
+      if (at >= 0) this.leaderListeners.splice(at, 1);
+    };
   }
 
   setTransport(t: RaftTransport): void {
