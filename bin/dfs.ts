@@ -5,6 +5,7 @@ import { ConfigError, readConfigFile, validateConfig, type RawConfig } from '../
 import { Daemon, StartupError } from '../src/daemon/daemon.js';
 import { DEFAULT_DEV_DATA_DIR, DEFAULT_DEV_MOUNT, DevError, devDown, devStatus, devUp, readDevState } from '../src/daemon/dev.js';
 import { MetaClient } from '../src/meta/grpc.js';
+import type { RaftStatusReply__Output } from '../src/meta/gen/dfs/meta/RaftStatusReply.js';
 
 class CliError extends Error {}
 
@@ -45,6 +46,36 @@ async function resolveAddr(opts: { addr?: string; dataDir?: string }): Promise<s
   const st = await readDevState(DEFAULT_DEV_DATA_DIR);
   if (st && st.nodes.length > 0) return st.nodes[0].grpc;
   throw new CliError('no cluster given: use --addr HOST:PORT, --data-dir DIR or DFS_ADDR');
+}
+
+/** Connect to the daemon `o` names, check it answers, run `fn`, close. */
+async function withClient<T>(o: { addr?: string; dataDir?: string }, fn: (client: MetaClient, addr: string) => Promise<T>): Promise<T> {
+  const addr = await resolveAddr(o);
+  const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: 5000 });
+  try {
+    await client.waitReady(5000).catch(() => {
+      throw new CliError(`cannot reach a dfs daemon at ${addr}`);
+    });
+    return await fn(client, addr);
+  } finally {
+    client.close();
+  }
+}
+
+/** Raft status as the leader sees it (it alone knows every member's progress). */
+async function leaderView(client: MetaClient): Promise<RaftStatusReply__Output> {
+  const s = await client.raftStatus();
+  if (!s.leader || s.leader === s.nodeId) return s;
+  const leaderAddr = s.members.find((m) => m.nodeId === s.leader)?.address;
+  if (!leaderAddr) return s;
+  const lc = await MetaClient.connect(leaderAddr, { attempts: 1, deadlineMs: 5000 });
+  try {
+    return await lc.raftStatus();
+  } catch {
+    return s; // the follower's view is better than none
+  } finally {
+    lc.close();
+  }
 }
 
 async function runDaemon(raw: RawConfig, mode: 'server' | 'client', configFile?: string): Promise<void> {
@@ -138,63 +169,45 @@ function buildProgram(): Command {
 
   program
     .command('status')
-    .description('state of the cluster')
+    .description('state of the cluster: leader, members up, capacity; exit 1 when not healthy')
     .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
     .option('--data-dir <dir>', 'a dev cluster data dir')
     .option('--json', 'machine-readable output')
     .action(async (o: { addr?: string; dataDir?: string; json?: boolean }) => {
-      const addr = await resolveAddr(o);
-      const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: 5000 });
-      try {
-        await client.waitReady(5000).catch(() => {
-          throw new CliError(`cannot reach a dfs daemon at ${addr}`);
-        });
-        const info = await client.info();
+      await withClient(o, async (client, addr) => {
+        const raft = await leaderView(client);
         const fs = await client.statfs();
         if (!fs.ok) throw new CliError(`statfs failed: errno ${fs.errno}`);
-        const s = { addr, nodes: [{ nodeId: info.nodeId, address: addr, state: 'up', version: info.version }], leader: info.nodeId, capacity: fs.value, healthy: true };
-        if (o.json) printJson(s);
+        const nodes = raft.members.map((m) => ({
+          nodeId: m.nodeId,
+          address: m.address,
+          state: m.nodeId === raft.leader || m.recentActive ? 'up' : 'unreachable',
+          role: m.nodeId === raft.leader ? 'leader' : m.isLearner ? 'learner' : 'follower',
+        }));
+        const up = nodes.filter((n) => n.state === 'up').length;
+        const healthy = Boolean(raft.leader) && up === nodes.length;
+        if (o.json) printJson({ addr, leader: raft.leader || null, term: raft.term, nodes, capacity: fs.value, healthy });
         else {
           process.stdout.write(
-            `cluster: healthy  leader: ${info.nodeId}  nodes: 1 up\n` +
+            `cluster: ${healthy ? 'healthy' : 'DEGRADED'}  leader: ${raft.leader || '(none)'}  nodes: ${up}/${nodes.length} up\n` +
               `capacity: ${humanBytes(fs.value.totalBytes - fs.value.freeBytes)} used of ${humanBytes(fs.value.totalBytes)} (${humanBytes(fs.value.availBytes)} free)\n` +
               `files: ${fs.value.files}\n`,
           );
         }
-      } finally {
-        client.close();
-      }
+        if (!healthy) process.exitCode = 1;
+      });
     });
 
   const raft = program.command('raft').description('the Raft group that replicates the namespace');
   raft
     .command('status')
-    .description('term, leader, commit and applied index, and each member\'s match index and lag')
+    .description("term, leader, commit and applied index, and each member's match index and lag")
     .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
     .option('--data-dir <dir>', 'a dev cluster data dir')
     .option('--json', 'machine-readable output')
     .action(async (o: { addr?: string; dataDir?: string; json?: boolean }) => {
-      const addr = await resolveAddr(o);
-      const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: 5000 });
-      try {
-        await client.waitReady(5000).catch(() => {
-          throw new CliError(`cannot reach a dfs daemon at ${addr}`);
-        });
-        let s = await client.raftStatus();
-        // The leader knows every member's progress: ask it when it is another node.
-        if (s.leader && s.leader !== s.nodeId) {
-          const leaderAddr = s.members.find((m) => m.nodeId === s.leader)?.address;
-          if (leaderAddr) {
-            const lc = await MetaClient.connect(leaderAddr, { attempts: 1, deadlineMs: 5000 });
-            try {
-              s = await lc.raftStatus();
-            } catch {
-              // keep the follower's view
-            } finally {
-              lc.close();
-            }
-          }
-        }
+      await withClient(o, async (client) => {
+        const s = await leaderView(client);
         const members = s.members.map((m) => ({
           nodeId: m.nodeId,
           address: m.address,
@@ -212,9 +225,7 @@ function buildProgram(): Command {
         process.stdout.write(`term ${s.term}  leader ${s.leader || '(none)'}  commit ${s.commit}  applied ${s.applied}  last ${s.lastIndex}  (answered by ${s.nodeId})\n`);
         process.stdout.write(table([['NODE', 'ADDRESS', 'ROLE', 'MATCH', 'LAG', 'STATE'], ...members.map((m) => [m.nodeId, m.address, m.role, String(m.match), String(m.lag), m.state || '-'])]));
         if (!s.leader) process.exitCode = 1;
-      } finally {
-        client.close();
-      }
+      });
     });
   raft
     .command('transfer-leader')
