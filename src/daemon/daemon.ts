@@ -209,7 +209,7 @@ export class Daemon {
     // A cluster of one needs no election timeout to find its leader.
     if (members.size === 1) driver.campaign();
 
-    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, `node-${this.nodeId}`, this.log);
+    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log);
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
     await registerMetaService(

@@ -1,12 +1,10 @@
 // The namespace behind Raft: MetaStore is the state machine, every mutation is a log
-// entry, and reads on the leader wait for a ReadIndex barrier (linearizable). On a
-// follower, calls answer NOT_LEADER (the router or the client then goes to the leader).
+// entry, and reads on the leader are linearizable (leader lease or ReadIndex). On a
+// follower, calls answer NotLeader (LeaderRouter then goes to the leader).
 import type { Logger } from 'pino';
-import type { MetaApi, ReaddirPage } from '../meta/api.js';
-import type { MetaBackend } from '../meta/grpc.js';
 import type { MetaStore } from '../meta/store.js';
 import type { EnvelopeCodec } from '../meta/envelope-codec.js';
-import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from '../meta/types.js';
+import type { Envelope, Ino, Result } from '../meta/types.js';
 import { Errno } from '../meta/types.js';
 import type { RaftDriver, StateMachine } from '../cluster/raft/driver.js';
 import type { Entry, NodeId } from '../cluster/raft/types.js';
@@ -61,16 +59,18 @@ class ReadBarrier {
   }
 }
 
-export class ReplicatedMeta implements MetaBackend {
+/**
+ * The namespace calls on this node: each answers a result, or NotLeader when the caller
+ * must go to the leader (LeaderRouter does).
+ */
+export class ReplicatedMeta {
   private readonly barrier: ReadBarrier;
-  private seq = 0;
 
   constructor(
     private readonly store: MetaStore,
     private readonly driver: RaftDriver,
     private readonly codec: EnvelopeCodec,
     private readonly selfId: NodeId,
-    private readonly clientId: string,
     private readonly log: Logger,
   ) {
     this.barrier = new ReadBarrier(driver);
@@ -92,7 +92,7 @@ export class ReplicatedMeta implements MetaBackend {
     return null;
   }
 
-  /** Runs a read on the leader after a barrier; NOT_LEADER (as EAGAIN-like value) elsewhere. */
+  /** Runs a read on the leader under its lease or after a barrier; NotLeader elsewhere. */
   private async read<T>(fn: () => Promise<Result<T>>): Promise<Result<T> | NotLeader> {
     const nl = await this.readable();
     return nl ?? fn();
@@ -134,43 +134,5 @@ export class ReplicatedMeta implements MetaBackend {
     // seq and the dedup table answers the retry.
     return new NotLeader(out.leader);
   }
-
-  // ---- MetaBackend (NOT_LEADER folded into EIO for callers that cannot redirect) ------
-
-  private static plain<T>(r: Result<T> | NotLeader): Result<T> {
-    return r instanceof NotLeader ? { ok: false, errno: Errno.EAGAIN } : r;
-  }
-
-  async lookup(parent: Ino, name: string): Promise<Result<Attr>> {
-    return ReplicatedMeta.plain(await this.lookupR(parent, name));
-  }
-  async getattr(ino: Ino): Promise<Result<Attr>> {
-    return ReplicatedMeta.plain(await this.getattrR(ino));
-  }
-  async readdir(ino: Ino, after: string | null, limit: number): Promise<Result<ReaddirPage>> {
-    return ReplicatedMeta.plain(await this.readdirR(ino, after, limit));
-  }
-  async readlink(ino: Ino): Promise<Result<string>> {
-    return ReplicatedMeta.plain(await this.readlinkR(ino));
-  }
-  async getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
-    return ReplicatedMeta.plain(await this.getxattrR(ino, name));
-  }
-  async listxattr(ino: Ino): Promise<Result<string[]>> {
-    return ReplicatedMeta.plain(await this.listxattrR(ino));
-  }
-  async getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>> {
-    return ReplicatedMeta.plain(await this.getChunksR(ino, fromIndex, count));
-  }
-  async statfs(): Promise<Result<StatFs>> {
-    return ReplicatedMeta.plain(await this.statfsR());
-  }
-  async executeEnvelope(envelope: Envelope): Promise<Result<unknown>> {
-    return ReplicatedMeta.plain(await this.executeEnvelopeR(envelope));
-  }
-  execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
-    return this.executeEnvelope({ clientId: this.clientId, seq: ++this.seq, command }) as Promise<Result<CommandValues[C['op']]>>;
-  }
 }
 
-export type { MetaApi };

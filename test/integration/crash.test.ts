@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  childExit,
+  withDeadline,
   type DaemonProc,
   isMounted,
   killDaemon,
@@ -64,23 +66,6 @@ async function manifestLines(file: string): Promise<string[]> {
   }
 }
 
-function childExited(c: ChildProcess): Promise<number | null> {
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve(c.exitCode);
-  return new Promise((resolve) => c.once('exit', (code) => resolve(code)));
-}
-
-async function withDeadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 describe('crash: kill -9 during cp of a real tree', () => {
   let base = '';
   let mnt = '';
@@ -117,7 +102,7 @@ describe('crash: kill -9 during cp of a real tree', () => {
     await killDaemon(daemon!);
     daemon = null;
     // The copier's next request fails (the FUSE connection is gone); it must stop on its own.
-    const code = await withDeadline('the copier to fail after the kill', 30_000, childExited(c));
+    const code = await withDeadline('the copier to fail after the kill', 30_000, childExit(c));
     copier = null;
     expect(code, `copier should fail once the daemon is dead: ${out}`).not.toBe(0);
     const closed = await manifestLines(manifest);
@@ -180,7 +165,7 @@ describe('crash: kill -9 during cp of a real tree', () => {
   afterEach(async () => {
     if (copier && copier.exitCode === null && copier.signalCode === null) {
       copier.kill('SIGKILL');
-      await withDeadline('copier exit', 10_000, childExited(copier)).catch(() => undefined);
+      await withDeadline('copier exit', 10_000, childExit(copier)).catch(() => undefined);
     }
     copier = null;
     if (daemon) await stopDaemon(daemon);

@@ -124,9 +124,27 @@ export async function startClient(addr: string, mount: string): Promise<DaemonPr
   return proc;
 }
 
+/** Resolves with the exit code of a child process (null when killed by a signal). */
+export function childExit(c: ChildProcess): Promise<number | null> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve(c.exitCode);
+  return new Promise((resolve) => c.once('exit', (code) => resolve(code)));
+}
+
 export function exited(p: DaemonProc): Promise<number | null> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve(p.child.exitCode);
-  return new Promise((resolve) => p.child.once('exit', (code) => resolve(code)));
+  return childExit(p.child);
+}
+
+/** `p`, or a rejection naming `what` after `ms`. */
+export async function withDeadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Graceful stop (SIGTERM) with a deadline, then SIGKILL; always unmounts. */

@@ -8,6 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  childExit,
+  withDeadline,
   CLI,
   type DaemonProc,
   execFileAsync,
@@ -204,23 +206,6 @@ class RaftCluster {
 
 async function sha(file: string): Promise<string> {
   return (await sh(`sha256sum < '${file}'`, { timeoutMs: 60_000 })).split(' ')[0];
-}
-
-function childExit(c: ChildProcess): Promise<number | null> {
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve(c.exitCode);
-  return new Promise((resolve) => c.once('exit', (code) => resolve(code)));
-}
-
-async function withDeadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** diff -r SOURCE against a copy; resolves to diff's exit code and output. */
