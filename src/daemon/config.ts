@@ -31,6 +31,12 @@ export interface DaemonConfig {
    * Absent: a single-node cluster of this node. Read only when the data dir is new.
    */
   initialCluster: Array<{ nodeId: string; address: string }> | null;
+  /**
+   * Members of an existing cluster to join (host:port list). The new node starts with an
+   * empty log and no vote; `dfs cluster add-member` makes it a learner, then a voter.
+   * Read only when the data dir is new; exclusive with initialCluster.
+   */
+  join: string[] | null;
   /** Raft tick length; elections take 10-20 ticks. */
   raftTickMs: number;
   /** Take a Raft snapshot (and compact the log) every this many applied entries. */
@@ -53,6 +59,7 @@ const KEYS: Array<keyof DaemonConfig> = [
   'nodeId',
   'connect',
   'initialCluster',
+  'join',
   'raftTickMs',
   'raftSnapshotEvery',
   'logLevel',
@@ -168,8 +175,15 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
     if (!nodeId) throw new ConfigError('nodeId (--node-id) is required with initialCluster');
     if (!initialCluster.some((m) => m.nodeId === nodeId)) throw new ConfigError(`initialCluster does not name this node '${nodeId}'`);
   }
+  const joinRaw = str(raw, 'join');
+  const join = joinRaw ? joinRaw.split(',').map((a) => a.trim()).filter((a) => a.length > 0) : null;
+  for (const a of join ?? []) parseAddress(a, 'join');
+  if (join && join.length === 0) throw new ConfigError('join: expected HOST:PORT[,HOST:PORT...]');
+  if (join && initialCluster) throw new ConfigError('join and initialCluster exclude each other: a node either starts a new cluster or joins one');
+  if (join && mode === 'server' && !nodeId) throw new ConfigError('nodeId (--node-id) is required with join');
   return {
     initialCluster,
+    join,
     raftTickMs: num(raw, 'raftTickMs', 100, 10, 10_000),
     raftSnapshotEvery: Math.floor(num(raw, 'raftSnapshotEvery', 20_000, 10, 100_000_000)),
     dataDir: dataDir ? path.resolve(dataDir) : null,

@@ -28,6 +28,7 @@ import { LeaderRouter } from './leader-router.js';
 import { RaftAdmin } from './raft-admin.js';
 import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
 import { GarbageCollector } from '../cluster/gc.js';
+import { Membership } from '../cluster/membership.js';
 import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
 import { DaemonMetrics } from './metrics.js';
 import { startHttp } from './http.js';
@@ -167,24 +168,6 @@ export class Daemon {
     this.parts.meta = meta;
     const codec = await loadEnvelopeCodec();
 
-    // Members: the initial cluster when given, else a single-node cluster of this daemon.
-    const members = new Map<string, string>((cfg.initialCluster ?? [{ nodeId: this.nodeId, address: cfg.listen! }]).map((m) => [m.nodeId, m.address]));
-    this.members = members;
-    const peers = () => new Map([...members].filter(([id]) => id !== this.nodeId));
-
-    const server = new grpc.Server({ ...CHUNK_SERVER_OPTIONS, ...RAFT_SERVER_OPTIONS });
-    this.parts.grpcServer = server;
-    await registerChunkService(server, chunks, { logger: this.log });
-
-    let driver: RaftDriver | null = null;
-    const transport = new GrpcTransport({
-      selfId: this.nodeId,
-      peers: peers(),
-      onMessage: (m) => driver?.receive(m),
-      logger: this.log,
-    });
-    this.parts.transport = transport;
-    await transport.register(server);
     // 16 MiB segments: each start begins a fresh, zero-filled segment (no append after a
     // possibly torn tail), so smaller segments keep restarts and small disks cheap.
     let store: LogStore;
@@ -195,19 +178,61 @@ export class Daemon {
     }
     this.parts.logStore = store;
     const fresh = store.lastIndex() === 0 && store.snapshotMeta().index === 0;
+
+    // Members: the initial cluster when given; when joining, what a member reports;
+    // else a single-node cluster of this daemon. After the first start the Raft
+    // configuration and the replicated addresses decide (see cluster/membership.ts).
+    const joining = fresh && cfg.join !== null;
+    let hints: Map<string, string>;
+    if (cfg.initialCluster) hints = new Map(cfg.initialCluster.map((m) => [m.nodeId, m.address]));
+    else if (cfg.join) hints = joining ? await this.membersFrom(cfg.join) : new Map();
+    else hints = new Map([[this.nodeId, cfg.listen!]]);
+    if (joining && hints.has(this.nodeId)) {
+      throw new StartupError(`node id '${this.nodeId}' is already a member of the cluster at ${cfg.join!.join(',')}; pick another --node-id or remove that member first`);
+    }
+    const membership = new Membership(this.nodeId, cfg.listen!, hints);
+    this.membership = membership;
+    if (!fresh) membership.reset(store.initialState().conf, await meta.memberAddresses());
+    else if (!joining) await meta.seedMembers(hints);
+
+    const server = new grpc.Server({ ...CHUNK_SERVER_OPTIONS, ...RAFT_SERVER_OPTIONS });
+    this.parts.grpcServer = server;
+    await registerChunkService(server, chunks, { logger: this.log });
+
+    let driver: RaftDriver | null = null;
+    const transport = new GrpcTransport({
+      selfId: this.nodeId,
+      peers: membership.peers(),
+      onMessage: (m) => driver?.receive(m),
+      logger: this.log,
+    });
+    this.parts.transport = transport;
+    await transport.register(server);
+    membership.onChange(() => transport.setPeers(membership.peers()));
     driver = await RaftDriver.start(
       store,
       transport,
       metaStateMachine(meta, codec),
       { ...DEFAULT_DRIVER_OPTIONS, id: this.nodeId, tickMs: cfg.raftTickMs, snapshotEveryEntries: cfg.raftSnapshotEvery, logger: this.log },
-      fresh ? { voters: [...members.keys()], learners: [] } : null,
+      fresh && !joining ? { voters: [...hints.keys()], learners: [] } : null,
     );
     this.parts.driver = driver;
     transport.onUnreachable((p) => driver?.reportUnreachable(p));
     transport.onSnapshotDone((p, ok) => driver?.reportSnapshot(p, ok));
     driver.onLeaderChange((leader) => this.log.info({ leader }, 'raft leader changed'));
+    driver.onConfChange((cc, conf) => {
+      if (cc) membership.apply(cc);
+      else {
+        void meta.memberAddresses().then(
+          (replicated) => membership.reset(conf, replicated),
+          (e: unknown) => this.log.error({ err: e }, 'cannot read member addresses after a snapshot'),
+        );
+      }
+    });
+    const members = membership.addresses;
     // A cluster of one needs no election timeout to find its leader.
-    if (members.size === 1) driver.campaign();
+    if (fresh && !joining && hints.size === 1) driver.campaign();
+    else if (!fresh && store.initialState().conf.voters.length === 1 && store.initialState().conf.voters[0] === this.nodeId) driver.campaign();
 
     const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log);
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
@@ -222,12 +247,20 @@ export class Daemon {
     const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members);
     this.parts.dataPlane = dataPlane;
 
-    // Wait (bounded) for a leader so the first operations do not all queue up on retries.
-    await this.waitForLeader(driver, 30_000);
-    // The bootstrap is deterministic (times 0); stamp a new root with the wall clock once.
-    const root = await router.getattr(ROOT_INO);
-    if (root.ok && root.value.mtime.sec === 0 && root.value.ctime.sec === 0) {
-      await router.execute({ op: 'setattr', ino: ROOT_INO, set: { atime: 'now', mtime: 'now' }, now: nowTimespec() });
+    const isMember = (): boolean => {
+      const conf = driver.status().conf;
+      return conf.voters.includes(this.nodeId) || conf.learners.includes(this.nodeId);
+    };
+    if (isMember()) {
+      // Wait (bounded) for a leader so the first operations do not all queue up on retries.
+      await this.waitForLeader(driver, 30_000);
+      // The bootstrap is deterministic (times 0); stamp a new root with the wall clock once.
+      const root = await router.getattr(ROOT_INO);
+      if (root.ok && root.value.mtime.sec === 0 && root.value.ctime.sec === 0) {
+        await router.execute({ op: 'setattr', ino: ROOT_INO, set: { atime: 'now', mtime: 'now' }, now: nowTimespec() });
+      }
+    } else {
+      this.log.info({ join: cfg.join }, 'not a member yet: waiting for `dfs cluster add-member` to add this node');
     }
 
     // GC runs on the leader only: it reads the garbage list locally and commits through Raft.
@@ -241,9 +274,25 @@ export class Daemon {
     gc.start();
 
     if (cfg.mount) {
-      // Handles left open by a previous run of this node's mount are closed first.
-      await router.execute({ op: 'closeSession', session: this.nodeId });
-      this.mountVfs(router, dataPlane, this.nodeId);
+      const mount = async (): Promise<void> => {
+        // Handles left open by a previous run of this node's mount are closed first.
+        await router.execute({ op: 'closeSession', session: this.nodeId });
+        if (!this.stopping) this.mountVfs(router, dataPlane, this.nodeId);
+      };
+      if (isMember()) await mount();
+      else {
+        // A joining node mounts once it is a member and has the namespace.
+        const unsubscribe = driver.onConfChange(() => {
+          if (!isMember() || this.stopping) return;
+          unsubscribe();
+          void this.waitForLeader(driver, 30_000)
+            .then(mount)
+            .then(
+              () => this.log.info({ mount: cfg.mount }, 'mounted after joining the cluster'),
+              (e: unknown) => this.log.error({ err: e, mount: cfg.mount }, 'cannot mount after joining the cluster'),
+            );
+        });
+      }
     }
     await this.startHttpIfAsked();
     this.ready = true;
@@ -251,7 +300,31 @@ export class Daemon {
   }
 
   /** Members of the cluster (node id → gRPC address), for status and forwarding. */
-  members: Map<string, string> = new Map();
+  membership: Membership | null = null;
+
+  get members(): Map<string, string> {
+    return this.membership?.addresses ?? new Map();
+  }
+
+  /** The member list of the cluster this node joins, from the first member that answers. */
+  private async membersFrom(addresses: string[]): Promise<Map<string, string>> {
+    const errors: string[] = [];
+    for (const address of addresses) {
+      let client: MetaClient | null = null;
+      try {
+        client = await MetaClient.connect(address, { attempts: 1, deadlineMs: 5_000 });
+        const status = await client.raftStatus();
+        const found = new Map((status.members ?? []).filter((m) => m.address).map((m) => [m.nodeId, m.address]));
+        if (found.size > 0) return found;
+        errors.push(`${address}: reports no members`);
+      } catch (e) {
+        errors.push(`${address}: ${(e as Error).message.split('\n')[0]}`);
+      } finally {
+        client?.close();
+      }
+    }
+    throw new StartupError(`cannot join: no member of the cluster answered (${errors.join('; ')})`);
+  }
 
   private async waitForLeader(driver: RaftDriver, timeoutMs: number): Promise<void> {
     if (driver.leaderId) return;

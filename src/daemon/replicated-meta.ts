@@ -2,7 +2,8 @@
 // entry, and reads on the leader are linearizable (leader lease or ReadIndex). On a
 // follower, calls answer NotLeader (LeaderRouter then goes to the leader).
 import type { Logger } from 'pino';
-import type { MetaStore } from '../meta/store.js';
+import type { CommittedItem, MetaStore } from '../meta/store.js';
+import { confChangeOf } from '../cluster/raft/conf-change.js';
 import type { EnvelopeCodec } from '../meta/envelope-codec.js';
 import type { Envelope, Ino, Result } from '../meta/types.js';
 import { Errno } from '../meta/types.js';
@@ -18,18 +19,22 @@ export class NotLeader {
 /** MetaStore as a Raft state machine. */
 export function metaStateMachine(store: MetaStore, codec: EnvelopeCodec): StateMachine {
   return {
-    apply: (entries: Entry[]) =>
-      store.applyCommitted(
-        entries.map((e) => ({
-          index: e.index,
-          envelope: e.type === EntryType.Normal && e.data.length > 0 ? codec.decode(e.data) : null,
-        })),
-      ),
+    apply: (entries: Entry[]) => store.applyCommitted(entries.map((e) => committedItem(e, codec))),
     appliedIndex: () => store.appliedIndex(),
     sync: () => store.syncApplied(),
     snapshot: () => store.snapshotImage(),
     restore: (image: Buffer) => store.restoreImage(image),
   };
+}
+
+function committedItem(e: Entry, codec: EnvelopeCodec): CommittedItem {
+  if (e.type === EntryType.ConfChange) {
+    const cc = confChangeOf(e);
+    if (cc?.type === 'removeNode') return { index: e.index, envelope: null, member: { nodeId: cc.node, address: null } };
+    if (cc?.address !== undefined) return { index: e.index, envelope: null, member: { nodeId: cc.node, address: cc.address } };
+    return { index: e.index, envelope: null };
+  }
+  return { index: e.index, envelope: e.data.length > 0 ? codec.decode(e.data) : null };
 }
 
 /** Reads waiting for the same ReadIndex round share it. */

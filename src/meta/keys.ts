@@ -13,6 +13,7 @@
 //   orphan/<ino>                       unlinked inode kept alive by open handles
 //   g/<chunkId>                        garbage chunk object -> placement
 //   q/<clientId utf8>                  last applied (seq, result) of a client
+//   m/<nodeId utf8>                    address (host:port utf8) of a Raft member
 // Session ids are length-prefixed so one session's range never contains another's.
 import type { Ino } from './types.js';
 
@@ -49,6 +50,7 @@ const P = {
   orphan: Buffer.from('orphan/', 'latin1'),
   garbage: Buffer.from('g/', 'latin1'),
   client: Buffer.from('q/', 'latin1'),
+  member: Buffer.from('m/', 'latin1'),
   slash: Buffer.from('/', 'latin1'),
 };
 
@@ -101,3 +103,6 @@ export const garbageKey = (chunkId: number): Buffer => Buffer.concat([P.garbage,
 export const garbageChunkId = (key: Buffer): number => readU64(key, 2);
 
 export const clientKey = (clientId: string): Buffer => Buffer.concat([P.client, Buffer.from(clientId, 'utf8')]);
+export const memberKey = (nodeId: string): Buffer => Buffer.concat([P.member, Buffer.from(nodeId, 'utf8')]);
+export const memberPrefix = (): Buffer => P.member;
+export const memberIdOf = (key: Buffer): string => key.subarray(P.member.length).toString('utf8');

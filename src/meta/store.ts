@@ -39,6 +39,14 @@ export const GET_CHUNKS_MAX = 4096;
 export const LIST_XATTR_MAX = 4096;
 export const LIST_GARBAGE_MAX = KV_SCAN_LIMIT_MAX;
 
+/** One committed Raft entry for the namespace: a client command and/or a membership change. */
+export interface CommittedItem {
+  index: number;
+  envelope: Envelope | null;
+  /** A member's address to record (null: the member left). */
+  member?: { nodeId: string; address: string | null };
+}
+
 export interface CapacityBytes {
   totalBytes: number;
   freeBytes: number;
@@ -235,7 +243,7 @@ export class MetaStore implements MetaApi {
    * dedup table makes that idempotent for client commands, and apply is deterministic).
    * Must not run concurrently with execute() (one writer).
    */
-  async applyCommitted(items: Array<{ index: number; envelope: Envelope | null }>): Promise<Array<Result<unknown>>> {
+  async applyCommitted(items: CommittedItem[]): Promise<Array<Result<unknown>>> {
     if (this.failure !== undefined) throw new Error('namespace store failed earlier; refusing to apply');
     const tx = new Tx(this.reader);
     const results: Array<Result<unknown>> = [];
@@ -245,6 +253,10 @@ export class MetaStore implements MetaApi {
       last = item.index;
       tx.begin();
       let result: Result<unknown> = { ok: true, value: null };
+      if (item.member) {
+        if (item.member.address === null) tx.del(K.memberKey(item.member.nodeId));
+        else tx.put(K.memberKey(item.member.nodeId), Buffer.from(item.member.address, 'utf8'));
+      }
       if (item.envelope) {
         result = item.envelope.clientId ? await applyEnvelope(item.envelope, tx, this.config) : await apply(item.envelope.command, tx, this.config);
         if (!result.ok && !item.envelope.clientId) tx.rollback();
@@ -445,6 +457,23 @@ export class MetaStore implements MetaApi {
   }
 
   /** Up to `limit` unreferenced chunk objects, in chunk id order, for the GC loop. */
+  /** Raft members' addresses as replicated with their membership changes (node id → host:port). */
+  async memberAddresses(): Promise<Map<string, string>> {
+    const prefix = K.memberPrefix();
+    const rows = await this.kv.scan({ gte: prefix, lt: prefixEnd(prefix) as Buffer, limit: KV_SCAN_LIMIT_MAX });
+    return new Map(rows.map(([key, value]) => [K.memberIdOf(key), value.toString('utf8')]));
+  }
+
+  /**
+   * Records the initial members' addresses before the bootstrap snapshot is taken. Every
+   * bootstrapping node seeds the same --initial-cluster, so their images stay identical.
+   */
+  async seedMembers(members: ReadonlyMap<string, string>): Promise<void> {
+    const ops: KvOp[] = [...members].map(([id, address]) => ({ type: 'put', key: K.memberKey(id), value: Buffer.from(address, 'utf8') }));
+    await this.kv.write(ops, { sync: true });
+    this.reader.writeThrough(ops);
+  }
+
   async listGarbage(limit: number): Promise<GarbageChunk[]> {
     const n = Math.max(1, Math.min(Math.floor(limit), LIST_GARBAGE_MAX));
     const prefix = K.garbagePrefix();

@@ -7,16 +7,19 @@ const CONF_CHANGE_VERSION = 1;
 const TYPES: readonly ConfChangeType[] = ['addVoter', 'addLearner', 'removeNode'];
 
 export function encodeConfChange(cc: ConfChange): Buffer {
-  return Buffer.from(JSON.stringify({ v: CONF_CHANGE_VERSION, type: cc.type, node: cc.node }));
+  return Buffer.from(JSON.stringify({ v: CONF_CHANGE_VERSION, type: cc.type, node: cc.node, ...(cc.address !== undefined ? { address: cc.address } : {}) }));
 }
 
 export function decodeConfChange(data: Buffer): ConfChange {
   const raw: unknown = JSON.parse(data.toString('utf8'));
   assert(typeof raw === 'object' && raw !== null, 'conf change is not an object');
-  const o = raw as { v?: unknown; type?: unknown; node?: unknown };
+  const o = raw as { v?: unknown; type?: unknown; node?: unknown; address?: unknown };
   assert(o.v === CONF_CHANGE_VERSION, `conf change version ${String(o.v)} unknown`);
   assert(typeof o.node === 'string' && TYPES.includes(o.type as ConfChangeType), 'malformed conf change');
-  return { type: o.type as ConfChangeType, node: o.node };
+  assert(o.address === undefined || typeof o.address === 'string', 'malformed conf change address');
+  const cc: ConfChange = { type: o.type as ConfChangeType, node: o.node };
+  if (typeof o.address === 'string') cc.address = o.address;
+  return cc;
 }
 
 /** The ConfChange carried by a committed entry, or null for an application command. */

@@ -94,6 +94,7 @@ export class RaftDriver {
   private nextReadId = 1;
   private leader: NodeId | null = null;
   private readonly leaderListeners: Array<(leader: NodeId | null) => void> = [];
+  private readonly confListeners: Array<(change: ConfChange | null, conf: ConfState) => void> = [];
   private failure: unknown = null;
   private persistedTerm = -1;
   private lazyHardState: HardState | null = null;
@@ -300,6 +301,29 @@ export class RaftDriver {
     };
   }
 
+  /**
+   * Calls `cb` after every membership change applied here: with the change for a
+   * committed ConfChange entry, with null after a snapshot replaced the configuration.
+   * Called before the next messages go out, so a new member's address can be learned in time.
+   */
+  onConfChange(cb: (change: ConfChange | null, conf: ConfState) => void): () => void {
+    this.confListeners.push(cb);
+    return () => {
+      const at = this.confListeners.indexOf(cb);
+      if (at >= 0) this.confListeners.splice(at, 1);
+    };
+  }
+
+  private notifyConf(change: ConfChange | null, conf: ConfState): void {
+    for (const cb of [...this.confListeners]) {
+      try {
+        cb(change, conf);
+      } catch (e) {
+        this.opts.logger.error({ err: e }, 'membership listener failed');
+      }
+    }
+  }
+
   setTransport(t: RaftTransport): void {
     this.transport = t;
   }
@@ -420,6 +444,7 @@ export class RaftDriver {
     this.lastSnapshotIndex = snap.meta.index;
     this.stats.snapshotsInstalled++;
     this.opts.logger.info({ index: snap.meta.index, term: snap.meta.term, bytes: snap.data.length }, 'installed snapshot from leader');
+    this.notifyConf(null, snap.meta.conf);
   }
 
   private async applyEntries(entries: Entry[]): Promise<void> {
@@ -437,8 +462,10 @@ export class RaftDriver {
         const cc = decodeConfChange(e.data);
         const conf = this.core.applyConfChange(cc);
         await this.store.setConfState(conf);
-        // The state machine still records the index so its applied index stays contiguous.
-        await this.sm.apply([{ ...e, data: Buffer.alloc(0), type: EntryType.ConfChange }]);
+        this.notifyConf(cc, conf);
+        // The state machine sees the change too (it keeps members' addresses, and its
+        // applied index stays contiguous).
+        await this.sm.apply([e]);
         this.settle(e, { ok: true, result: conf, index: e.index });
         this.opts.logger.info({ index: e.index, change: cc, conf }, 'membership changed');
       } else {

@@ -49,6 +49,11 @@ export type ConfChangeType = 'addVoter' | 'addLearner' | 'removeNode';
 export interface ConfChange {
   type: ConfChangeType;
   node: NodeId;
+  /**
+   * Where the node listens (host:port), replicated with the change so every member (and
+   * every snapshot) knows how to reach it. Opaque to the core.
+   */
+  address?: string;
 }
 
 export type MessageType =

@@ -1,0 +1,211 @@
+// A cluster of real `dfs daemon` processes on 127.0.0.1 for the Raft tests: started,
+// killed and stopped by pid; nodes either start the cluster (--initial-cluster) or join
+// it later (--join + `dfs cluster add-member`).
+import { expect } from 'vitest';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  CLI,
+  type DaemonProc,
+  execFileAsync,
+  freePort,
+  killDaemon,
+  removeDir,
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  unmount,
+  waitFor,
+} from './harness.js';
+
+export const TICK_MS = '50';
+
+export interface MemberStatus {
+  nodeId: string;
+  address: string;
+  role: string;
+  match: number;
+  next: number;
+  lag: number;
+  state: string;
+  active: boolean;
+}
+
+export interface RaftStatusJson {
+  nodeId: string;
+  term: number;
+  leader: string | null;
+  role: string;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  members: MemberStatus[];
+}
+
+export interface Node {
+  id: string;
+  grpcPort: number;
+  grpc: string;
+  dataDir: string;
+  mount: string | null;
+  proc: DaemonProc | null;
+  /** Joins a running cluster (--join) instead of being one of its initial members. */
+  joins: boolean;
+}
+
+export async function httpReady(http: string): Promise<boolean> {
+  try {
+    const r = await fetch(`http://${http}/readyz`, { signal: AbortSignal.timeout(1000) });
+    return r.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export function alive(p: DaemonProc | null): p is DaemonProc {
+  return p !== null && p.child.exitCode === null && p.child.signalCode === null;
+}
+
+/** A cluster of `dfs daemon` processes with one --initial-cluster; the test keeps the books. */
+export class RaftCluster {
+  base = '';
+  nodes: Node[] = [];
+
+  constructor(
+    private readonly prefix: string,
+    private readonly size: number,
+    private readonly mounted: string[],
+    private readonly extra: string[] = [],
+  ) {}
+
+  async create(): Promise<this> {
+    this.base = await tempDir(this.prefix);
+    const ports = new Set<number>();
+    while (ports.size < this.size) ports.add(await freePort());
+    for (let i = 1; i <= this.size; i++) {
+      const id = `node${i}`;
+      const grpcPort = [...ports][i - 1];
+      const mount = this.mounted.includes(id) ? path.join(this.base, `mnt-${id}`) : null;
+      if (mount) await mkdir(mount, { recursive: true });
+      this.nodes.push({ id, grpcPort, grpc: `127.0.0.1:${grpcPort}`, dataDir: path.join(this.base, `data-${id}`), mount, proc: null, joins: false });
+    }
+    return this;
+  }
+
+  /** A node that is not started yet and will join the running cluster (--join). */
+  async addNode(id: string, opts: { mount?: boolean } = {}): Promise<Node> {
+    const grpcPort = await freePort();
+    const mount = opts.mount ? path.join(this.base, `mnt-${id}`) : null;
+    if (mount) await mkdir(mount, { recursive: true });
+    const n: Node = { id, grpcPort, grpc: `127.0.0.1:${grpcPort}`, dataDir: path.join(this.base, `data-${id}`), mount, proc: null, joins: true };
+    this.nodes.push(n);
+    return n;
+  }
+
+  node(id: string): Node {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  mnt(id: string): string {
+    const m = this.node(id).mount;
+    if (!m) throw new Error(`${id} has no mount`);
+    return m;
+  }
+
+  private args(n: Node): string[] {
+    const initial = this.nodes.filter((x) => !x.joins);
+    const cluster = n.joins ? ['--join', initial.map((x) => x.grpc).join(',')] : ['--initial-cluster', initial.map((x) => `${x.id}=${x.grpc}`).join(',')];
+    // The mount goes through extraArgs so that the harness leaves it alone: after a
+    // kill -9 it is a dead FUSE mount that the restarted daemon must replace itself.
+    return ['--node-id', n.id, ...cluster, '--raft-tick', TICK_MS, ...this.extra, ...(n.mount ? ['--mount', n.mount] : [])];
+  }
+
+  private spawn(n: Node): Promise<DaemonProc> {
+    return startDaemon({ dataDir: n.dataDir, grpcPort: n.grpcPort, extraArgs: this.args(n), waitReady: false });
+  }
+
+  /** Start the given nodes at once (a lone member waits for a quorum before /readyz). */
+  async start(ids: string[] = this.nodes.map((n) => n.id)): Promise<void> {
+    const nodes = ids.map((id) => this.node(id));
+    for (const n of nodes) {
+      if (alive(n.proc)) throw new Error(`${n.id} is already running`);
+      n.proc = await this.spawn(n);
+    }
+    let portRetries = 0;
+    await waitFor(`${ids.join(', ')} to be ready`, 45_000, async () => {
+      for (const n of nodes) {
+        const p = n.proc!;
+        if (p.child.exitCode === null && p.child.signalCode === null) continue;
+        // The harness picks the HTTP port with freePort() just before the spawn; another
+        // socket (a peer's outgoing connection) can take it first. Not a dfs failure.
+        if (/EADDRINUSE|address already in use/.test(p.output()) && portRetries++ < 5) {
+          n.proc = await this.spawn(n);
+          continue;
+        }
+        throw new Error(`${n.id} exited (${p.child.exitCode ?? p.child.signalCode}): ${p.output()}`);
+      }
+      return (await Promise.all(nodes.map((n) => httpReady(n.proc!.http)))).every(Boolean);
+    });
+  }
+
+  async kill(id: string): Promise<void> {
+    const n = this.node(id);
+    if (n.proc) await killDaemon(n.proc);
+  }
+
+  /** SIGTERM (a graceful stop: the daemon flushes and unmounts itself). */
+  async stop(ids: string[]): Promise<void> {
+    await Promise.all(
+      ids.map(async (id) => {
+        const n = this.node(id);
+        // Past 10 s the harness sends SIGKILL, and the exit code is then null, not 0.
+        if (n.proc) expect(await stopDaemon(n.proc, 10_000), `${id} exit code after SIGTERM: ${n.proc.output()}`).toBe(0);
+      }),
+    );
+  }
+
+  liveIds(): string[] {
+    return this.nodes.filter((n) => alive(n.proc)).map((n) => n.id);
+  }
+
+  /** `dfs raft status --addr <id> --json` (the CLI asks the leader when it knows one). */
+  async status(id: string): Promise<RaftStatusJson> {
+    const { stdout } = await execFileAsync(process.execPath, [CLI, 'raft', 'status', '--addr', this.node(id).grpc, '--json'], { timeout: 15_000 });
+    return JSON.parse(stdout) as RaftStatusJson;
+  }
+
+  /** Wait for a live node that reports itself leader and that another live node agrees on. */
+  async leader(timeoutMs = 20_000): Promise<{ id: string; status: RaftStatusJson }> {
+    let found: { id: string; status: RaftStatusJson } | null = null;
+    await waitFor('a raft leader', timeoutMs, async () => {
+      const live = this.liveIds();
+      for (const id of live) {
+        const s = await this.status(id).catch(() => null);
+        if (!s || !s.leader || !live.includes(s.leader)) continue;
+        if (s.nodeId !== s.leader || s.role !== 'leader') continue;
+        found = { id: s.leader, status: s };
+        return true;
+      }
+      return false;
+    });
+    return found!;
+  }
+
+  async apiStatus(id: string): Promise<{ raft: { driver: { snapshotsInstalled: number; snapshotsTaken: number } } }> {
+    const r = await fetch(`http://${this.node(id).proc!.http}/api/status`, { signal: AbortSignal.timeout(5000) });
+    return (await r.json()) as { raft: { driver: { snapshotsInstalled: number; snapshotsTaken: number } } };
+  }
+
+  async teardown(): Promise<void> {
+    await Promise.all(
+      this.nodes.map(async (n) => {
+        if (n.proc) await stopDaemon(n.proc, 10_000).catch(() => undefined);
+      }),
+    );
+    for (const n of this.nodes) if (n.mount) await unmount(n.mount);
+    if (this.base) await removeDir(this.base);
+  }
+}
+
