@@ -1,5 +1,6 @@
 // Where a daemon's client puts and finds chunk data in a multi-node cluster: new chunks
-// go to this node's own chunk store (replication across nodes is the next issue), and a
+// go to one node (this node's own chunk store for a server; for a client-only mount, the
+// daemon it currently talks to) — replication across nodes is the next issue — and a
 // chunk placed on another member is read from that member's chunk service over gRPC.
 import type { ChunkApi } from '../chunks/api.js';
 import { ChunkClient } from '../chunks/grpc.js';
@@ -12,16 +13,19 @@ export class ClusterDataPlane implements DataPlane {
 
   constructor(
     private readonly selfId: string,
-    private readonly local: ChunkStore,
+    /** This node's chunk store; null for a client-only mount. */
+    private readonly local: ChunkStore | null,
     private readonly addresses: () => Map<string, string>,
+    /** Node that new chunks go to (default: this node). */
+    private readonly target: () => string = () => selfId,
   ) {}
 
   place(_layout: Layout): string[] {
-    return [this.selfId];
+    return [this.target()];
   }
 
   node(nodeId: string): ChunkApi | undefined {
-    if (nodeId === this.selfId) return this.local;
+    if (nodeId === this.selfId && this.local) return this.local;
     let c = this.remotes.get(nodeId);
     if (!c) {
       const address = this.addresses().get(nodeId);

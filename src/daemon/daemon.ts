@@ -17,7 +17,7 @@ import type { MetaApi } from '../meta/api.js';
 import { Vfs, nowTimespec } from '../fuse/vfs.js';
 import { ROOT_INO } from '../meta/types.js';
 import { FuseAdapter, DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter.js';
-import { StaticDataPlane, type DataPlane } from '../fuse/data-plane.js';
+import type { DataPlane } from '../fuse/data-plane.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
 import { LogStore } from '../cluster/raft/log-store.js';
 import { GrpcTransport, RAFT_SERVER_OPTIONS } from '../cluster/raft/transport.js';
@@ -34,6 +34,8 @@ import { DaemonMetrics } from './metrics.js';
 import { startHttp } from './http.js';
 
 export const DFS_VERSION = '0.1.0';
+/** How often a client-only mount refreshes the member list it fails over to. */
+const MEMBER_REFRESH_MS = 10_000;
 
 /** An operating error that stops the daemon with a one-line message. */
 export class StartupError extends Error {
@@ -67,6 +69,7 @@ export class Daemon {
   private ready = false;
   /** Session of a client-only daemon, closed on a graceful stop so its orphans are reaped. */
   private clientSession: string | null = null;
+  private memberRefresh: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   grpcPort = 0;
   httpPort = 0;
@@ -353,11 +356,28 @@ export class Daemon {
       throw new StartupError(`cannot reach a dfs daemon at ${cfg.connect} (is it running?)`);
     }
     const info = await metaClient.info();
-    const chunkClient = await ChunkClient.connect({ address: info.chunkAddress === cfg.connect ? cfg.connect : info.chunkAddress });
-    this.parts.chunkClient = chunkClient;
+    // The cluster's members: the client fails over to them when its daemon stops
+    // answering, and reads chunks from the member that holds them.
+    const members = new Map<string, string>([[info.nodeId, info.chunkAddress || cfg.connect!]]);
+    const refreshMembers = async (): Promise<void> => {
+      const s = await metaClient.raftStatus();
+      const found = (s.members ?? []).filter((m) => m.address && !m.isLearner);
+      if (found.length === 0) return;
+      members.clear();
+      for (const m of found) members.set(m.nodeId, m.address);
+      metaClient.setEndpoints([...members.values()]);
+    };
+    await refreshMembers().catch((e: unknown) => this.log.warn({ err: e }, 'cannot list the cluster members; no fail-over until they are known'));
+    this.memberRefresh = setInterval(() => {
+      refreshMembers().catch((e: unknown) => this.log.debug({ err: e }, 'member list refresh failed'));
+    }, MEMBER_REFRESH_MS);
+    this.memberRefresh.unref();
+    const target = (): string => [...members].find(([, a]) => a === metaClient.endpoint)?.[0] ?? info.nodeId;
+    const dataPlane = new ClusterDataPlane('client', null, () => members, target);
+    this.parts.dataPlane = dataPlane;
     const sessionId = `${this.nodeId}-${process.pid}-${Date.now().toString(36)}`;
     this.clientSession = sessionId;
-    this.mountVfs(metaClient, new StaticDataPlane(info.nodeId, chunkClient), sessionId);
+    this.mountVfs(metaClient, dataPlane, sessionId);
     await this.startHttpIfAsked();
     this.ready = true;
     this.log.info({ connect: cfg.connect, server: info.nodeId, mount: cfg.mount }, 'client ready');
@@ -510,6 +530,7 @@ export class Daemon {
         });
       });
     }
+    if (this.memberRefresh) clearInterval(this.memberRefresh);
     p.metaClient?.close();
     p.chunkClient?.close();
     p.chunks?.close();

@@ -171,26 +171,84 @@ const RETRYABLE = new Set<number>([grpc.status.UNAVAILABLE]);
 export class MetaClient implements MetaApi {
   private readonly opts: MetaClientOptions;
   private readonly lanes: ClientLanes;
+  private stub: MetaStub;
+  /** Daemons to talk to, in order of preference; the current one is endpoints[at]. */
+  private endpoints: string[];
+  private at = 0;
+  private readonly retired = new Set<MetaStub>();
+  private closed = false;
 
   private constructor(
-    private readonly stub: MetaStub,
+    private readonly pkg: MetaPackage,
+    endpoints: string[],
     options: Partial<MetaClientOptions>,
   ) {
     this.opts = { ...DEFAULT_META_CLIENT_OPTIONS, clientId: randomUUID(), ...options };
     this.lanes = new ClientLanes(this.opts.clientId);
+    this.endpoints = [...endpoints];
+    this.stub = this.dial(this.endpoints[0]);
   }
 
-  static async connect(address: string, options: Partial<MetaClientOptions> = {}): Promise<MetaClient> {
-    const pkg = await loadMetaPackage();
-    const stub = new pkg.Meta(address, grpc.credentials.createInsecure(), {
+  /**
+   * A client of the daemon at `address`; given several, it fails over to the next one
+   * when the current one stops answering (commands keep their client id and sequence
+   * number across the switch, so a retried mutation is still applied once).
+   */
+  static async connect(address: string | string[], options: Partial<MetaClientOptions> = {}): Promise<MetaClient> {
+    const endpoints = typeof address === 'string' ? [address] : address;
+    if (endpoints.length === 0) throw new Error('MetaClient.connect: no address');
+    return new MetaClient(await loadMetaPackage(), endpoints, options);
+  }
+
+  private dial(address: string): MetaStub {
+    return new this.pkg.Meta(address, grpc.credentials.createInsecure(), {
       'grpc.max_send_message_length': 16 * 1024 * 1024,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
     }) as unknown as MetaStub;
-    return new MetaClient(stub, options);
+  }
+
+  /** The daemon calls go to now. */
+  get endpoint(): string {
+    return this.endpoints[this.at];
+  }
+
+  /** Replaces the fail-over list (e.g. with the cluster's current members); keeps the current daemon when it is still listed. */
+  setEndpoints(addresses: string[]): void {
+    const list = [...new Set(addresses)];
+    if (list.length === 0) return;
+    const current = this.endpoint;
+    const keep = list.indexOf(current);
+    if (keep >= 0) {
+      this.endpoints = list;
+      this.at = keep;
+      return;
+    }
+    this.endpoints = list;
+    this.switchTo(0);
+  }
+
+  /** The call on `failed` found its daemon unreachable: move to the next one (once per failure). */
+  private failover(failed: MetaStub): void {
+    if (this.closed || this.endpoints.length < 2 || this.stub !== failed) return;
+    this.switchTo((this.at + 1) % this.endpoints.length);
+  }
+
+  private switchTo(at: number): void {
+    const old = this.stub;
+    this.at = at;
+    this.stub = this.dial(this.endpoints[at]);
+    // Calls still in flight on the old channel finish (or time out) before it closes.
+    this.retired.add(old);
+    setTimeout(() => {
+      if (this.retired.delete(old)) old.close();
+    }, this.opts.deadlineMs + 1000).unref();
   }
 
   close(): void {
+    this.closed = true;
     this.stub.close();
+    for (const s of this.retired) s.close();
+    this.retired.clear();
   }
 
   /** Waits until the server answers, up to `timeoutMs`. */
@@ -212,17 +270,24 @@ export class MetaClient implements MetaApi {
     return this.call<InfoReply__Output>((d, cb) => this.stub.Info({}, { deadline: d }, cb));
   }
 
-  /** One unary call with a deadline and bounded retries on UNAVAILABLE. */
+  /**
+   * One unary call with a deadline and bounded retries on UNAVAILABLE; with several
+   * endpoints each retry goes to the next one, and the backoff applies per round.
+   */
   private async call<T>(fn: (deadline: Date, cb: (err: grpc.ServiceError | null, v?: T) => void) => void): Promise<T> {
     let delay = this.opts.backoffMs;
+    const attempts = this.opts.attempts * Math.max(1, this.endpoints.length);
     for (let attempt = 1; ; attempt++) {
+      const stub = this.stub;
       try {
         return await new Promise<T>((resolve, reject) => {
           fn(new Date(Date.now() + this.opts.deadlineMs), (err, v) => (err ? reject(err) : resolve(v as T)));
         });
       } catch (e) {
         const code = (e as grpc.ServiceError).code;
-        if (!RETRYABLE.has(code) || attempt >= this.opts.attempts) throw e;
+        if (!RETRYABLE.has(code) || attempt >= attempts) throw e;
+        this.failover(stub);
+        if (attempt % Math.max(1, this.endpoints.length) !== 0) continue;
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 2000);
       }
