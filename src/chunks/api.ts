@@ -33,3 +33,30 @@ export interface ChunkApi {
   deleteChunk(chunkId: number): Promise<void>;
   capacity(): Promise<ChunkCapacity>;
 }
+
+/** What a chunk server holds under one id (ChunkStatApi.statChunk). */
+export type ChunkStat =
+  | { exists: false }
+  | {
+      exists: true;
+      /** Data length from the object's header (0 when the header itself is damaged). */
+      sizeBytes: number;
+      /** Size of the object file on disk (header + table + data). */
+      fileSizeBytes: number;
+      /** Whether every data block was read and checked (asked with `verify`). */
+      verified: boolean;
+      /** Why the object is corrupt (header, length, or a block checksum), or null if no damage was found. */
+      corrupt: string | null;
+    };
+
+/**
+ * Inspection of one object, kept apart from ChunkApi so data-path wrappers need not
+ * implement it. Damage is a value here, not a CORRUPT error: the caller asked about it.
+ */
+export interface ChunkStatApi {
+  /**
+   * Whether the object exists and its size. The header (and its CRC) and the file length
+   * are always checked; with `verify` every block's CRC32C is checked too (a full read).
+   */
+  statChunk(chunkId: number, verify: boolean): Promise<ChunkStat>;
+}

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { loadProto } from '../common/proto.js';
-import { ChunkError, type ChunkApi, type ChunkCapacity, type ChunkErrorCode } from './api.js';
+import { ChunkError, type ChunkApi, type ChunkCapacity, type ChunkErrorCode, type ChunkStat, type ChunkStatApi } from './api.js';
 import type { ProtoGrpcType } from './gen/chunk.js';
 import type { ChunkClient as ChunkStub, ChunkHandlers } from './gen/dfs/chunk/Chunk.js';
 import type { ReadReply__Output } from './gen/dfs/chunk/ReadReply.js';
@@ -149,7 +149,33 @@ function readHandler(store: ChunkApi, logger: Logger): ChunkHandlers['Read'] {
   };
 }
 
-/** Serves `store` as dfs.chunk.Chunk on `server` (create it with CHUNK_SERVER_OPTIONS). */
+function isStatApi(store: ChunkApi): store is ChunkApi & ChunkStatApi {
+  return typeof (store as Partial<ChunkStatApi>).statChunk === 'function';
+}
+
+function statHandler(store: ChunkApi, logger: Logger): ChunkHandlers['Stat'] {
+  return (call, callback) => {
+    if (!isStatApi(store)) {
+      callback({ code: grpc.status.UNIMPLEMENTED, details: 'this chunk server cannot stat objects', metadata: new grpc.Metadata() });
+      return;
+    }
+    store.statChunk(call.request.chunkId, call.request.verify).then(
+      (s) =>
+        callback(
+          null,
+          s.exists
+            ? { exists: true, sizeBytes: s.sizeBytes, fileSizeBytes: s.fileSizeBytes, verified: s.verified, corrupt: s.corrupt ?? '' }
+            : { exists: false },
+        ),
+      (err: unknown) => callback(toServiceError(err, logger, 'Stat')),
+    );
+  };
+}
+
+/**
+ * Serves `store` as dfs.chunk.Chunk on `server` (create it with CHUNK_SERVER_OPTIONS).
+ * Stat needs the store to implement ChunkStatApi too; otherwise it answers UNIMPLEMENTED.
+ */
 export async function registerChunkService(server: grpc.Server, store: ChunkApi, options: ChunkServiceOptions = {}): Promise<void> {
   const resolved: Required<ChunkServiceOptions> = {
     logger: (options.logger ?? pino({ level: 'silent' })).child({ module: 'chunk-service' }),
@@ -172,6 +198,7 @@ export async function registerChunkService(server: grpc.Server, store: ChunkApi,
         (err: unknown) => callback(toServiceError(err, logger, 'Capacity')),
       );
     },
+    Stat: statHandler(store, logger),
   };
   server.addService((await loadChunkPackage()).Chunk.service, handlers);
 }
@@ -197,7 +224,7 @@ function isServiceError(err: unknown): err is grpc.ServiceError {
   return err instanceof Error && 'code' in err && typeof err.code === 'number';
 }
 
-export class ChunkClient implements ChunkApi {
+export class ChunkClient implements ChunkApi, ChunkStatApi {
   private constructor(
     private readonly stub: ChunkStub,
     readonly address: string,
@@ -283,6 +310,26 @@ export class ChunkClient implements ChunkApi {
     checkUint(chunkId, 'chunk id');
     await new Promise<void>((resolve, reject) => {
       this.stub.Delete({ chunkId }, this.callOptions(), (err) => (err ? reject(this.fromStatus(err)) : resolve()));
+    });
+  }
+
+  /** A missing or corrupt object is an answer; an unreachable or slow server is UNAVAILABLE. */
+  async statChunk(chunkId: number, verify: boolean): Promise<ChunkStat> {
+    checkUint(chunkId, 'chunk id');
+    return new Promise<ChunkStat>((resolve, reject) => {
+      this.stub.Stat({ chunkId, verify }, this.callOptions(), (err, reply) => {
+        if (err || !reply) reject(this.fromStatus(err ?? new Error('empty reply')));
+        else if (!reply.exists) resolve({ exists: false });
+        else {
+          resolve({
+            exists: true,
+            sizeBytes: reply.sizeBytes,
+            fileSizeBytes: reply.fileSizeBytes,
+            verified: reply.verified,
+            corrupt: reply.corrupt === '' ? null : reply.corrupt,
+          });
+        }
+      });
     });
   }
 

@@ -6,7 +6,7 @@ import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } f
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { ChunkError, type ChunkApi, type ChunkCapacity } from './api.js';
+import { ChunkError, type ChunkApi, type ChunkCapacity, type ChunkStat, type ChunkStatApi } from './api.js';
 import { crc32cOf, DEFAULT_BLOCK_SIZE_BYTES, isValidBlockSize } from './crc.js';
 import {
   decodeFixedHeader,
@@ -26,6 +26,8 @@ const OPEN_OBJECTS_MAX = 256;
 const HARD_MAX_CHUNK_BYTES = 1024 * 1024 * 1024;
 /** One read of this size covers header + table for objects up to ~63 MiB at 64 KiB blocks. */
 const PREFIX_READ_BYTES = 4096;
+/** Data read per step when checking a whole object: memory stays bounded whatever its size. */
+const VERIFY_PIECE_BYTES = 1024 * 1024;
 const CHUNKS_SUBDIR = 'chunks';
 const TEMP_MARKER = '.tmp.';
 const ID_NAME = /^[0-9a-f]{16}$/;
@@ -140,7 +142,7 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
   }
 }
 
-export class ChunkStore implements ChunkApi {
+export class ChunkStore implements ChunkApi, ChunkStatApi {
   private readonly chunksDir: string;
   private readonly logger: Logger;
   private readonly blockSizeBytes: number;
@@ -237,10 +239,19 @@ export class ChunkStore implements ChunkApi {
 
   /** Reads and checks a whole object (header, every block, file length); for scrubbing. */
   async verifyChunk(chunkId: number): Promise<void> {
+    const s = await this.statChunk(chunkId, true);
+    if (!s.exists) throw new ChunkError('NOT_FOUND', `chunk ${chunkIdHex(chunkId)}: not found`);
+    if (s.corrupt !== null) throw new ChunkError('CORRUPT', `chunk ${chunkIdHex(chunkId)}: ${s.corrupt}`);
+  }
+
+  /**
+   * Whether the object exists, its size, and whether it is damaged: the header, its CRC
+   * and the file length always; every block's CRC32C too with `verify`, reading the object
+   * in pieces of VERIFY_PIECE_BYTES. Damage found is counted and logged like a bad read.
+   */
+  async statChunk(chunkId: number, verify: boolean): Promise<ChunkStat> {
     this.checkId(chunkId);
-    await this.readLimiter.run(async () => {
-      await this.readVerified(chunkId, 0, HARD_MAX_CHUNK_BYTES, true);
-    });
+    return this.readLimiter.run(() => this.inspect(chunkId, verify));
   }
 
   /** Every object on disk, in directory order (not id order); for inventory, GC and repair. */
@@ -410,6 +421,58 @@ export class ChunkStore implements ChunkApi {
       throw toChunkError(err, `read chunk ${chunkIdHex(chunkId)}`);
     } finally {
       release();
+    }
+  }
+
+  private async inspect(chunkId: number, verify: boolean): Promise<ChunkStat> {
+    const file = chunkObjectPath(this.dataDir, chunkId);
+    let fh: FileHandle;
+    try {
+      // Its own handle, never a cached one: the question is about the file as it is now.
+      fh = await open(file, 'r');
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return { exists: false };
+      throw toChunkError(err, `stat chunk ${chunkIdHex(chunkId)}`);
+    }
+    let fileSizeBytes = 0;
+    let sizeBytes = 0;
+    try {
+      fileSizeBytes = (await fh.stat()).size;
+      const header = await this.readHeader(fh, chunkId);
+      sizeBytes = header.dataLengthBytes;
+      if (fileSizeBytes !== header.dataOffsetBytes + header.dataLengthBytes) {
+        throw new FormatError(`file is ${fileSizeBytes} bytes, header says ${header.dataOffsetBytes + header.dataLengthBytes}`);
+      }
+      if (verify) await this.verifyBlocks(fh, header);
+      return { exists: true, sizeBytes, fileSizeBytes, verified: verify, corrupt: null };
+    } catch (err) {
+      if (!(err instanceof FormatError)) throw toChunkError(err, `stat chunk ${chunkIdHex(chunkId)}`);
+      this.openObjects.evict(chunkId);
+      this.corrupt(chunkId, file, err.message);
+      return { exists: true, sizeBytes, fileSizeBytes, verified: verify, corrupt: err.message };
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** Checks every block's CRC32C, one piece (a whole number of blocks) at a time. */
+  private async verifyBlocks(fh: FileHandle, header: VerifiedHeader): Promise<void> {
+    const bs = header.blockSizeBytes;
+    const total = header.dataLengthBytes;
+    // Both are powers of two, so a piece is a whole number of blocks.
+    const pieceBytes = Math.max(bs, VERIFY_PIECE_BYTES);
+    const buf = Buffer.allocUnsafe(Math.min(pieceBytes, total));
+    for (let at = 0; at < total; at += pieceBytes) {
+      const want = Math.min(pieceBytes, total - at);
+      const got = await readFully(fh, buf.subarray(0, want), header.dataOffsetBytes + at);
+      this.counters.diskBytesRead += got;
+      if (got !== want) throw new FormatError(`data truncated: ${got} of ${want} bytes at ${at}`);
+      for (let from = 0; from < want; from += bs) {
+        const block = (at + from) / bs;
+        if (crc32cOf(buf.subarray(from, Math.min(from + bs, want))) !== header.crcs[block]) {
+          throw new FormatError(`block ${block} checksum mismatch`);
+        }
+      }
     }
   }
 

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChunkError, type ChunkApi, type ChunkCapacity } from '../../../src/chunks/api.js';
+import { ChunkError, type ChunkApi, type ChunkCapacity, type ChunkStatApi } from '../../../src/chunks/api.js';
 import { prefixLengthBytes } from '../../../src/chunks/format.js';
 import { CHUNK_SERVER_OPTIONS, ChunkClient, registerChunkService } from '../../../src/chunks/grpc.js';
 import { chunkObjectPath, ChunkStore } from '../../../src/chunks/store.js';
@@ -139,6 +139,41 @@ describe('chunk gRPC service', () => {
     // Nothing listens on port 1.
     const deadClient = await connect('127.0.0.1:1', 1000);
     expect(await codeOf(deadClient.deleteChunk(1))).toBe('UNAVAILABLE');
+  });
+
+  it('answers Stat: missing, present, and corrupt only when verified (logged by the server)', async () => {
+    const { client, dataDir, lines } = await setup();
+    expect(await client.statChunk(9, true)).toEqual({ exists: false });
+    const data = patternBytes(2 * MiB + 3, 4);
+    await client.writeChunk(9, data);
+    const fileSizeBytes = prefixLengthBytes(33) + data.length;
+    expect(await client.statChunk(9, false)).toEqual({ exists: true, sizeBytes: data.length, fileSizeBytes, verified: false, corrupt: null });
+    expect(await client.statChunk(9, true)).toEqual({ exists: true, sizeBytes: data.length, fileSizeBytes, verified: true, corrupt: null });
+    const fh = await open(chunkObjectPath(dataDir, 9), 'r+');
+    await fh.write(Buffer.from([data[2 * MiB] ^ 0xff]), 0, 1, prefixLengthBytes(33) + 2 * MiB);
+    await fh.close();
+    expect(await client.statChunk(9, false)).toMatchObject({ exists: true, corrupt: null });
+    expect(await client.statChunk(9, true)).toEqual({ exists: true, sizeBytes: data.length, fileSizeBytes, verified: true, corrupt: 'block 32 checksum mismatch' });
+    expect(lines.filter((l) => l.msg === 'chunk object corrupt')).toHaveLength(1);
+    expect(await codeOf(client.statChunk(-1, false))).toBe('INVALID');
+  });
+
+  it('Stat maps errors and deadlines, and a store without statChunk answers UNIMPLEMENTED (IO)', async () => {
+    const failing: ChunkApi & ChunkStatApi = {
+      writeChunk: () => Promise.reject(new ChunkError('IO', 'boom')),
+      readChunk: () => Promise.reject(new ChunkError('IO', 'boom')),
+      deleteChunk: () => Promise.reject(new ChunkError('IO', 'boom')),
+      capacity: (): Promise<ChunkCapacity> => Promise.reject(new ChunkError('IO', 'boom')),
+      statChunk: () => Promise.reject(new ChunkError('NO_SPACE', 'boom')),
+    };
+    expect(await codeOf((await connect(await serve(failing))).statChunk(1, true))).toBe('NO_SPACE');
+    const stalled: ChunkApi & ChunkStatApi = { ...failing, statChunk: () => new Promise(() => undefined) };
+    expect(await codeOf((await connect(await serve(stalled), 300)).statChunk(1, true))).toBe('UNAVAILABLE');
+    const { statChunk: _unused, ...plain } = failing;
+    const err = await (await connect(await serve(plain))).statChunk(1, true).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChunkError);
+    expect((err as ChunkError).code).toBe('IO');
+    expect((err as ChunkError).message).toContain('cannot stat');
   });
 
   it('refuses a write announcing more than the server accepts', async () => {

@@ -265,3 +265,67 @@ describe('ChunkStore open, listing and capacity', () => {
     for (const r of rejected) expect((r.reason as ChunkError).code).toBe('UNAVAILABLE');
   });
 });
+
+describe('ChunkStore statChunk', () => {
+  it('says a missing object does not exist and refuses bad ids', async () => {
+    const { store } = await openStore();
+    expect(await store.statChunk(5, true)).toEqual({ exists: false });
+    expect(await store.statChunk(5, false)).toEqual({ exists: false });
+    await expectCode(store.statChunk(-1, false), 'INVALID');
+    await expectCode(store.statChunk(1.5, true), 'INVALID');
+  });
+
+  it.each([0, 1, BS, 3 * BS + 5, 3 * MiB + 17])('reports size and a clean verify for %i bytes', async (size) => {
+    const { store } = await openStore();
+    await store.writeChunk(11, patternBytes(size, size + 2));
+    const fileSizeBytes = prefixLengthBytes(Math.ceil(size / BS)) + size;
+    expect(await store.statChunk(11, false)).toEqual({ exists: true, sizeBytes: size, fileSizeBytes, verified: false, corrupt: null });
+    const before = store.stats().diskBytesRead;
+    expect(await store.statChunk(11, true)).toEqual({ exists: true, sizeBytes: size, fileSizeBytes, verified: true, corrupt: null });
+    // verify reads every data byte once, plus the prefix.
+    expect(store.stats().diskBytesRead - before).toBeGreaterThanOrEqual(size);
+    expect(store.stats().corruptDetected).toBe(0);
+  });
+
+  it('verifies objects whose block is larger than one verify piece', async () => {
+    const { store, dataDir } = await openStore({ blockSizeBytes: 4 * MiB });
+    const data = patternBytes(6 * MiB + 3, 5);
+    await store.writeChunk(12, data);
+    expect(await store.statChunk(12, true)).toMatchObject({ exists: true, sizeBytes: data.length, corrupt: null });
+    await flipByte(chunkObjectPath(dataDir, 12), prefixLengthBytes(2) + 6 * MiB + 1);
+    expect(await store.statChunk(12, true)).toMatchObject({ exists: true, corrupt: 'block 1 checksum mismatch' });
+  });
+
+  it('finds a flipped data byte only when verifying, and counts and logs it like a read', async () => {
+    const { store, dataDir, lines } = await openStore();
+    // Past the first 1 MiB piece, so the check crosses piece boundaries.
+    const data = patternBytes(3 * MiB + 100, 6);
+    await store.writeChunk(13, data);
+    await flipByte(chunkObjectPath(dataDir, 13), prefixLengthBytes(Math.ceil(data.length / BS)) + 2 * MiB + 7);
+    expect(await store.statChunk(13, false)).toMatchObject({ exists: true, verified: false, corrupt: null });
+    const s = await store.statChunk(13, true);
+    expect(s).toMatchObject({ exists: true, sizeBytes: data.length, verified: true, corrupt: `block ${(2 * MiB) / BS} checksum mismatch` });
+    expect(store.stats().corruptDetected).toBe(1);
+    expect(lines.filter((l) => l.msg === 'chunk object corrupt')).toEqual([expect.objectContaining({ chunkId: 13, level: 50 })]);
+    await expectCode(store.verifyChunk(13), 'CORRUPT');
+    // Intact blocks are still served.
+    expect((await store.readChunk(13, 0, MiB)).equals(data.subarray(0, MiB))).toBe(true);
+  });
+
+  it('finds a damaged header, a truncated file and a misnamed object without verifying', async () => {
+    const { store, dataDir } = await openStore();
+    const data = patternBytes(4 * BS + 10, 7);
+    for (const id of [21, 22, 23]) await store.writeChunk(id, data);
+    await flipByte(chunkObjectPath(dataDir, 21), FIXED_HEADER_BYTES + 1); // CRC table
+    const fh = await open(chunkObjectPath(dataDir, 22), 'r+');
+    await fh.truncate(prefixLengthBytes(5) + 2 * BS);
+    await fh.close();
+    await mkdir(path.dirname(chunkObjectPath(dataDir, 24)), { recursive: true });
+    await copyFile(chunkObjectPath(dataDir, 23), chunkObjectPath(dataDir, 24));
+    expect(await store.statChunk(21, false)).toMatchObject({ exists: true, corrupt: 'header checksum mismatch' });
+    expect(await store.statChunk(22, false)).toMatchObject({ exists: true, sizeBytes: data.length, fileSizeBytes: prefixLengthBytes(5) + 2 * BS, corrupt: expect.stringMatching(/^file is/) });
+    expect(await store.statChunk(24, true)).toMatchObject({ exists: true, corrupt: expect.stringContaining('header holds chunk') });
+    expect(await store.statChunk(23, true)).toMatchObject({ exists: true, corrupt: null });
+    expect(store.stats().corruptDetected).toBe(3);
+  });
+});
