@@ -400,8 +400,11 @@ export class Daemon {
     const fuse = new FuseAdapter(vfs, { ...DEFAULT_ADAPTER_OPTIONS, entryTimeoutS: cfg.attrTimeoutS, attrTimeoutS: cfg.attrTimeoutS }, (op, errno, start) =>
       metrics.observeFuseOp(op, errno, start),
     );
+    // fsname dfs:<node>@<daemon gRPC address>: how the CLI (dfs layout, dfs info) finds the
+    // daemon behind a mount from /proc/self/mounts.
+    const address = cfg.listen ? cfg.listen.replace(/:0$/, `:${this.grpcPort}`) : cfg.connect!;
     try {
-      fuse.mount(cfg.mount!, `dfs:${this.nodeId}`);
+      fuse.mount(cfg.mount!, `dfs:${this.nodeId}@${address}`);
     } catch (e) {
       throw new StartupError(`cannot mount ${cfg.mount}: ${(e as Error).message}`);
     }
