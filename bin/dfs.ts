@@ -4,7 +4,23 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, readConfigFile, validateConfig, type RawConfig } from '../src/daemon/config.js';
 import { Daemon, StartupError } from '../src/daemon/daemon.js';
 import { DEFAULT_DEV_DATA_DIR, DEFAULT_DEV_MOUNT, DevError, devDown, devStatus, devUp, readDevState } from '../src/daemon/dev.js';
+import { parseEcScheme } from '../src/chunks/ec.js';
+import {
+  errnoName,
+  fileInfo,
+  getattrOrFail,
+  InspectError,
+  isDirAttr,
+  layoutText,
+  locateInMount,
+  locateInNamespace,
+  parseLayoutOptions,
+  type FileInfo,
+  type Located,
+  wallClock,
+} from '../src/daemon/inspect.js';
 import { MetaClient } from '../src/meta/grpc.js';
+import { Errno, S_IFMT, S_IFREG } from '../src/meta/types.js';
 import type { RaftStatusReply__Output } from '../src/meta/gen/dfs/meta/RaftStatusReply.js';
 import type { RaftAdminRequest } from '../src/meta/gen/dfs/meta/RaftAdminRequest.js';
 
@@ -77,6 +93,39 @@ async function leaderView(client: MetaClient): Promise<RaftStatusReply__Output> 
   } finally {
     lc.close();
   }
+}
+
+/**
+ * PATH in a dfs mount (the daemon from the mount's fsname), or with --addr an absolute
+ * path in the filesystem; then connect and run `fn` with the inode it names.
+ */
+async function withPath<T>(p: string, o: { addr?: string }, fn: (client: MetaClient, loc: Located) => Promise<T>): Promise<T> {
+  if (o.addr) return withClient({ addr: o.addr }, async (client, addr) => fn(client, await locateInNamespace(client, addr, p)));
+  const loc = await locateInMount(p);
+  return withClient({ addr: loc.address }, (client) => fn(client, loc));
+}
+
+function printFileInfo(shown: string, info: FileInfo): void {
+  const lines = [
+    `${shown}: ${info.sizeBytes} bytes (${humanBytes(info.sizeBytes)}), layout ${layoutText(info.layout)}, chunk size ${humanBytes(info.chunkSizeBytes)}, inode ${info.ino}`,
+  ];
+  if (info.inline) lines.push('data: inline (stored in the namespace)');
+  else if (info.chunks.length === 0) lines.push(info.sizeBytes === 0 ? 'data: none (empty file)' : 'data: no chunks (all holes, read as zeros)');
+  else {
+    lines.push(`chunks: ${info.chunks.length}${info.holes > 0 ? ` (+${info.holes} holes, read as zeros)` : ''}`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+  if (info.inline || info.chunks.length === 0) return;
+  const rows = [['CHUNK', 'ID', 'SIZE', 'COPY', 'NODE', 'ADDRESS', 'HEALTH']];
+  for (const ch of info.chunks) {
+    for (const c of ch.copies) {
+      const copy = c.kind === 'shard' && ch.ec ? `${c.number < ch.ec.k ? 'data' : 'parity'} shard ${c.number}` : `${c.kind} ${c.number}`;
+      rows.push([String(ch.index), ch.chunkIdHex, humanBytes(ch.sizeBytes), copy, c.nodeId || '-', c.address ?? '?', c.health + (c.detail && c.health !== 'ok' ? ` (${c.detail})` : '')]);
+    }
+  }
+  process.stdout.write(table(rows));
+  const copies = info.chunks.reduce((n, ch) => n + ch.copies.length, 0);
+  process.stdout.write(info.unhealthyCopies === 0 ? `all ${copies} copies ok\n` : `${info.unhealthyCopies} of ${copies} copies NOT ok\n`);
 }
 
 async function runDaemon(raw: RawConfig, mode: 'server' | 'client', configFile?: string): Promise<void> {
@@ -293,6 +342,75 @@ function buildProgram(): Command {
       await membershipCall(o, { action: 'remove-member', nodeId: node, force: o.force === true }, 60_000);
     });
 
+  const layout = program
+    .command('layout')
+    .description('how file data is protected: R replicas or k+m erasure coding, set per directory and inherited by what is created under it');
+  layout
+    .command('set')
+    .description('set the layout of a directory; files and directories created under it afterwards inherit it (existing files keep theirs)')
+    .argument('<path>', 'a directory inside a dfs mount (or, with --addr, an absolute path in the filesystem)')
+    .option('--replicas <n>', 'keep N full copies on distinct nodes (1-16)')
+    .option('--ec <k+m>', 'erasure code: k data + m parity shards on distinct nodes (k 1-24, m 1-6), e.g. 6+3')
+    .option('--addr <host:port>', 'a daemon of the cluster, when PATH is not in a mount')
+    .option('--json', 'machine-readable output')
+    .action(async (p: string, o: { replicas?: string; ec?: string; addr?: string; json?: boolean }) => {
+      const wanted = parseLayoutOptions(o, parseEcScheme);
+      await withPath(p, o, async (client, loc) => {
+        const attr = await getattrOrFail(client, loc);
+        if (!isDirAttr(attr)) throw new CliError(`${p} is not a directory: layouts are set on directories (a file keeps the layout it was created with)`);
+        const r = await client.execute({ op: 'setlayout', ino: loc.ino, layout: wanted, now: wallClock() });
+        if (!r.ok) {
+          if (r.errno === Errno.EINVAL) throw new CliError(`the namespace refused layout ${layoutText(wanted)} for ${p}`);
+          throw new CliError(`${p}: setting the layout failed: ${errnoName(r.errno)}`);
+        }
+        if (o.json) printJson({ path: p, ino: loc.ino, layout: r.value.layout });
+        else process.stdout.write(`${p}: ${layoutText(r.value.layout)} (inherited by files and directories created under it from now on)\n`);
+      });
+    });
+  layout
+    .command('get')
+    .description('the layout of a directory (what new entries under it inherit) or of a file (what its data was written with)')
+    .argument('<path>', 'a file or directory inside a dfs mount (or, with --addr, an absolute path in the filesystem)')
+    .option('--addr <host:port>', 'a daemon of the cluster, when PATH is not in a mount')
+    .option('--json', 'machine-readable output')
+    .action(async (p: string, o: { addr?: string; json?: boolean }) => {
+      await withPath(p, o, async (client, loc) => {
+        const attr = await getattrOrFail(client, loc);
+        const type = isDirAttr(attr) ? 'directory' : (attr.mode & S_IFMT) === S_IFREG ? 'file' : 'other';
+        if (o.json) printJson({ path: p, ino: loc.ino, type, layout: attr.layout });
+        else process.stdout.write(`${p}: ${layoutText(attr.layout)}\n`);
+      });
+    });
+
+  program
+    .command('info')
+    .description(
+      "a file's size, layout and chunks: for each chunk its id, size and every replica/shard with its node and health " +
+        '(ok, missing, corrupt, unreachable, error), checked by the holder reading the whole copy and verifying its CRC32C. ' +
+        'Exit 1 when any copy is not ok.',
+    )
+    .argument('<file>', 'a regular file inside a dfs mount (or, with --addr, an absolute path in the filesystem)')
+    .option('--no-verify', 'only ask whether each copy exists (header and length checked), without reading it all')
+    .option('--timeout <seconds>', 'deadline of each check on a holder', '5')
+    .option('--addr <host:port>', 'a daemon of the cluster, when FILE is not in a mount')
+    .option('--json', 'machine-readable output')
+    .action(async (p: string, o: { verify: boolean; timeout: string; addr?: string; json?: boolean }) => {
+      const seconds = Number(o.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new CliError('--timeout must be a number of seconds above 0, at most 3600');
+      await withPath(p, o, async (client, loc) => {
+        const attr = await getattrOrFail(client, loc);
+        if ((attr.mode & S_IFMT) !== S_IFREG) throw new CliError(`${p} is not a regular file${isDirAttr(attr) ? ' (for a directory, use dfs layout get)' : ''}`);
+        const status = await client.raftStatus().catch((e: Error) => {
+          throw new CliError(`cannot list the cluster's nodes: ${e.message.split('\n')[0]}`);
+        });
+        const nodes = new Map(status.members.filter((m) => m.address).map((m) => [m.nodeId, m.address]));
+        const info = await fileInfo(client, attr, nodes, { verify: o.verify, timeoutMs: Math.round(seconds * 1000) });
+        if (o.json) printJson({ path: p, ...info, healthy: info.unhealthyCopies === 0 });
+        else printFileInfo(p, info);
+        if (info.unhealthyCopies > 0) process.exitCode = 1;
+      });
+    });
+
   const dev = program.command('dev').description('a local cluster on 127.0.0.1 for development');
   dev
     .command('up')
@@ -384,7 +502,7 @@ async function main(): Promise<void> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
       process.exit(2);
     }
-    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError) fail(e.message);
+    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError || e instanceof InspectError) fail(e.message);
     fail(e instanceof Error ? (e.stack ?? e.message) : String(e));
   }
 }
