@@ -170,6 +170,9 @@ function buildProgram(): Command {
     .option('--log-level <level>', 'trace|debug|info|warn|error')
     .option('--chunk-size <bytes>', 'chunk size of new files')
     .option('--initial-cluster <members>', 'Raft voters of a new cluster: id=host:port,... (this node included)')
+    .option('--zone <label>', 'failure-domain zone of this chunk server (placement spreads copies over zones)')
+    .option('--rack <label>', 'failure-domain rack of this chunk server')
+    .option('--dead-after <duration>', 'a chunk server silent this long is dead (default 30s; e.g. 45s, 2m)')
     .option('--join <addrs>', 'join an existing cluster through any of its members (host:port,...); then run `dfs cluster add-member`')
     .option('--raft-tick <ms>', 'Raft tick length (elections take 10-20 ticks)')
     .option('--raft-snapshot-every <n>', 'take a Raft snapshot and compact the log every N applied entries (default 20000)')
@@ -185,6 +188,9 @@ function buildProgram(): Command {
         chunkSize?: string;
         initialCluster?: string;
         join?: string;
+        zone?: string;
+        rack?: string;
+        deadAfter?: string;
         raftTick?: string;
         raftSnapshotEvery?: string;
       }) => {
@@ -199,6 +205,9 @@ function buildProgram(): Command {
           chunkSizeBytes: o.chunkSize,
           initialCluster: o.initialCluster,
           join: o.join,
+          zone: o.zone,
+          rack: o.rack,
+          deadAfterMs: o.deadAfter,
           raftTickMs: o.raftTick,
           raftSnapshotEvery: o.raftSnapshotEvery,
         },

@@ -69,6 +69,7 @@ export class GarbageCollector {
       if (now - first < this.opts.graceMs) continue;
       let ok = true;
       for (const nodeId of g.placement) {
+        if (nodeId === '') continue; // an EC shard that was never written
         const node = this.nodes(nodeId);
         if (!node) {
           ok = false;

@@ -1,43 +1,86 @@
-// Where a daemon's client puts and finds chunk data in a multi-node cluster: new chunks
-// go to one node (this node's own chunk store for a server; for a client-only mount, the
-// daemon it currently talks to) — replication across nodes is the next issue — and a
-// chunk placed on another member is read from that member's chunk service over gRPC.
+// Where a daemon's client puts and finds chunk data in a multi-node cluster: the copies
+// of a new chunk go where placement.ts says, from the meta leader's view of the chunk
+// servers (ClusterView, cached for a second); a chunk on another node is read from that
+// node's chunk service over gRPC, one on this node straight from the local store.
 import type { ChunkApi } from '../chunks/api.js';
 import { ChunkClient } from '../chunks/grpc.js';
 import type { ChunkStore } from '../chunks/store.js';
 import type { DataPlane } from '../fuse/data-plane.js';
 import type { Layout } from '../meta/types.js';
+import type { ClusterViewReply__Output } from '../meta/gen/dfs/meta/ClusterViewReply.js';
+import { minCopies, placeCopies, type PlacementNode } from '../cluster/placement.js';
+
+/** How long a fetched cluster view is used for placement. */
+const VIEW_TTL_MS = 1000;
 
 export class ClusterDataPlane implements DataPlane {
-  private readonly remotes = new Map<string, ChunkApi>();
+  private readonly remotes = new Map<string, { address: string; api: LazyChunkClient }>();
+  private view: { nodes: PlacementNode[]; addresses: Map<string, string>; atMs: number } | null = null;
+  private fetching: Promise<void> | null = null;
 
   constructor(
-    private readonly selfId: string,
+    /** This node's id ('' for a client-only mount). */
+    readonly localId: string,
     /** This node's chunk store; null for a client-only mount. */
     private readonly local: ChunkStore | null,
+    /** Known addresses (Raft members), for nodes the view has not named yet. */
     private readonly addresses: () => Map<string, string>,
-    /** Node that new chunks go to (default: this node). */
-    private readonly target: () => string = () => selfId,
+    /** The meta leader's view of the chunk servers. */
+    private readonly fetchView: () => Promise<ClusterViewReply__Output>,
   ) {}
 
-  place(_layout: Layout): string[] {
-    return [this.target()];
+  private async freshView(): Promise<PlacementNode[]> {
+    if (this.view && performance.now() - this.view.atMs < VIEW_TTL_MS) return this.view.nodes;
+    this.fetching ??= this.fetchView()
+      .then((v) => {
+        if (v.errno) return;
+        this.view = {
+          nodes: v.nodes.map((n) => ({ nodeId: n.nodeId, zone: n.zone, rack: n.rack, totalBytes: Number(n.totalBytes), freeBytes: Number(n.freeBytes), state: n.state })),
+          addresses: new Map(v.nodes.map((n) => [n.nodeId, n.address])),
+          atMs: performance.now(),
+        };
+      })
+      .catch(() => undefined) // the last good view (or none) stands in
+      .finally(() => (this.fetching = null));
+    await this.fetching;
+    return this.view?.nodes ?? [];
+  }
+
+  async place(layout: Layout, bytes: number, count: number, exclude: ReadonlySet<string>): Promise<string[]> {
+    return placeCopies(await this.freshView(), { count, bytes, exclude });
+  }
+
+  minCopies(layout: Layout): number {
+    return minCopies(layout, this.clusterNodes());
+  }
+
+  clusterNodes(): number {
+    return Math.max(1, this.view?.nodes.length ?? 1);
+  }
+
+  /** Forget the cached view (a write found it stale). */
+  invalidate(): void {
+    this.view = null;
   }
 
   node(nodeId: string): ChunkApi | undefined {
-    if (nodeId === this.selfId && this.local) return this.local;
+    if (nodeId === this.localId && this.local) return this.local;
+    const address = this.view?.addresses.get(nodeId) ?? this.addresses().get(nodeId);
     let c = this.remotes.get(nodeId);
+    if (c && address && c.address !== address) {
+      c.api.close();
+      c = undefined;
+    }
     if (!c) {
-      const address = this.addresses().get(nodeId);
       if (!address) return undefined;
-      c = new LazyChunkClient(address);
+      c = { address, api: new LazyChunkClient(address) };
       this.remotes.set(nodeId, c);
     }
-    return c;
+    return c.api;
   }
 
   close(): void {
-    for (const c of this.remotes.values()) if (c instanceof LazyChunkClient) c.close();
+    for (const c of this.remotes.values()) c.api.close();
     this.remotes.clear();
   }
 }

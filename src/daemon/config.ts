@@ -49,6 +49,11 @@ export interface DaemonConfig {
   readCacheBytes: number;
   /** How long a deleted chunk waits before its space is reclaimed. */
   gcGraceMs: number;
+  /** Failure-domain labels of this chunk server ('' when not given). */
+  zone: string;
+  rack: string;
+  /** A chunk server not heard from for this long is dead (its copies are re-created elsewhere). */
+  deadAfterMs: number;
 }
 
 const KEYS: Array<keyof DaemonConfig> = [
@@ -68,6 +73,9 @@ const KEYS: Array<keyof DaemonConfig> = [
   'maxDirtyBytes',
   'readCacheBytes',
   'gcGraceMs',
+  'zone',
+  'rack',
+  'deadAfterMs',
 ];
 
 export const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -81,7 +89,18 @@ export const CONFIG_DEFAULTS = {
   maxDirtyBytes: 256 * 1024 * 1024,
   readCacheBytes: 128 * 1024 * 1024,
   gcGraceMs: 5_000,
+  deadAfterMs: 30_000,
 };
+
+const LABEL_RE = /^[A-Za-z0-9._-]{0,64}$/;
+
+/** A duration: plain milliseconds, or a number with ms/s/m/h ("30s", "2m"). */
+export function parseDurationMs(value: unknown, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(value).trim());
+  if (!m) throw new ConfigError(`${what}: expected a duration like 30s, 2m or 1500ms, got '${String(value)}'`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * unit);
+}
 
 /** `id=host:port,id=host:port` → members; null when absent. */
 export function parseInitialCluster(value: string | null): Array<{ nodeId: string; address: string }> | null {
@@ -147,6 +166,19 @@ function num(raw: RawConfig, key: keyof DaemonConfig, fallback: number, min: num
   return n;
 }
 
+function label(raw: RawConfig, key: 'zone' | 'rack'): string {
+  const v = str(raw, key) ?? '';
+  if (!LABEL_RE.test(v)) throw new ConfigError(`${key}: '${v}' must be up to 64 of [A-Za-z0-9._-]`);
+  return v;
+}
+
+function deadAfter(raw: RawConfig): number {
+  if (raw.deadAfterMs === undefined || raw.deadAfterMs === null) return CONFIG_DEFAULTS.deadAfterMs;
+  const ms = parseDurationMs(raw.deadAfterMs, 'deadAfter (--dead-after)');
+  if (ms < 1000 || ms > 7 * 24 * 3_600_000) throw new ConfigError('deadAfter (--dead-after): must be from 1s to 7 days');
+  return ms;
+}
+
 /** Validate a merged raw config (file values overridden by command-line values). */
 export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): DaemonConfig {
   const dataDir = str(raw, 'dataDir');
@@ -198,5 +230,8 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
     maxDirtyBytes: num(raw, 'maxDirtyBytes', CONFIG_DEFAULTS.maxDirtyBytes, 16 * 1024 * 1024, 64 * 1024 ** 3),
     readCacheBytes: num(raw, 'readCacheBytes', CONFIG_DEFAULTS.readCacheBytes, 1024 * 1024, 64 * 1024 ** 3),
     gcGraceMs: num(raw, 'gcGraceMs', CONFIG_DEFAULTS.gcGraceMs, 0, 7 * 24 * 3600 * 1000),
+    zone: label(raw, 'zone'),
+    rack: label(raw, 'rack'),
+    deadAfterMs: deadAfter(raw),
   };
 }

@@ -29,6 +29,7 @@ import { RaftAdmin } from './raft-admin.js';
 import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
 import { GarbageCollector } from '../cluster/gc.js';
 import { Membership } from '../cluster/membership.js';
+import { DEFAULT_REGISTRY_OPTIONS, NodeRegistry } from '../cluster/registry.js';
 import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
 import { DaemonMetrics } from './metrics.js';
 import { startHttp } from './http.js';
@@ -36,6 +37,36 @@ import { startHttp } from './http.js';
 export const DFS_VERSION = '0.1.0';
 /** How often a client-only mount refreshes the member list it fails over to. */
 const MEMBER_REFRESH_MS = 10_000;
+/** How often a server daemon heartbeats the meta leader. */
+const HEARTBEAT_MS = 1000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** A meta client for the current Raft leader, re-dialled when the leader moves. */
+class LeaderClient {
+  private current: { address: string; client: Promise<MetaClient> } | null = null;
+
+  constructor(private readonly leaderAddress: () => string | null) {}
+
+  get(): Promise<MetaClient> {
+    const address = this.leaderAddress();
+    if (!address) return Promise.reject(new Error('no raft leader known'));
+    if (this.current?.address !== address) {
+      this.close();
+      this.current = { address, client: MetaClient.connect(address, { attempts: 1, deadlineMs: 5_000 }) };
+    }
+    return this.current.client;
+  }
+
+  close(): void {
+    void this.current?.client.then((c) => c.close(), () => undefined);
+    this.current = null;
+  }
+}
 
 /** An operating error that stops the daemon with a one-line message. */
 export class StartupError extends Error {
@@ -51,6 +82,7 @@ interface Parts {
   driver?: RaftDriver;
   router?: LeaderRouter;
   dataPlane?: ClusterDataPlane;
+  leaderClient?: LeaderClient;
   kv?: RocksKV;
   meta?: MetaStore;
   chunks?: ChunkStore;
@@ -70,6 +102,9 @@ export class Daemon {
   /** Session of a client-only daemon, closed on a graceful stop so its orphans are reaped. */
   private clientSession: string | null = null;
   private memberRefresh: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** The leader's view of the chunk servers (server daemons). */
+  registry: NodeRegistry | null = null;
   private stopping: Promise<void> | null = null;
   grpcPort = 0;
   httpPort = 0;
@@ -240,14 +275,34 @@ export class Daemon {
     const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log);
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
+    // The chunk servers as the leader sees them (heartbeats); a follower forwards.
+    const leaderClient = new LeaderClient(() => (driver.leaderId ? (members.get(driver.leaderId) ?? null) : null));
+    this.parts.leaderClient = leaderClient;
+    const registry = new NodeRegistry(
+      {
+        isLeader: () => replicated.isLeader(),
+        leaderId: () => driver.leaderId,
+        forward: {
+          heartbeat: async (req) => (await leaderClient.get()).heartbeat(req),
+          view: async () => (await leaderClient.get()).clusterView(),
+        },
+        listNodes: () => meta.listNodes(),
+        register: (node) => router.execute({ op: 'registerNode', node }),
+        nowMs: () => performance.now(),
+        log: this.log,
+      },
+      { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs },
+    );
+    this.registry = registry;
     await registerMetaService(
       server,
       router,
       { nodeId: this.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION },
       new RaftAdmin(driver, this.nodeId, () => members, this.log),
+      registry,
     );
     this.grpcPort = await this.bind(server, cfg.listen!);
-    const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members);
+    const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members, () => registry.view());
     this.parts.dataPlane = dataPlane;
 
     const isMember = (): boolean => {
@@ -265,6 +320,27 @@ export class Daemon {
     } else {
       this.log.info({ join: cfg.join }, 'not a member yet: waiting for `dfs cluster add-member` to add this node');
     }
+
+    // Heartbeats: this node's capacity and load to the leader, every second. The first
+    // one is sent now so that placement knows this node before the mount takes writes.
+    const beat = async (): Promise<void> => {
+      const c = await chunks.capacity();
+      await registry.heartbeat({
+        nodeId: this.nodeId,
+        address: cfg.listen!,
+        zone: cfg.zone,
+        rack: cfg.rack,
+        totalBytes: c.totalBytes,
+        freeBytes: c.freeBytes,
+        usedBytes: c.usedBytes,
+        chunkCount: c.chunkCount,
+      });
+    };
+    if (isMember()) await withTimeout(beat(), 5_000).catch((e: unknown) => this.log.warn({ err: e }, 'first heartbeat failed; retrying every second'));
+    this.heartbeatTimer = setInterval(() => {
+      beat().catch((e: unknown) => this.log.debug({ err: e }, 'heartbeat failed'));
+    }, HEARTBEAT_MS);
+    this.heartbeatTimer.unref();
 
     // GC runs on the leader only: it reads the garbage list locally and commits through Raft.
     const gc = new GarbageCollector(
@@ -372,8 +448,7 @@ export class Daemon {
       refreshMembers().catch((e: unknown) => this.log.debug({ err: e }, 'member list refresh failed'));
     }, MEMBER_REFRESH_MS);
     this.memberRefresh.unref();
-    const target = (): string => [...members].find(([, a]) => a === metaClient.endpoint)?.[0] ?? info.nodeId;
-    const dataPlane = new ClusterDataPlane('client', null, () => members, target);
+    const dataPlane = new ClusterDataPlane('', null, () => members, () => metaClient.clusterView());
     this.parts.dataPlane = dataPlane;
     const sessionId = `${this.nodeId}-${process.pid}-${Date.now().toString(36)}`;
     this.clientSession = sessionId;
@@ -394,7 +469,7 @@ export class Daemon {
 
   private mountVfs(meta: MetaApi, dataPlane: DataPlane, sessionId: string): void {
     const cfg = this.config;
-    const vfs = new Vfs(meta, dataPlane, { sessionId, maxDirtyBytes: cfg.maxDirtyBytes, readCacheBytes: cfg.readCacheBytes, attrTtlMs: cfg.attrTimeoutS * 1000 });
+    const vfs = new Vfs(meta, dataPlane, { sessionId, logger: this.log, maxDirtyBytes: cfg.maxDirtyBytes, readCacheBytes: cfg.readCacheBytes, attrTtlMs: cfg.attrTimeoutS * 1000 });
     this.parts.vfs = vfs;
     const metrics = this.metrics();
     const fuse = new FuseAdapter(vfs, { ...DEFAULT_ADAPTER_OPTIONS, entryTimeoutS: cfg.attrTimeoutS, attrTimeoutS: cfg.attrTimeoutS }, (op, errno, start) =>
@@ -534,6 +609,8 @@ export class Daemon {
       });
     }
     if (this.memberRefresh) clearInterval(this.memberRefresh);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    p.leaderClient?.close();
     p.metaClient?.close();
     p.chunkClient?.close();
     p.chunks?.close();

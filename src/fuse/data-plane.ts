@@ -1,25 +1,34 @@
-// How the client reaches chunk servers: which nodes get a new chunk, and a ChunkApi
-// per node. The single-node daemon and `dfs mount` use StaticDataPlane; the placement
-// issue replaces it with placement decided by the meta leader.
+// How the client reaches chunk servers: where the copies of a new chunk go and a
+// ChunkApi per node (the ChunkPlacer of src/chunks/chunk-io.ts). Daemons use the
+// cluster's data plane (src/daemon/cluster-data-plane.ts: placement from the meta
+// leader's view of the chunk servers); StaticDataPlane serves one known node (tests).
 import type { ChunkApi } from '../chunks/api.js';
+import type { ChunkPlacer } from '../chunks/chunk-io.js';
 import type { Layout } from '../meta/types.js';
 
-export interface DataPlane {
-  /** Node ids that should hold a new chunk of a file with this layout. */
-  place(layout: Layout): string[];
-  /** The chunk server of a node, or undefined when the node is unknown. */
-  node(nodeId: string): ChunkApi | undefined;
-}
+export type DataPlane = ChunkPlacer;
 
-/** Every chunk goes to the one known node. */
+/** Every chunk goes to the one known node (one copy, whatever the layout asks). */
 export class StaticDataPlane implements DataPlane {
   constructor(
     private readonly nodeId: string,
     private readonly chunks: ChunkApi,
   ) {}
 
-  place(_layout: Layout): string[] {
-    return [this.nodeId];
+  get localId(): string {
+    return this.nodeId;
+  }
+
+  place(_layout: Layout, _bytes: number, count: number, exclude: ReadonlySet<string>): Promise<string[]> {
+    return Promise.resolve(count > 0 && !exclude.has(this.nodeId) ? [this.nodeId] : []);
+  }
+
+  minCopies(_layout: Layout): number {
+    return 1;
+  }
+
+  clusterNodes(): number {
+    return 1;
   }
 
   node(nodeId: string): ChunkApi | undefined {

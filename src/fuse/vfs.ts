@@ -4,7 +4,8 @@
 import type { MetaApi } from '../meta/api.js';
 import type { Attr, Caller, ChunkRef, DirEntry, Ino, Layout, Result, SetAttrFields, StatFs, Timespec } from '../meta/types.js';
 import { Errno, NAME_MAX_BYTES, S_IFMT, S_IFREG, S_IFDIR, XATTR_NAME_MAX_BYTES, XATTR_VALUE_MAX_BYTES } from '../meta/types.js';
-import { ChunkError } from '../chunks/api.js';
+import { ChunkIo } from '../chunks/chunk-io.js';
+import type { Logger } from 'pino';
 import type { DataPlane } from './data-plane.js';
 import { BlockCache } from './block-cache.js';
 import { ByteBudget } from './budget.js';
@@ -123,7 +124,9 @@ export class Vfs {
   private readonly openedVersion = new Map<Ino, number>();
   /** Short-lived negative answers for security.capability, asked by the kernel on every write. */
   private readonly noCapability = new Map<Ino, number>();
-  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, readFailovers: 0, releaseErrors: 0, sessionOpsCancelled: 0 };
+  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, releaseErrors: 0, sessionOpsCancelled: 0 };
+  /** Chunk data across chunk servers (replicas, EC shards). */
+  readonly io: ChunkIo;
   private readonly releases = new Set<Promise<void>>();
   private sessionOps: Array<{ op: 'open' | 'release'; ino: Ino; handle: number }> = [];
   private sessionTimer: NodeJS.Timeout | null = null;
@@ -131,11 +134,12 @@ export class Vfs {
   constructor(
     private readonly meta: MetaApi,
     private readonly data: DataPlane,
-    options: Partial<VfsOptions> & { sessionId: string },
+    options: Partial<VfsOptions> & { sessionId: string; logger?: Logger },
   ) {
     this.opts = { ...DEFAULT_VFS_OPTIONS, ...options };
     this.budget = new ByteBudget(this.opts.maxDirtyBytes);
-    this.cache = new BlockCache({ fetch: (ref, off, len) => this.fetchFromReplicas(ref, off, len) }, this.opts.readCacheBytes, this.opts.readAheadBlocks);
+    this.io = new ChunkIo(data, options.logger);
+    this.cache = new BlockCache({ fetch: (ref, off, len) => this.io.read(ref, off, len) }, this.opts.readCacheBytes, this.opts.readAheadBlocks);
   }
 
   get dirtyBytes(): number {
@@ -576,32 +580,11 @@ export class Vfs {
 
   private async uploadChunk(layout: Layout, data: Buffer, index: number): Promise<ChunkRef> {
     const chunkId = await this.nextChunkId();
-    const placement = this.data.place(layout);
-    if (placement.length === 0) throw new ChunkError('NO_SPACE', 'no chunk server can take the chunk');
-    await Promise.all(
-      placement.map((nodeId) => {
-        const node = this.data.node(nodeId);
-        if (!node) throw new ChunkError('UNAVAILABLE', `unknown chunk server ${nodeId}`);
-        return node.writeChunk(chunkId, data);
-      }),
-    );
+    const written = await this.io.write(layout, chunkId, data);
     this.counters.uploads++;
     this.counters.uploadBytes += data.length;
-    return { index, chunkId, sizeBytes: data.length, placement };
-  }
-
-  private async fetchFromReplicas(ref: ChunkRef, offset: number, length: number): Promise<Buffer> {
-    let lastErr: unknown = new ChunkError('UNAVAILABLE', `no replica of chunk ${ref.chunkId} is reachable`);
-    for (const nodeId of ref.placement) {
-      const node = this.data.node(nodeId);
-      if (!node) continue;
-      try {
-        return await node.readChunk(ref.chunkId, offset, length);
-      } catch (e) {
-        lastErr = e;
-        this.counters.readFailovers++;
-      }
-    }
-    throw lastErr;
+    const ref: ChunkRef = { index, chunkId, sizeBytes: data.length, placement: written.placement };
+    if (written.ec) ref.ec = written.ec;
+    return ref;
   }
 }

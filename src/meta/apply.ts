@@ -52,6 +52,7 @@ import {
   type ErrnoName,
   type Ino,
   type Layout,
+  type NodeRecord,
   type Result,
   type SetAttrFields,
   type Timespec,
@@ -110,7 +111,8 @@ const isU53 = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
 export function layoutValid(l: Layout): boolean {
   if (l === null || typeof l !== 'object') return false;
   if (l.kind === 'replicas') return Number.isInteger(l.replicas) && l.replicas >= 1 && l.replicas <= 16;
-  if (l.kind === 'ec') return Number.isInteger(l.k) && l.k >= 1 && l.k <= 32 && Number.isInteger(l.m) && l.m >= 0 && l.m <= 16;
+  // The erasure code's limits (src/chunks/ec.ts: k ≤ 24 data, 1 ≤ m ≤ 6 parity shards).
+  if (l.kind === 'ec') return Number.isInteger(l.k) && l.k >= 1 && l.k <= 24 && Number.isInteger(l.m) && l.m >= 1 && l.m <= 6;
   return false;
 }
 
@@ -699,7 +701,25 @@ function validChunk(ch: ChunkRef, chunkSizeBytes: number, nextChunkId: number): 
     ch.sizeBytes <= chunkSizeBytes &&
     Array.isArray(ch.placement) &&
     ch.placement.length <= 255 &&
-    ch.placement.every((p) => typeof p === 'string' && Buffer.byteLength(p, 'utf8') <= 0xffff)
+    ch.placement.every((p) => typeof p === 'string' && Buffer.byteLength(p, 'utf8') <= 0xffff) &&
+    (ch.ec === undefined || validEc(ch))
+  );
+}
+
+function validEc(ch: ChunkRef): boolean {
+  const ec = ch.ec!;
+  return (
+    typeof ec === 'object' &&
+    Number.isInteger(ec.k) &&
+    Number.isInteger(ec.m) &&
+    ec.k >= 1 &&
+    ec.m >= 1 &&
+    ec.k + ec.m <= 255 &&
+    ch.placement.length === ec.k + ec.m &&
+    Number.isInteger(ec.shardBytes) &&
+    ec.shardBytes >= 0 &&
+    ec.shardBytes * ec.k >= ch.sizeBytes &&
+    ec.shardBytes <= 0xffff_ffff
   );
 }
 
@@ -728,6 +748,7 @@ async function commitWrite(ctx: Ctx, c: Extract<Command, { op: 'commitWrite' }>)
     }
     const value: ChunkValue = { chunkId: ch.chunkId, sizeBytes: ch.sizeBytes, placement: [...ch.placement] };
     if (ch.inline) value.inline = Buffer.from(ch.inline);
+    if (ch.ec) value.ec = { k: ch.ec.k, m: ch.ec.m, shardBytes: ch.ec.shardBytes };
     ctx.tx.put(key, encodeChunk(value));
   }
   rec.attr.size = Math.max(rec.attr.size, c.sizeBytes);
@@ -743,6 +764,31 @@ async function gcDone(ctx: Ctx, c: Extract<Command, { op: 'gcDone' }>): Promise<
     return fail('EINVAL');
   }
   for (const id of c.chunkIds) ctx.tx.del(K.garbageKey(id));
+  return ok(null);
+}
+
+const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const LABEL_RE = /^[A-Za-z0-9._-]{0,64}$/;
+
+async function registerNode(ctx: Ctx, c: Extract<Command, { op: 'registerNode' }>): Promise<Res<null>> {
+  const n = c.node;
+  if (
+    typeof n !== 'object' ||
+    n === null ||
+    typeof n.nodeId !== 'string' ||
+    !NODE_ID_RE.test(n.nodeId) ||
+    typeof n.address !== 'string' ||
+    n.address.length === 0 ||
+    Buffer.byteLength(n.address, 'utf8') > 255 ||
+    typeof n.zone !== 'string' ||
+    !LABEL_RE.test(n.zone) ||
+    typeof n.rack !== 'string' ||
+    !LABEL_RE.test(n.rack)
+  ) {
+    return fail('EINVAL');
+  }
+  const rec: NodeRecord = { nodeId: n.nodeId, address: n.address, zone: n.zone, rack: n.rack };
+  ctx.tx.put(K.nodeKey(n.nodeId), Buffer.from(JSON.stringify(rec), 'utf8'));
   return ok(null);
 }
 
@@ -765,6 +811,7 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
   allocChunkIds,
   commitWrite,
   gcDone,
+  registerNode,
 };
 
 /**

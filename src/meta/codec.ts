@@ -1,6 +1,6 @@
 // Value encodings. Every value starts with a format byte so a later format can be read
 // next to this one. Attrs are binary because every operation reads them.
-import type { Attr, Ino, Layout, Result, Timespec } from './types.js';
+import type { Attr, ChunkEc, Ino, Layout, Result, Timespec } from './types.js';
 
 const V1 = 1;
 
@@ -207,25 +207,32 @@ export interface ChunkValue {
   sizeBytes: number;
   placement: string[];
   inline?: Buffer;
+  ec?: ChunkEc;
 }
 /** Chunk values with inline data use format 2: format 1 plus a length-prefixed data field. */
 const CHUNK_INLINE_V2 = 2;
+/** Erasure-coded chunks use format 3: format 1 plus u8 k, u8 m, u32 shard bytes. */
+const CHUNK_EC_V3 = 3;
 export function encodeChunk(c: ChunkValue): Buffer {
-  const w = new Writer().u8(c.inline ? CHUNK_INLINE_V2 : V1).u64(c.chunkId).u32(c.sizeBytes);
+  if (c.inline && c.ec) throw new RangeError('a chunk is inline or erasure-coded, not both');
+  const w = new Writer().u8(c.inline ? CHUNK_INLINE_V2 : c.ec ? CHUNK_EC_V3 : V1).u64(c.chunkId).u32(c.sizeBytes);
   writePlacement(w, c.placement);
   if (c.inline) w.u32(c.inline.length).bytes(c.inline);
+  if (c.ec) w.u8(c.ec.k).u8(c.ec.m).u32(c.ec.shardBytes);
   return w.done();
 }
 export function decodeChunk(value: Buffer): ChunkValue {
   const r = new Reader(value);
   const v = r.u8();
-  if (v !== V1 && v !== CHUNK_INLINE_V2) throw new Error(`unknown chunk value format ${v}`);
+  if (v !== V1 && v !== CHUNK_INLINE_V2 && v !== CHUNK_EC_V3) throw new Error(`unknown chunk value format ${v}`);
   const chunkId = r.u64();
   const sizeBytes = r.u32();
   const placement = readPlacement(r);
   const inline = v === CHUNK_INLINE_V2 ? Buffer.from(r.bytes(r.u32())) : undefined;
+  const ec = v === CHUNK_EC_V3 ? { k: r.u8(), m: r.u8(), shardBytes: r.u32() } : undefined;
   r.end();
-  return inline ? { chunkId, sizeBytes, placement, inline } : { chunkId, sizeBytes, placement };
+  if (inline) return { chunkId, sizeBytes, placement, inline };
+  return ec ? { chunkId, sizeBytes, placement, ec } : { chunkId, sizeBytes, placement };
 }
 
 export function encodeGarbage(placement: string[]): Buffer {

@@ -20,6 +20,9 @@ import type { InfoReply__Output } from './gen/dfs/meta/InfoReply.js';
 import type { RaftStatusReply, RaftStatusReply__Output } from './gen/dfs/meta/RaftStatusReply.js';
 import type { RaftAdminReply, RaftAdminReply__Output } from './gen/dfs/meta/RaftAdminReply.js';
 import type { RaftAdminRequest, RaftAdminRequest__Output } from './gen/dfs/meta/RaftAdminRequest.js';
+import type { HeartbeatRequest, HeartbeatRequest__Output } from './gen/dfs/meta/HeartbeatRequest.js';
+import type { HeartbeatReply, HeartbeatReply__Output } from './gen/dfs/meta/HeartbeatReply.js';
+import type { ClusterViewReply, ClusterViewReply__Output } from './gen/dfs/meta/ClusterViewReply.js';
 import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from './types.js';
 import { Errno } from './types.js';
 import { ClientLanes } from './client-lanes.js';
@@ -50,11 +53,21 @@ export interface RaftAdminBackend {
   admin(request: RaftAdminRequest__Output): Promise<RaftAdminReply>;
 }
 
+/** Chunk servers' heartbeats and the leader's view of them, provided by the daemon. */
+export interface ClusterBackend {
+  heartbeat(request: HeartbeatRequest__Output): Promise<HeartbeatReply>;
+  view(): Promise<ClusterViewReply>;
+}
+
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 
 function internal(err: unknown): grpc.ServiceError {
   const details = `internal error: ${err instanceof Error ? err.message : String(err)}`;
   return Object.assign(new Error(details), { code: grpc.status.INTERNAL, details, metadata: new grpc.Metadata() });
+}
+
+function unimplemented(details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code: grpc.status.UNIMPLEMENTED, details, metadata: new grpc.Metadata() });
 }
 
 function invalid(details: string): grpc.ServiceError {
@@ -76,7 +89,13 @@ function commandReply(command: Command, r: Result<unknown>): CommandReply {
   return { errno: 0, attr: attrToWire(r.value as Attr) };
 }
 
-export async function registerMetaService(server: grpc.Server, backend: MetaBackend, info: MetaServerInfo, raft?: RaftAdminBackend): Promise<void> {
+export async function registerMetaService(
+  server: grpc.Server,
+  backend: MetaBackend,
+  info: MetaServerInfo,
+  raft?: RaftAdminBackend,
+  cluster?: ClusterBackend,
+): Promise<void> {
   const pkg = await loadMetaPackage();
   const handlers: MetaHandlers = {
     Lookup: (call, cb) =>
@@ -149,6 +168,14 @@ export async function registerMetaService(server: grpc.Server, backend: MetaBack
         return;
       }
       serve(cb, () => raft.admin(call.request));
+    },
+    Heartbeat: (call, cb) => {
+      if (!cluster) cb(unimplemented('no cluster registry on this server'));
+      else serve(cb, () => cluster.heartbeat(call.request));
+    },
+    ClusterView: (_call, cb) => {
+      if (!cluster) cb(unimplemented('no cluster registry on this server'));
+      else serve(cb, () => cluster.view());
     },
   };
   server.addService(pkg.Meta.service, handlers);
@@ -264,6 +291,14 @@ export class MetaClient implements MetaApi {
 
   raftAdmin(request: RaftAdminRequest): Promise<RaftAdminReply__Output> {
     return this.call<RaftAdminReply__Output>((d, cb) => this.stub.RaftAdmin(request, { deadline: d }, cb));
+  }
+
+  heartbeat(request: HeartbeatRequest): Promise<HeartbeatReply__Output> {
+    return this.call<HeartbeatReply__Output>((d, cb) => this.stub.Heartbeat(request, { deadline: d }, cb));
+  }
+
+  clusterView(): Promise<ClusterViewReply__Output> {
+    return this.call<ClusterViewReply__Output>((d, cb) => this.stub.ClusterView({}, { deadline: d }, cb));
   }
 
   info(): Promise<{ nodeId: string; chunkAddress: string; version: string }> {

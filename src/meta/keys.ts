@@ -14,6 +14,7 @@
 //   g/<chunkId>                        garbage chunk object -> placement
 //   q/<clientId utf8>                  last applied (seq, result) of a client
 //   m/<nodeId utf8>                    address (host:port utf8) of a Raft member
+//   node/<nodeId utf8>                 chunk server record (JSON: address, zone, rack)
 // Session ids are length-prefixed so one session's range never contains another's.
 import type { Ino } from './types.js';
 
@@ -51,6 +52,7 @@ const P = {
   garbage: Buffer.from('g/', 'latin1'),
   client: Buffer.from('q/', 'latin1'),
   member: Buffer.from('m/', 'latin1'),
+  node: Buffer.from('node/', 'latin1'),
   slash: Buffer.from('/', 'latin1'),
 };
 
@@ -105,4 +107,6 @@ export const garbageChunkId = (key: Buffer): number => readU64(key, 2);
 export const clientKey = (clientId: string): Buffer => Buffer.concat([P.client, Buffer.from(clientId, 'utf8')]);
 export const memberKey = (nodeId: string): Buffer => Buffer.concat([P.member, Buffer.from(nodeId, 'utf8')]);
 export const memberPrefix = (): Buffer => P.member;
+export const nodeKey = (nodeId: string): Buffer => Buffer.concat([P.node, Buffer.from(nodeId, 'utf8')]);
+export const nodePrefix = (): Buffer => P.node;
 export const memberIdOf = (key: Buffer): string => key.subarray(P.member.length).toString('utf8');

@@ -30,6 +30,7 @@ import {
   type Envelope,
   type GarbageChunk,
   type Ino,
+  type NodeRecord,
   type Result,
   type StatFs,
 } from './types.js';
@@ -433,6 +434,7 @@ export class MetaStore implements MetaApi {
         const c = decodeChunk(value);
         const ref: ChunkRef = { index: K.chunkIndex(key), chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: c.placement };
         if (c.inline) ref.inline = c.inline;
+        if (c.ec) ref.ec = c.ec;
         return ref;
       }),
     };
@@ -457,6 +459,13 @@ export class MetaStore implements MetaApi {
   }
 
   /** Up to `limit` unreferenced chunk objects, in chunk id order, for the GC loop. */
+  /** The chunk servers the cluster has registered (node table). */
+  async listNodes(): Promise<NodeRecord[]> {
+    const prefix = K.nodePrefix();
+    const rows = await this.kv.scan({ gte: prefix, lt: prefixEnd(prefix) as Buffer, limit: KV_SCAN_LIMIT_MAX });
+    return rows.map(([, value]) => JSON.parse(value.toString('utf8')) as NodeRecord);
+  }
+
   /** Raft members' addresses as replicated with their membership changes (node id → host:port). */
   async memberAddresses(): Promise<Map<string, string>> {
     const prefix = K.memberPrefix();

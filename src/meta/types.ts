@@ -67,6 +67,18 @@ export interface ChunkRef {
    * a chunk object plus a commit. It is replicated with the namespace.
    */
   inline?: Buffer;
+  /**
+   * Erasure-coded chunk: `placement` lists the k data then m parity shard holders ('' for
+   * a shard that is missing), each shard `shardBytes` long (fixed when the chunk was
+   * encoded: a later truncation shortens sizeBytes, not the shards). Absent: replicas.
+   */
+  ec?: ChunkEc;
+}
+
+export interface ChunkEc {
+  k: number;
+  m: number;
+  shardBytes: number;
 }
 
 /** Largest file whose data is kept inline in the namespace. */
@@ -163,7 +175,19 @@ export type Command =
    */
   | { op: 'commitWrite'; ino: Ino; chunks: ChunkRef[]; sizeBytes: number; mtime: Timespec; now: Timespec }
   /** Chunk objects whose deletion on every holder is done: forget them. */
-  | { op: 'gcDone'; chunkIds: number[] };
+  | { op: 'gcDone'; chunkIds: number[] }
+  /** Record (or update) a chunk server in the node table; the meta leader proposes it on a node's first heartbeat. */
+  | { op: 'registerNode'; node: NodeRecord };
+
+/** A chunk server as the namespace remembers it (its liveness and load are not replicated). */
+export interface NodeRecord {
+  nodeId: string;
+  /** gRPC host:port of its chunk (and meta) service. */
+  address: string;
+  /** Failure-domain labels; '' when not given. Placement spreads copies over distinct zones, then racks. */
+  zone: string;
+  rack: string;
+}
 
 export type CommandOp = Command['op'];
 
@@ -186,6 +210,7 @@ export interface CommandValues {
   allocChunkIds: { first: number };
   commitWrite: Attr;
   gcDone: null;
+  registerNode: null;
 }
 
 /** A command with the client identity used to apply retries once (see Raft issue). */

@@ -74,12 +74,18 @@ export function chunkToWire(c: ChunkRef): PChunkRef {
     out.hasInline = true;
     out.inline = c.inline;
   }
+  if (c.ec) {
+    out.ecK = c.ec.k;
+    out.ecM = c.ec.m;
+    out.ecShardBytes = c.ec.shardBytes;
+  }
   return out;
 }
 
 export function chunkFromWire(c: PChunkRefOut): ChunkRef {
   const out: ChunkRef = { index: c.index, chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: [...c.placement] };
   if (c.hasInline) out.inline = c.inline;
+  if (c.ecK > 0) out.ec = { k: c.ecK, m: c.ecM, shardBytes: c.ecShardBytes };
   return out;
 }
 
@@ -188,6 +194,8 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
       };
     case 'gcDone':
       return { ...base, gcDone: { chunkIds: c.chunkIds } };
+    case 'registerNode':
+      return { ...base, registerNode: { ...c.node } };
   }
 }
 
@@ -258,6 +266,10 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
     }
     case 'gcDone':
       return { op: 'gcDone', chunkIds: [...r.gcDone!.chunkIds] };
+    case 'registerNode': {
+      const n = r.registerNode!;
+      return { op: 'registerNode', node: { nodeId: n.nodeId, address: n.address, zone: n.zone, rack: n.rack } };
+    }
     default:
       return null;
   }

@@ -1,0 +1,139 @@
+// The chunk servers of the cluster as the meta leader sees them. Every daemon heartbeats
+// the leader once a second with its capacity and load (a follower forwards the beat);
+// the leader keeps liveness in memory and records each node once in the replicated node
+// table (`registerNode`), so a new leader knows every node the cluster ever had and how
+// many copies a write must reach. Clients read the leader's view (ClusterView) to place
+// new chunks (placement.ts).
+import type { Logger } from 'pino';
+import type { ClusterBackend } from '../meta/grpc.js';
+import type { ClusterViewReply__Output } from '../meta/gen/dfs/meta/ClusterViewReply.js';
+import type { HeartbeatReply__Output } from '../meta/gen/dfs/meta/HeartbeatReply.js';
+import type { HeartbeatRequest, HeartbeatRequest__Output } from '../meta/gen/dfs/meta/HeartbeatRequest.js';
+import type { NodeView__Output } from '../meta/gen/dfs/meta/NodeView.js';
+import type { NodeRecord, Result } from '../meta/types.js';
+
+export type NodeState = 'up' | 'suspect' | 'dead';
+
+export interface RegistryOptions {
+  /** No heartbeat for this long: suspect (not chosen for new data). */
+  suspectAfterMs: number;
+  /** No heartbeat for this long: dead. */
+  deadAfterMs: number;
+}
+
+export const DEFAULT_REGISTRY_OPTIONS: RegistryOptions = { suspectAfterMs: 3_000, deadAfterMs: 30_000 };
+
+/** What the registry needs from the daemon. */
+export interface RegistryDeps {
+  isLeader(): boolean;
+  leaderId(): string | null;
+  /** Forward a heartbeat or a view request to the current leader. */
+  forward: {
+    heartbeat(req: HeartbeatRequest): Promise<HeartbeatReply__Output>;
+    view(): Promise<ClusterViewReply__Output>;
+  };
+  listNodes(): Promise<NodeRecord[]>;
+  register(rec: NodeRecord): Promise<Result<unknown>>;
+  nowMs(): number;
+  log: Logger;
+}
+
+interface Beat {
+  atMs: number;
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+  chunkCount: number;
+}
+
+export class NodeRegistry implements ClusterBackend {
+  private beats = new Map<string, Beat>();
+  private leaderSinceMs: number;
+  private wasLeader = false;
+  /** Node records as last read from (or written to) the node table, by id. */
+  private known = new Map<string, NodeRecord>();
+  private readonly registering = new Set<string>();
+
+  constructor(
+    private readonly deps: RegistryDeps,
+    private readonly opts: RegistryOptions = DEFAULT_REGISTRY_OPTIONS,
+  ) {
+    this.leaderSinceMs = deps.nowMs();
+  }
+
+  /** A new term of leadership starts with no heartbeats: every node gets a fresh grace period. */
+  private checkLeadership(): boolean {
+    const leader = this.deps.isLeader();
+    if (leader && !this.wasLeader) {
+      this.beats = new Map();
+      this.known = new Map();
+      this.leaderSinceMs = this.deps.nowMs();
+    }
+    this.wasLeader = leader;
+    return leader;
+  }
+
+  async heartbeat(req: HeartbeatRequest__Output): Promise<HeartbeatReply__Output> {
+    if (!this.checkLeadership()) return this.deps.forward.heartbeat(req);
+    if (!req.nodeId || !req.address) return { errno: 22, message: 'heartbeat without node id or address', leader: this.deps.leaderId() ?? '' };
+    this.beats.set(req.nodeId, {
+      atMs: this.deps.nowMs(),
+      totalBytes: Number(req.totalBytes),
+      freeBytes: Number(req.freeBytes),
+      usedBytes: Number(req.usedBytes),
+      chunkCount: Number(req.chunkCount),
+    });
+    const rec: NodeRecord = { nodeId: req.nodeId, address: req.address, zone: req.zone, rack: req.rack };
+    await this.ensureRegistered(rec);
+    return { errno: 0, message: '', leader: this.deps.leaderId() ?? '' };
+  }
+
+  private async ensureRegistered(rec: NodeRecord): Promise<void> {
+    if (this.known.size === 0) for (const n of await this.deps.listNodes()) this.known.set(n.nodeId, n);
+    const have = this.known.get(rec.nodeId);
+    if (have && have.address === rec.address && have.zone === rec.zone && have.rack === rec.rack) return;
+    if (this.registering.has(rec.nodeId)) return;
+    this.registering.add(rec.nodeId);
+    try {
+      const r = await this.deps.register(rec);
+      if (r.ok) {
+        this.known.set(rec.nodeId, rec);
+        this.deps.log.info({ node: rec }, have ? 'chunk server record updated' : 'chunk server registered');
+      } else {
+        this.deps.log.warn({ node: rec, errno: r.errno }, 'cannot register chunk server');
+      }
+    } finally {
+      this.registering.delete(rec.nodeId);
+    }
+  }
+
+  async view(): Promise<ClusterViewReply__Output> {
+    if (!this.checkLeadership()) return this.deps.forward.view();
+    const now = this.deps.nowMs();
+    const nodes: NodeView__Output[] = [];
+    for (const rec of await this.deps.listNodes()) {
+      const beat = this.beats.get(rec.nodeId);
+      // Not heard from in this term yet: as old as the term (a new leader gives every node a grace period).
+      const ageMs = now - (beat?.atMs ?? this.leaderSinceMs);
+      nodes.push({
+        nodeId: rec.nodeId,
+        address: rec.address,
+        zone: rec.zone,
+        rack: rec.rack,
+        totalBytes: beat?.totalBytes ?? 0,
+        freeBytes: beat?.freeBytes ?? 0,
+        usedBytes: beat?.usedBytes ?? 0,
+        chunkCount: beat?.chunkCount ?? 0,
+        lastHeartbeatMs: beat ? Math.max(0, Math.round(ageMs)) : 0,
+        state: this.stateOf(ageMs),
+      });
+    }
+    return { errno: 0, leader: this.deps.leaderId() ?? '', nodes };
+  }
+
+  private stateOf(ageMs: number): NodeState {
+    if (ageMs >= this.opts.deadAfterMs) return 'dead';
+    if (ageMs >= this.opts.suspectAfterMs) return 'suspect';
+    return 'up';
+  }
+}
