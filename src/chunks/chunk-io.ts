@@ -85,6 +85,7 @@ export class ChunkIo {
 
     const fill = async (slot: number): Promise<string> => {
       let target: string | undefined = initial[slot];
+      let collisions = 0;
       for (let tries = 0; tries < MAX_TRIES_PER_COPY; tries++) {
         if (target === undefined) {
           // Replacement: another node nobody in this write has used (placement is async,
@@ -94,7 +95,12 @@ export class ChunkIo {
             exhausted = true;
             return '';
           }
-          if (used.has(next)) continue;
+          if (used.has(next)) {
+            // Taken by another slot meanwhile, not a failed target: ask again without
+            // spending a try (bounded by the nodes one write can ever claim).
+            if (collisions++ < count * MAX_TRIES_PER_COPY) tries--;
+            continue;
+          }
           used.add(next);
           target = next;
         }
