@@ -18,8 +18,13 @@ import type { ChunkEc, ChunkRef, Layout } from '../meta/types.js';
 
 /** Where copies go and how to reach a node: the client's data plane implements it. */
 export interface ChunkPlacer {
-  /** Up to `count` distinct up nodes with room for `bytes`, none of `exclude`. */
-  place(layout: Layout, bytes: number, count: number, exclude: ReadonlySet<string>): Promise<string[]>;
+  /**
+   * Up to `count` distinct up nodes with room for `bytes`, none of `exclude`, in other
+   * failure domains (zones, racks) than `apartFrom` (the copies already placed) when it can.
+   */
+  place(layout: Layout, bytes: number, count: number, exclude: ReadonlySet<string>, apartFrom?: ReadonlySet<string>): Promise<string[]>;
+  /** True when some node that is up lacks room for `bytes` (a shortfall of nodes is then a shortfall of space). */
+  spaceLimited?(bytes: number): boolean;
   /** Copies a write must reach when no replacement node is left (see placement.ts minCopies). */
   minCopies(layout: Layout): number;
   /** Chunk servers the cluster has (up or not): fewer than a layout asks is a small cluster, not a fault. */
@@ -82,6 +87,7 @@ export class ChunkIo {
     // Placement had no (further) node to offer: the only case a short write is accepted.
     let exhausted = initial.length < count;
     const errors: string[] = [];
+    const failed = new Set<string>();
 
     const fill = async (slot: number): Promise<string> => {
       let target: string | undefined = initial[slot];
@@ -90,7 +96,8 @@ export class ChunkIo {
         if (target === undefined) {
           // Replacement: another node nobody in this write has used (placement is async,
           // so a node picked concurrently by another slot is skipped).
-          const next = (await this.placer.place(layout, bytes, 1, used))[0];
+          const placed = new Set([...used].filter((n) => !failed.has(n)));
+          const next = (await this.placer.place(layout, bytes, 1, used, placed))[0];
           if (next === undefined) {
             exhausted = true;
             return '';
@@ -112,6 +119,7 @@ export class ChunkIo {
         } catch (e) {
           const err = e instanceof ChunkError ? e : new ChunkError('UNAVAILABLE', (e as Error).message);
           errors.push(`${target}: ${err.code} ${err.message}`);
+          failed.add(target);
           this.counters.replacedTargets++;
           this.log?.warn({ chunkId, node: target, code: err.code, err: err.message }, 'chunk write to a target failed; replacing it');
           target = undefined;
@@ -132,7 +140,7 @@ export class ChunkIo {
     const why = errors.length > 0 ? `: ${errors.slice(0, 4).join('; ')}` : '';
     const msg = `chunk ${chunkId}: ${copies} of ${count} copies written, at least ${floor} needed${why}`;
     // ENOSPC when space is what ran out (every failure said so, or no node had room), else EIO.
-    const noSpace = errors.length > 0 ? errors.every((e) => e.includes(': NO_SPACE ')) : exhausted;
+    const noSpace = errors.length > 0 ? errors.every((e) => e.includes(': NO_SPACE ')) : exhausted && (this.placer.spaceLimited?.(bytes) ?? true);
     throw new ChunkError(noSpace ? 'NO_SPACE' : 'UNAVAILABLE', msg);
   }
 

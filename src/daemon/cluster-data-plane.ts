@@ -8,7 +8,11 @@ import type { ChunkStore } from '../chunks/store.js';
 import type { DataPlane } from '../fuse/data-plane.js';
 import type { Layout } from '../meta/types.js';
 import type { ClusterViewReply__Output } from '../meta/gen/dfs/meta/ClusterViewReply.js';
-import { minCopies, placeCopies, type PlacementNode } from '../cluster/placement.js';
+import { hasRoom, minCopies, placeCopies, type PlacementNode } from '../cluster/placement.js';
+import { ByteBudget } from '../fuse/budget.js';
+
+/** Bytes of chunk writes in flight to one peer at most (the rest wait their turn). */
+const PEER_INFLIGHT_BYTES = 32 * 1024 * 1024;
 
 /** How long a fetched cluster view is used for placement. */
 const VIEW_TTL_MS = 1000;
@@ -46,8 +50,16 @@ export class ClusterDataPlane implements DataPlane {
     return this.view?.nodes ?? [];
   }
 
-  async place(layout: Layout, bytes: number, count: number, exclude: ReadonlySet<string>): Promise<string[]> {
-    return placeCopies(await this.freshView(), { count, bytes, exclude });
+  async place(layout: Layout, bytes: number, count: number, exclude: ReadonlySet<string>, apartFrom?: ReadonlySet<string>): Promise<string[]> {
+    const nodes = await this.freshView();
+    const placed = nodes.filter((n) => apartFrom?.has(n.nodeId));
+    const usedZones = new Set(placed.map((n) => n.zone).filter((z) => z !== ''));
+    const usedRacks = new Set(placed.map((n) => n.rack).filter((r) => r !== ''));
+    return placeCopies(nodes, { count, bytes, exclude, usedZones, usedRacks });
+  }
+
+  spaceLimited(bytes: number): boolean {
+    return (this.view?.nodes ?? []).some((n) => n.state === 'up' && !hasRoom(n, bytes));
   }
 
   minCopies(layout: Layout): number {
@@ -96,8 +108,16 @@ class LazyChunkClient implements ChunkApi {
     return this.client;
   }
 
+  /** Back-pressure per peer: writes beyond PEER_INFLIGHT_BYTES wait for earlier ones. */
+  private readonly inflight = new ByteBudget(PEER_INFLIGHT_BYTES);
+
   async writeChunk(chunkId: number, data: Buffer): Promise<void> {
-    return (await this.get()).writeChunk(chunkId, data);
+    await this.inflight.acquire(data.length);
+    try {
+      return await (await this.get()).writeChunk(chunkId, data);
+    } finally {
+      this.inflight.release(data.length);
+    }
   }
   async readChunk(chunkId: number, offset: number, length: number): Promise<Buffer> {
     return (await this.get()).readChunk(chunkId, offset, length);
