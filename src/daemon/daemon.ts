@@ -83,6 +83,7 @@ interface Parts {
   router?: LeaderRouter;
   dataPlane?: ClusterDataPlane;
   leaderClient?: LeaderClient;
+  replicated?: ReplicatedMeta;
   kv?: RocksKV;
   meta?: MetaStore;
   chunks?: ChunkStore;
@@ -273,6 +274,7 @@ export class Daemon {
     else if (!fresh && store.initialState().conf.voters.length === 1 && store.initialState().conf.voters[0] === this.nodeId) driver.campaign();
 
     const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log);
+    this.parts.replicated = replicated;
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
     // The chunk servers as the leader sees them (heartbeats); a follower forwards.
@@ -565,7 +567,9 @@ export class Daemon {
       meta: this.parts.meta?.stats() ?? null,
       members: Object.fromEntries(this.members),
       leader: this.parts.driver?.leaderId ?? null,
-      raft: this.parts.driver ? { ...this.parts.driver.status(), driver: this.parts.driver.stats, log: this.parts.logStore?.stats() } : null,
+      raft: this.parts.driver
+        ? { ...this.parts.driver.status(), driver: this.parts.driver.stats, reads: this.parts.replicated?.readStats, log: this.parts.logStore?.stats() }
+        : null,
       gc: this.parts.gc?.stats() ?? null,
       client: this.parts.vfs ? { dirtyBytes: this.parts.vfs.dirtyBytes, openHandles: this.parts.vfs.openHandles, ...this.parts.vfs.counters } : null,
     };

@@ -81,6 +81,9 @@ export class ReplicatedMeta {
     this.barrier = new ReadBarrier(driver);
   }
 
+  /** Reads served under the leader lease vs after a ReadIndex round. */
+  readonly readStats = { lease: 0, barrier: 0 };
+
   isLeader(): boolean {
     return this.driver.leaderId === this.selfId;
   }
@@ -92,7 +95,11 @@ export class ReplicatedMeta {
   private async readable(): Promise<NotLeader | null> {
     if (!this.isLeader()) return new NotLeader(this.driver.leaderId);
     // Within the leader lease the local state is linearizable; otherwise a ReadIndex round.
-    if (this.driver.canReadLocally()) return null;
+    if (this.driver.canReadLocally()) {
+      this.readStats.lease++;
+      return null;
+    }
+    this.readStats.barrier++;
     if (!(await this.barrier.wait())) return new NotLeader(this.driver.leaderId);
     return null;
   }

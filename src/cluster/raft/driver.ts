@@ -82,6 +82,9 @@ export interface DriverStats {
   proposals: number;
 }
 
+/** Leader-to-follower replication messages that may leave before the leader's own fsync. */
+const EARLY_TYPES: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgSnap']);
+
 export class RaftDriver {
   private readonly core: RawNode;
   private running = false;
@@ -99,6 +102,8 @@ export class RaftDriver {
   private persistedTerm = -1;
   private lazyHardState: HardState | null = null;
   private persistedVote: NodeId | null = null;
+  private persistedTermBefore = -1;
+  private persistedVoteBefore: NodeId | null = null;
   /** Local reads are linearizable until this time (ms, monotonic): see lease(). */
   private leaseUntilMs = 0;
   /** Commit index confirmed by the lease round: reads wait until applied reaches it. */
@@ -394,6 +399,8 @@ export class RaftDriver {
     // 1. Persist: snapshot, then entries, then hard state — one group commit.
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     const writes: Array<Promise<void>> = [];
+    this.persistedTermBefore = this.persistedTerm;
+    this.persistedVoteBefore = this.persistedVote;
     if (rd.entries.length > 0) {
       writes.push(this.store.append(rd.entries));
       this.stats.entriesPersisted += rd.entries.length;
@@ -413,11 +420,26 @@ export class RaftDriver {
         this.lazyHardState = hs;
       }
     }
+    // 2. Send. A leader's own replication traffic (appends, heartbeats, snapshots) goes
+    // out before its fsync, so followers write in parallel with the leader instead of
+    // after it (Raft thesis §10.2.1). Safe: the leader counts its own entries toward a
+    // commit, but nothing that reveals that commit — applying, answering a client, a
+    // message carrying the new commit index — happens before this Ready's writes are
+    // durable, because the next Ready is taken only after them. Everything else (acks,
+    // votes) waits for the writes: it promises what is on disk. Not when this Ready
+    // changes term or vote: those must be durable before anything leaves.
+    const termStable = !rd.hardState || (rd.hardState.term === this.persistedTermBefore && rd.hardState.vote === this.persistedVoteBefore);
+    const early: Message[] = [];
+    const late: Message[] = [];
+    for (const m of rd.messages) (termStable && EARLY_TYPES.has(m.type) ? early : late).push(m);
+    if (early.length > 0) {
+      this.transport.send(early);
+      this.stats.messagesSent += early.length;
+    }
     if (writes.length > 0) await Promise.all(writes);
-    // 2. Send.
-    if (rd.messages.length > 0) {
-      this.transport.send(rd.messages);
-      this.stats.messagesSent += rd.messages.length;
+    if (late.length > 0) {
+      this.transport.send(late);
+      this.stats.messagesSent += late.length;
     }
     // 3. Apply.
     if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries);
