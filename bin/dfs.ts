@@ -1,6 +1,7 @@
 // dfs: the one command-line entry point (commander). Operating errors print one line
 // `dfs: <message>` and exit 1; usage errors exit 2.
 import { Command, CommanderError, Option } from 'commander';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { ConfigError, readConfigFile, validateConfig, type RawConfig } from '../src/daemon/config.js';
 import { Daemon, StartupError } from '../src/daemon/daemon.js';
 import { DEFAULT_DEV_DATA_DIR, DEFAULT_DEV_MOUNT, DevError, devDown, devStatus, devUp, readDevState } from '../src/daemon/dev.js';
@@ -20,7 +21,27 @@ import {
   wallClock,
 } from '../src/daemon/inspect.js';
 import { MetaClient } from '../src/meta/grpc.js';
-import { Errno, S_IFMT, S_IFREG } from '../src/meta/types.js';
+import { Errno, ROOT_INO, S_IFMT, S_IFREG } from '../src/meta/types.js';
+import {
+  agoText,
+  eventLine,
+  EVENTS_HEADER,
+  fsckSummary,
+  healthJson,
+  healthLines,
+  humanBytes,
+  nodeProblem,
+  nodeRow,
+  nodesTable,
+  parseTimeoutMs,
+  progressLine,
+  statusVerdict,
+  type NodeRow,
+} from '../src/daemon/ops-cli.js';
+import { DEFAULT_STATTER_OPTIONS, fsck, GrpcCopyStatter, whatIfLost, type FsckReport } from '../src/daemon/fsck.js';
+import { DEFAULT_WALK_OPTIONS, WalkError } from '../src/daemon/ns-walk.js';
+import type { HealthStatusReply__Output } from '../src/meta/gen/dfs/meta/HealthStatusReply.js';
+import type { ClusterViewReply__Output } from '../src/meta/gen/dfs/meta/ClusterViewReply.js';
 import type { RaftStatusReply__Output } from '../src/meta/gen/dfs/meta/RaftStatusReply.js';
 import type { RaftAdminRequest } from '../src/meta/gen/dfs/meta/RaftAdminRequest.js';
 
@@ -38,17 +59,6 @@ function printJson(v: unknown): void {
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
-}
-
-function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
 }
 
 /** The daemon address a command talks to: --addr, then --data-dir's dev cluster, then DFS_ADDR. */
@@ -173,6 +183,7 @@ function buildProgram(): Command {
     .option('--zone <label>', 'failure-domain zone of this chunk server (placement spreads copies over zones)')
     .option('--rack <label>', 'failure-domain rack of this chunk server')
     .option('--dead-after <duration>', 'a chunk server silent this long is dead (default 30s; e.g. 45s, 2m)')
+    .option('--repair-rate <MBps>', 'MB/s the leader may copy to repair, drain and rebalance (default 64)')
     .option('--join <addrs>', 'join an existing cluster through any of its members (host:port,...); then run `dfs cluster add-member`')
     .option('--raft-tick <ms>', 'Raft tick length (elections take 10-20 ticks)')
     .option('--raft-snapshot-every <n>', 'take a Raft snapshot and compact the log every N applied entries (default 20000)')
@@ -191,6 +202,7 @@ function buildProgram(): Command {
         zone?: string;
         rack?: string;
         deadAfter?: string;
+        repairRate?: string;
         raftTick?: string;
         raftSnapshotEvery?: string;
       }) => {
@@ -208,6 +220,7 @@ function buildProgram(): Command {
           zone: o.zone,
           rack: o.rack,
           deadAfterMs: o.deadAfter,
+          repairRateMBps: o.repairRate,
           raftTickMs: o.raftTick,
           raftSnapshotEvery: o.raftSnapshotEvery,
         },
@@ -430,8 +443,9 @@ function buildProgram(): Command {
     .option('--mount-all <dir>', 'also mount node i at DIR/i')
     .option('--data-dir <dir>', 'where the daemons keep their data', DEFAULT_DEV_DATA_DIR)
     .option('--base-port <port>', 'first port to try', '7400')
+    .option('--dead-after <duration>', 'a chunk server silent this long is dead (default 30s)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { nodes: string; mount: string | false; mountAll?: string; dataDir: string; basePort: string; json?: boolean }) => {
+    .action(async (o: { nodes: string; mount: string | false; mountAll?: string; dataDir: string; basePort: string; deadAfter?: string; json?: boolean }) => {
       const nodes = Number(o.nodes);
       if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) throw new CliError('--nodes must be an integer from 1 to 64');
       const state = await devUp({
@@ -441,7 +455,7 @@ function buildProgram(): Command {
         dataDir: o.dataDir,
         basePort: Number(o.basePort),
         readyTimeoutMs: 60_000,
-        extraArgs: [],
+        extraArgs: o.deadAfter ? ['--dead-after', o.deadAfter] : [],
       });
       if (o.json) printJson(state);
       else {
@@ -511,7 +525,7 @@ async function main(): Promise<void> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
       process.exit(2);
     }
-    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError || e instanceof InspectError) fail(e.message);
+    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError || e instanceof InspectError || e instanceof WalkError) fail(e.message);
     fail(e instanceof Error ? (e.stack ?? e.message) : String(e));
   }
 }

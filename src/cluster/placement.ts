@@ -11,6 +11,8 @@ export interface PlacementNode {
   totalBytes: number;
   freeBytes: number;
   state: 'up' | 'suspect' | 'dead' | string;
+  /** Replicated state; only 'active' nodes (not draining, drained or dead) take new data. */
+  adminState?: string;
 }
 
 export interface PlacementRequest {
@@ -43,7 +45,7 @@ export function hasRoom(n: PlacementNode, bytes: number): boolean {
  */
 export function placeCopies(nodes: readonly PlacementNode[], req: PlacementRequest, random: () => number = Math.random): string[] {
   const exclude = req.exclude ?? new Set<string>();
-  let pool = nodes.filter((n) => n.state === 'up' && !exclude.has(n.nodeId) && hasRoom(n, req.bytes));
+  let pool = nodes.filter((n) => n.state === 'up' && (n.adminState ?? 'active') === 'active' && !exclude.has(n.nodeId) && hasRoom(n, req.bytes));
   const zones = new Set(req.usedZones ?? []);
   const racks = new Set(req.usedRacks ?? []);
   const chosen: string[] = [];

@@ -33,7 +33,7 @@ export interface RegistryDeps {
     view(): Promise<ClusterViewReply__Output>;
   };
   listNodes(): Promise<NodeRecord[]>;
-  register(rec: NodeRecord): Promise<Result<unknown>>;
+  register(rec: Omit<NodeRecord, 'state'>): Promise<Result<unknown>>;
   nowMs(): number;
   log: Logger;
 }
@@ -46,12 +46,12 @@ interface Beat {
   chunkCount: number;
 }
 
-export class NodeRegistry implements ClusterBackend {
+export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> {
   private beats = new Map<string, Beat>();
   private leaderSinceMs: number;
   private wasLeader = false;
   /** Node records as last read from (or written to) the node table, by id. */
-  private known = new Map<string, NodeRecord>();
+  private known = new Map<string, Omit<NodeRecord, 'state'>>();
   private readonly registering = new Set<string>();
 
   constructor(
@@ -83,12 +83,12 @@ export class NodeRegistry implements ClusterBackend {
       usedBytes: Number(req.usedBytes),
       chunkCount: Number(req.chunkCount),
     });
-    const rec: NodeRecord = { nodeId: req.nodeId, address: req.address, zone: req.zone, rack: req.rack };
+    const rec = { nodeId: req.nodeId, address: req.address, zone: req.zone, rack: req.rack };
     await this.ensureRegistered(rec);
     return { errno: 0, message: '', leader: this.deps.leaderId() ?? '' };
   }
 
-  private async ensureRegistered(rec: NodeRecord): Promise<void> {
+  private async ensureRegistered(rec: Omit<NodeRecord, 'state'>): Promise<void> {
     if (this.known.size === 0) for (const n of await this.deps.listNodes()) this.known.set(n.nodeId, n);
     const have = this.known.get(rec.nodeId);
     if (have && have.address === rec.address && have.zone === rec.zone && have.rack === rec.rack) return;
@@ -125,7 +125,9 @@ export class NodeRegistry implements ClusterBackend {
         usedBytes: beat?.usedBytes ?? 0,
         chunkCount: beat?.chunkCount ?? 0,
         lastHeartbeatMs: beat ? Math.max(0, Math.round(ageMs)) : 0,
-        state: this.stateOf(ageMs),
+        // A node the cluster declared dead stays dead until it beats again.
+        state: rec.state === 'dead' && !beat ? 'dead' : this.stateOf(ageMs),
+        adminState: rec.state ?? 'active',
       });
     }
     return { errno: 0, leader: this.deps.leaderId() ?? '', nodes };

@@ -39,7 +39,15 @@ export class ClusterDataPlane implements DataPlane {
       .then((v) => {
         if (v.errno) return;
         this.view = {
-          nodes: v.nodes.map((n) => ({ nodeId: n.nodeId, zone: n.zone, rack: n.rack, totalBytes: Number(n.totalBytes), freeBytes: Number(n.freeBytes), state: n.state })),
+          nodes: v.nodes.map((n) => ({
+            nodeId: n.nodeId,
+            zone: n.zone,
+            rack: n.rack,
+            totalBytes: Number(n.totalBytes),
+            freeBytes: Number(n.freeBytes),
+            state: n.state,
+            adminState: n.adminState || 'active',
+          })),
           addresses: new Map(v.nodes.map((n) => [n.nodeId, n.address])),
           atMs: performance.now(),
         };

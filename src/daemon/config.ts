@@ -54,6 +54,8 @@ export interface DaemonConfig {
   rack: string;
   /** A chunk server not heard from for this long is dead (its copies are re-created elsewhere). */
   deadAfterMs: number;
+  /** MB/s the leader's healer may copy (repair, drain and rebalance together). */
+  repairRateMBps: number;
 }
 
 const KEYS: Array<keyof DaemonConfig> = [
@@ -76,6 +78,7 @@ const KEYS: Array<keyof DaemonConfig> = [
   'zone',
   'rack',
   'deadAfterMs',
+  'repairRateMBps',
 ];
 
 export const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -233,5 +236,6 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
     zone: label(raw, 'zone'),
     rack: label(raw, 'rack'),
     deadAfterMs: deadAfter(raw),
+    repairRateMBps: num(raw, 'repairRateMBps', 64, 1, 100_000),
   };
 }

@@ -30,6 +30,8 @@ import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
 import { GarbageCollector } from '../cluster/gc.js';
 import { Membership } from '../cluster/membership.js';
 import { DEFAULT_REGISTRY_OPTIONS, NodeRegistry } from '../cluster/registry.js';
+import { EventLog } from '../cluster/events.js';
+import { Healer } from '../cluster/healer.js';
 import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
 import { DaemonMetrics } from './metrics.js';
 import { startHttp } from './http.js';
@@ -84,6 +86,7 @@ interface Parts {
   dataPlane?: ClusterDataPlane;
   leaderClient?: LeaderClient;
   replicated?: ReplicatedMeta;
+  healer?: Healer;
   kv?: RocksKV;
   meta?: MetaStore;
   chunks?: ChunkStore;
@@ -106,6 +109,8 @@ export class Daemon {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   /** The leader's view of the chunk servers (server daemons). */
   registry: NodeRegistry | null = null;
+  /** This daemon's cluster events (the leader's are the cluster's). */
+  events: EventLog | null = null;
   private stopping: Promise<void> | null = null;
   grpcPort = 0;
   httpPort = 0;
@@ -296,16 +301,44 @@ export class Daemon {
       { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs },
     );
     this.registry = registry;
+    const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members, () => registry.view());
+    this.parts.dataPlane = dataPlane;
+    // The leader's healer: node states, repair, drain, rebalance; health and events.
+    const events = new EventLog(this.log);
+    this.events = events;
+    const healer = new Healer(
+      {
+        isLeader: () => replicated.isLeader(),
+        leaderId: () => driver.leaderId,
+        view: () => registry.view(),
+        store: meta,
+        execute: (c) => router.execute(c),
+        node: (id) => dataPlane.node(id),
+        events,
+        log: this.log,
+        forward: {
+          health: async () => (await leaderClient.get()).healthStatus(),
+          events: async (req) => (await leaderClient.get()).events(req),
+          checkChunks: async (req) => (await leaderClient.get()).checkChunks(req),
+        },
+      },
+      { rateBytesPerS: cfg.repairRateMBps * 1024 * 1024 },
+    );
+    this.parts.healer = healer;
     await registerMetaService(
       server,
       router,
       { nodeId: this.nodeId, chunkAddress: cfg.listen!, version: DFS_VERSION },
       new RaftAdmin(driver, this.nodeId, () => members, this.log),
-      registry,
+      {
+        heartbeat: (req) => registry.heartbeat(req),
+        view: () => registry.view(),
+        health: () => healer.health(),
+        events: (req) => healer.events(req),
+        checkChunks: (req) => healer.checkChunks(req),
+      },
     );
     this.grpcPort = await this.bind(server, cfg.listen!);
-    const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members, () => registry.view());
-    this.parts.dataPlane = dataPlane;
 
     const isMember = (): boolean => {
       const conf = driver.status().conf;
@@ -353,6 +386,7 @@ export class Daemon {
     );
     this.parts.gc = gc;
     gc.start();
+    healer.start();
 
     if (cfg.mount) {
       const mount = async (): Promise<void> => {
@@ -593,6 +627,7 @@ export class Daemon {
       if (!r.ok) this.log.warn({ errno: r.errno }, 'could not close the client session');
     }
     if (p.gc) await p.gc.stop();
+    if (p.healer) await p.healer.stop();
     if (p.driver) await p.driver.stop();
     p.router?.close();
     p.dataPlane?.close();

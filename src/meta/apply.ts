@@ -16,6 +16,7 @@ import {
   encodeInode,
   encodeU64,
   encodeXattr,
+  decodeGarbage,
   type ChunkValue,
   type InodeRecord,
 } from './codec.js';
@@ -53,6 +54,7 @@ import {
   type Ino,
   type Layout,
   type NodeRecord,
+  type NodeState,
   type Result,
   type SetAttrFields,
   type Timespec,
@@ -248,7 +250,23 @@ async function newInode(
 
 /** Sends a replaced or dropped chunk object to GC; inline refs own no object. */
 function toGarbage(tx: Tx, chunk: ChunkValue): void {
-  if (chunk.chunkId !== 0) tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+  if (chunk.chunkId === 0) return;
+  tx.put(K.garbageKey(chunk.chunkId), encodeGarbage(chunk.placement));
+  tx.del(K.refKey(chunk.chunkId));
+}
+
+function encodeRef(ino: Ino, index: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt32BE(Math.floor(ino / 0x1_0000_0000), 0);
+  b.writeUInt32BE(ino >>> 0, 4);
+  b.writeUInt32BE(Math.floor(index / 0x1_0000_0000), 8);
+  b.writeUInt32BE(index >>> 0, 12);
+  return b;
+}
+
+/** (ino, index) of the file chunk that references an object (the r/ index). */
+export function decodeRef(b: Buffer): { ino: Ino; index: number } {
+  return { ino: K.readU64(b, 0), index: K.readU64(b, 8) };
 }
 
 /** Removes an inode with no names and no open handles, and everything it owns. */
@@ -750,6 +768,7 @@ async function commitWrite(ctx: Ctx, c: Extract<Command, { op: 'commitWrite' }>)
     if (ch.inline) value.inline = Buffer.from(ch.inline);
     if (ch.ec) value.ec = { k: ch.ec.k, m: ch.ec.m, shardBytes: ch.ec.shardBytes };
     ctx.tx.put(key, encodeChunk(value));
+    if (ch.chunkId !== 0) ctx.tx.put(K.refKey(ch.chunkId), encodeRef(c.ino, ch.index));
   }
   rec.attr.size = Math.max(rec.attr.size, c.sizeBytes);
   rec.attr.mtime = c.mtime;
@@ -787,8 +806,62 @@ async function registerNode(ctx: Ctx, c: Extract<Command, { op: 'registerNode' }
   ) {
     return fail('EINVAL');
   }
-  const rec: NodeRecord = { nodeId: n.nodeId, address: n.address, zone: n.zone, rack: n.rack };
+  const prev = await ctx.tx.get(K.nodeKey(n.nodeId));
+  const state: NodeState = prev === undefined ? 'active' : (JSON.parse(prev.toString('utf8')) as NodeRecord).state ?? 'active';
+  const rec: NodeRecord = { nodeId: n.nodeId, address: n.address, zone: n.zone, rack: n.rack, state };
   ctx.tx.put(K.nodeKey(n.nodeId), Buffer.from(JSON.stringify(rec), 'utf8'));
+  return ok(null);
+}
+
+const NODE_STATES: readonly NodeState[] = ['active', 'dead', 'draining', 'drained'];
+
+async function setNodeState(ctx: Ctx, c: Extract<Command, { op: 'setNodeState' }>): Promise<Res<null>> {
+  if (typeof c.nodeId !== 'string' || !NODE_ID_RE.test(c.nodeId) || !NODE_STATES.includes(c.state)) return fail('EINVAL');
+  const prev = await ctx.tx.get(K.nodeKey(c.nodeId));
+  if (prev === undefined) return fail('ENOENT');
+  const rec = JSON.parse(prev.toString('utf8')) as NodeRecord;
+  ctx.tx.put(K.nodeKey(c.nodeId), Buffer.from(JSON.stringify({ ...rec, state: c.state }), 'utf8'));
+  return ok(null);
+}
+
+const PLACEMENT_MAX = 255;
+
+async function setPlacement(ctx: Ctx, c: Extract<Command, { op: 'setPlacement' }>): Promise<Res<null>> {
+  if (
+    !isU53(c.chunkId) ||
+    c.chunkId < 1 ||
+    !Array.isArray(c.placement) ||
+    c.placement.length > PLACEMENT_MAX ||
+    !c.placement.every((p) => typeof p === 'string' && (p === '' || NODE_ID_RE.test(p)))
+  ) {
+    return fail('EINVAL');
+  }
+  const tx = ctx.tx;
+  const owner = await tx.get(K.refKey(c.chunkId));
+  const ref = owner === undefined ? undefined : decodeRef(owner);
+  const raw = ref ? await tx.get(K.chunkKey(ref.ino, ref.index)) : undefined;
+  const chunk = raw ? decodeChunk(raw) : undefined;
+  if (!ref || !chunk || chunk.chunkId !== c.chunkId) {
+    // Rewritten or deleted meanwhile: whatever the move created is garbage now.
+    const g = await tx.get(K.garbageKey(c.chunkId));
+    const holders = new Set([...(g ? decodeGarbage(g) : []), ...c.placement.filter((p) => p !== '')]);
+    tx.put(K.garbageKey(c.chunkId), encodeGarbage([...holders]));
+    // Success all the same (a failing command's writes would be rolled back).
+    return ok(null);
+  }
+  if (chunk.ec ? c.placement.length !== chunk.ec.k + chunk.ec.m : c.placement.some((p) => p === '') || new Set(c.placement).size !== c.placement.length) {
+    return fail('EINVAL');
+  }
+  tx.put(K.chunkKey(ref.ino, ref.index), encodeChunk({ ...chunk, placement: [...c.placement] }));
+  for await (const [key] of tx.scanPrefix(K.badPrefix(c.chunkId))) {
+    if (!c.placement.includes(K.badOf(key).nodeId)) tx.del(key);
+  }
+  return ok(null);
+}
+
+async function reportBadCopy(ctx: Ctx, c: Extract<Command, { op: 'reportBadCopy' }>): Promise<Res<null>> {
+  if (!isU53(c.chunkId) || c.chunkId < 1 || typeof c.nodeId !== 'string' || !NODE_ID_RE.test(c.nodeId)) return fail('EINVAL');
+  ctx.tx.put(K.badKey(c.chunkId, c.nodeId), Buffer.alloc(0));
   return ok(null);
 }
 
@@ -812,6 +885,9 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
   commitWrite,
   gcDone,
   registerNode,
+  setNodeState,
+  setPlacement,
+  reportBadCopy,
 };
 
 /**

@@ -23,6 +23,11 @@ import type { RaftAdminRequest, RaftAdminRequest__Output } from './gen/dfs/meta/
 import type { HeartbeatRequest, HeartbeatRequest__Output } from './gen/dfs/meta/HeartbeatRequest.js';
 import type { HeartbeatReply, HeartbeatReply__Output } from './gen/dfs/meta/HeartbeatReply.js';
 import type { ClusterViewReply, ClusterViewReply__Output } from './gen/dfs/meta/ClusterViewReply.js';
+import type { HealthStatusReply, HealthStatusReply__Output } from './gen/dfs/meta/HealthStatusReply.js';
+import type { EventsRequest, EventsRequest__Output } from './gen/dfs/meta/EventsRequest.js';
+import type { EventsReply, EventsReply__Output } from './gen/dfs/meta/EventsReply.js';
+import type { CheckChunksRequest, CheckChunksRequest__Output } from './gen/dfs/meta/CheckChunksRequest.js';
+import type { CheckChunksReply, CheckChunksReply__Output } from './gen/dfs/meta/CheckChunksReply.js';
 import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from './types.js';
 import { Errno } from './types.js';
 import { ClientLanes } from './client-lanes.js';
@@ -57,6 +62,9 @@ export interface RaftAdminBackend {
 export interface ClusterBackend {
   heartbeat(request: HeartbeatRequest__Output): Promise<HeartbeatReply>;
   view(): Promise<ClusterViewReply>;
+  health(): Promise<HealthStatusReply>;
+  events(request: EventsRequest__Output): Promise<EventsReply>;
+  checkChunks(request: CheckChunksRequest__Output): Promise<CheckChunksReply>;
 }
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
@@ -176,6 +184,18 @@ export async function registerMetaService(
     ClusterView: (_call, cb) => {
       if (!cluster) cb(unimplemented('no cluster registry on this server'));
       else serve(cb, () => cluster.view());
+    },
+    HealthStatus: (_call, cb) => {
+      if (!cluster) cb(unimplemented('no cluster registry on this server'));
+      else serve(cb, () => cluster.health());
+    },
+    Events: (call, cb) => {
+      if (!cluster) cb(unimplemented('no cluster registry on this server'));
+      else serve(cb, () => cluster.events(call.request));
+    },
+    CheckChunks: (call, cb) => {
+      if (!cluster) cb(unimplemented('no cluster registry on this server'));
+      else serve(cb, () => cluster.checkChunks(call.request));
     },
   };
   server.addService(pkg.Meta.service, handlers);
@@ -299,6 +319,18 @@ export class MetaClient implements MetaApi {
 
   clusterView(): Promise<ClusterViewReply__Output> {
     return this.call<ClusterViewReply__Output>((d, cb) => this.stub.ClusterView({}, { deadline: d }, cb));
+  }
+
+  healthStatus(): Promise<HealthStatusReply__Output> {
+    return this.call<HealthStatusReply__Output>((d, cb) => this.stub.HealthStatus({}, { deadline: d }, cb));
+  }
+
+  events(request: EventsRequest): Promise<EventsReply__Output> {
+    return this.call<EventsReply__Output>((d, cb) => this.stub.Events(request, { deadline: d }, cb));
+  }
+
+  checkChunks(request: CheckChunksRequest): Promise<CheckChunksReply__Output> {
+    return this.call<CheckChunksReply__Output>((d, cb) => this.stub.CheckChunks(request, { deadline: d }, cb));
   }
 
   info(): Promise<{ nodeId: string; chunkAddress: string; version: string }> {

@@ -14,7 +14,9 @@
 //   g/<chunkId>                        garbage chunk object -> placement
 //   q/<clientId utf8>                  last applied (seq, result) of a client
 //   m/<nodeId utf8>                    address (host:port utf8) of a Raft member
-//   node/<nodeId utf8>                 chunk server record (JSON: address, zone, rack)
+//   node/<nodeId utf8>                 chunk server record (JSON: address, zone, rack, state)
+//   r/<chunkId>                        which file chunk references an object -> (ino, index)
+//   b/<chunkId>/<nodeId utf8>          a copy reported bad (scrub, fsck, read) until repaired
 // Session ids are length-prefixed so one session's range never contains another's.
 import type { Ino } from './types.js';
 
@@ -53,6 +55,8 @@ const P = {
   client: Buffer.from('q/', 'latin1'),
   member: Buffer.from('m/', 'latin1'),
   node: Buffer.from('node/', 'latin1'),
+  ref: Buffer.from('r/', 'latin1'),
+  bad: Buffer.from('b/', 'latin1'),
   slash: Buffer.from('/', 'latin1'),
 };
 
@@ -109,4 +113,9 @@ export const memberKey = (nodeId: string): Buffer => Buffer.concat([P.member, Bu
 export const memberPrefix = (): Buffer => P.member;
 export const nodeKey = (nodeId: string): Buffer => Buffer.concat([P.node, Buffer.from(nodeId, 'utf8')]);
 export const nodePrefix = (): Buffer => P.node;
+export const refKey = (chunkId: number): Buffer => Buffer.concat([P.ref, u64(chunkId)]);
+export const badPrefix = (chunkId?: number): Buffer => (chunkId === undefined ? P.bad : Buffer.concat([P.bad, u64(chunkId), P.slash]));
+export const badKey = (chunkId: number, nodeId: string): Buffer => Buffer.concat([badPrefix(chunkId), Buffer.from(nodeId, 'utf8')]);
+export const badOf = (key: Buffer): { chunkId: number; nodeId: string } => ({ chunkId: readU64(key, 2), nodeId: key.subarray(11).toString('utf8') });
+export const chunkKeyParts = (key: Buffer): { ino: Ino; index: number } => ({ ino: readU64(key, 2), index: readU64(key, 11) });
 export const memberIdOf = (key: Buffer): string => key.subarray(P.member.length).toString('utf8');

@@ -9,7 +9,7 @@
 // otherwise sync=false — the RocksDB WAL is in the page cache, so the group survives a
 // process kill but not a power loss. The Raft log (a later layer) will make every
 // command durable before it is applied here.
-import { apply, applyEnvelope, bootstrap, checkFormat, DEFAULT_CHUNK_SIZE_BYTES, nameError, type ApplyConfig } from './apply.js';
+import { apply, applyEnvelope, bootstrap, checkFormat, DEFAULT_CHUNK_SIZE_BYTES, nameError, decodeRef, type ApplyConfig } from './apply.js';
 import type { MetaApi, ReaddirPage } from './api.js';
 import { CachedReader, type CacheStats } from './cache.js';
 import { decodeChunk, decodeDentry, decodeGarbage, decodeInode, decodeU64, decodeXattr, encodeU64 } from './codec.js';
@@ -459,6 +459,53 @@ export class MetaStore implements MetaApi {
   }
 
   /** Up to `limit` unreferenced chunk objects, in chunk id order, for the GC loop. */
+  /**
+   * A page of every file chunk that has an object (inline data excluded), in key order,
+   * from after `cursor` (null: the start); `next` is null at the end. For the healer's scan.
+   */
+  async scanChunkRefs(cursor: Buffer | null, limit: number): Promise<{ refs: Array<{ ino: Ino; ref: ChunkRef }>; next: Buffer | null }> {
+    const prefix = Buffer.from('c/', 'latin1');
+    const n = Math.max(1, Math.min(Math.floor(limit), KV_SCAN_LIMIT_MAX));
+    const rows = await this.kv.scan(cursor ? { gt: cursor, lt: prefixEnd(prefix) as Buffer, limit: n } : { gte: prefix, lt: prefixEnd(prefix) as Buffer, limit: n });
+    const refs: Array<{ ino: Ino; ref: ChunkRef }> = [];
+    for (const [key, value] of rows) {
+      const c = decodeChunk(value);
+      if (c.chunkId === 0) continue;
+      const { ino, index } = K.chunkKeyParts(key);
+      const ref: ChunkRef = { index, chunkId: c.chunkId, sizeBytes: c.sizeBytes, placement: c.placement };
+      if (c.ec) ref.ec = c.ec;
+      refs.push({ ino, ref });
+    }
+    return { refs, next: rows.length === n ? rows[rows.length - 1][0] : null };
+  }
+
+  /** The file chunk that references object `chunkId`, or null when none does. */
+  async chunkOwner(chunkId: number): Promise<{ ino: Ino; ref: ChunkRef } | null> {
+    const owner = await this.kv.get(K.refKey(chunkId));
+    if (owner === undefined) return null;
+    const { ino, index } = decodeRef(owner);
+    const raw = await this.kv.get(K.chunkKey(ino, index));
+    if (raw === undefined) return null;
+    const c = decodeChunk(raw);
+    if (c.chunkId !== chunkId) return null;
+    const ref: ChunkRef = { index, chunkId, sizeBytes: c.sizeBytes, placement: c.placement };
+    if (c.ec) ref.ec = c.ec;
+    return { ino, ref };
+  }
+
+  /** Holders of a garbage object still to be deleted, or null when it is not garbage. */
+  async garbageHolders(chunkId: number): Promise<string[] | null> {
+    const raw = await this.kv.get(K.garbageKey(chunkId));
+    return raw === undefined ? null : decodeGarbage(raw);
+  }
+
+  /** Copies reported bad and not yet replaced. */
+  async badCopies(limit: number): Promise<Array<{ chunkId: number; nodeId: string }>> {
+    const prefix = K.badPrefix();
+    const rows = await this.kv.scan({ gte: prefix, lt: prefixEnd(prefix) as Buffer, limit: Math.max(1, Math.min(limit, KV_SCAN_LIMIT_MAX)) });
+    return rows.map(([key]) => K.badOf(key));
+  }
+
   /** The chunk servers the cluster has registered (node table). */
   async listNodes(): Promise<NodeRecord[]> {
     const prefix = K.nodePrefix();

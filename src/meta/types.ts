@@ -176,8 +176,22 @@ export type Command =
   | { op: 'commitWrite'; ino: Ino; chunks: ChunkRef[]; sizeBytes: number; mtime: Timespec; now: Timespec }
   /** Chunk objects whose deletion on every holder is done: forget them. */
   | { op: 'gcDone'; chunkIds: number[] }
-  /** Record (or update) a chunk server in the node table; the meta leader proposes it on a node's first heartbeat. */
-  | { op: 'registerNode'; node: NodeRecord };
+  /** Record (or update) a chunk server in the node table; the meta leader proposes it on a node's first heartbeat. Keeps the node's state. */
+  | { op: 'registerNode'; node: Omit<NodeRecord, 'state'> }
+  /** Change a chunk server's state (the leader: dead/active; an operator: draining). */
+  | { op: 'setNodeState'; nodeId: string; state: NodeState }
+  /**
+   * A chunk's holders changed (repair, rebalance, drain): the new copies are durable.
+   * When the chunk is no longer referenced (rewritten or deleted meanwhile), the listed
+   * holders' copies go to the garbage list instead. Bad-copy marks of holders that are
+   * no longer listed are cleared.
+   */
+  | { op: 'setPlacement'; chunkId: number; placement: string[] }
+  /** A copy found corrupt or missing (scrub, fsck, a read): repair replaces it. */
+  | { op: 'reportBadCopy'; chunkId: number; nodeId: string };
+
+/** A chunk server's state as the cluster remembers it; up/suspect liveness is the leader's, in memory. */
+export type NodeState = 'active' | 'dead' | 'draining' | 'drained';
 
 /** A chunk server as the namespace remembers it (its liveness and load are not replicated). */
 export interface NodeRecord {
@@ -187,6 +201,7 @@ export interface NodeRecord {
   /** Failure-domain labels; '' when not given. Placement spreads copies over distinct zones, then racks. */
   zone: string;
   rack: string;
+  state: NodeState;
 }
 
 export type CommandOp = Command['op'];
@@ -211,6 +226,9 @@ export interface CommandValues {
   commitWrite: Attr;
   gcDone: null;
   registerNode: null;
+  setNodeState: null;
+  setPlacement: null;
+  reportBadCopy: null;
 }
 
 /** A command with the client identity used to apply retries once (see Raft issue). */

@@ -7,7 +7,7 @@ import type { Layout as PLayout, Layout__Output as PLayoutOut } from './gen/dfs/
 import type { SetAttrFields as PSet, SetAttrFields__Output as PSetOut } from './gen/dfs/meta/SetAttrFields.js';
 import type { Timespec as PTimespec, Timespec__Output as PTimespecOut } from './gen/dfs/meta/Timespec.js';
 import type { Caller__Output as PCallerOut } from './gen/dfs/meta/Caller.js';
-import type { Attr, ChunkRef, Command, Layout, SetAttrFields, Timespec } from './types.js';
+import type { Attr, ChunkRef, Command, Layout, NodeState, SetAttrFields, Timespec } from './types.js';
 
 export const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
 export const str = (b: Buffer | null | undefined): string => (b ? b.toString('latin1') : '');
@@ -195,7 +195,13 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
     case 'gcDone':
       return { ...base, gcDone: { chunkIds: c.chunkIds } };
     case 'registerNode':
-      return { ...base, registerNode: { ...c.node } };
+      return { ...base, registerNode: { nodeId: c.node.nodeId, address: c.node.address, zone: c.node.zone, rack: c.node.rack } };
+    case 'setNodeState':
+      return { ...base, setNodeState: { nodeId: c.nodeId, state: c.state } };
+    case 'setPlacement':
+      return { ...base, setPlacement: { chunkId: c.chunkId, placement: c.placement } };
+    case 'reportBadCopy':
+      return { ...base, reportBadCopy: { chunkId: c.chunkId, nodeId: c.nodeId } };
   }
 }
 
@@ -270,6 +276,12 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
       const n = r.registerNode!;
       return { op: 'registerNode', node: { nodeId: n.nodeId, address: n.address, zone: n.zone, rack: n.rack } };
     }
+    case 'setNodeState':
+      return { op: 'setNodeState', nodeId: r.setNodeState!.nodeId, state: r.setNodeState!.state as NodeState };
+    case 'setPlacement':
+      return { op: 'setPlacement', chunkId: r.setPlacement!.chunkId, placement: [...r.setPlacement!.placement] };
+    case 'reportBadCopy':
+      return { op: 'reportBadCopy', chunkId: r.reportBadCopy!.chunkId, nodeId: r.reportBadCopy!.nodeId };
     default:
       return null;
   }

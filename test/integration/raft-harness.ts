@@ -205,7 +205,8 @@ export class RaftCluster {
       }),
     );
     for (const n of this.nodes) if (n.mount) await unmount(n.mount);
-    if (this.base) await removeDir(this.base);
+    // DFS_KEEP_TEST_DIRS=1 keeps data dirs and daemon logs for a post-mortem.
+    if (this.base && !process.env.DFS_KEEP_TEST_DIRS) await removeDir(this.base);
   }
 }
 
