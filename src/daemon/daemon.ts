@@ -51,17 +51,43 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 /** A meta client for the current Raft leader, re-dialled when the leader moves. */
 class LeaderClient {
   private current: { address: string; client: Promise<MetaClient> } | null = null;
+  /** A leader learned by asking a member (this node is not one, so Raft does not tell it). */
+  private asked: { address: string; atMs: number } | null = null;
 
-  constructor(private readonly leaderAddress: () => string | null) {}
+  constructor(
+    private readonly leaderAddress: () => string | null,
+    /** Members to ask when Raft names no leader here (a chunk server that is not a member). */
+    private readonly members: () => string[],
+  ) {}
 
-  get(): Promise<MetaClient> {
-    const address = this.leaderAddress();
-    if (!address) return Promise.reject(new Error('no raft leader known'));
+  async get(): Promise<MetaClient> {
+    const address = this.leaderAddress() ?? (await this.askMembers());
+    if (!address) throw new Error('no raft leader known');
     if (this.current?.address !== address) {
       this.close();
       this.current = { address, client: MetaClient.connect(address, { attempts: 1, deadlineMs: 5_000 }) };
     }
     return this.current.client;
+  }
+
+  private async askMembers(): Promise<string | null> {
+    if (this.asked && performance.now() - this.asked.atMs < 5_000) return this.asked.address;
+    for (const address of this.members()) {
+      const c = await MetaClient.connect(address, { attempts: 1, deadlineMs: 2_000 });
+      try {
+        const s = await c.raftStatus();
+        const leader = s.members.find((m) => m.nodeId === s.leader)?.address;
+        if (leader) {
+          this.asked = { address: leader, atMs: performance.now() };
+          return leader;
+        }
+      } catch {
+        // try the next member
+      } finally {
+        c.close();
+      }
+    }
+    return null;
   }
 
   close(): void {
@@ -283,7 +309,10 @@ export class Daemon {
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
     // The chunk servers as the leader sees them (heartbeats); a follower forwards.
-    const leaderClient = new LeaderClient(() => (driver.leaderId ? (members.get(driver.leaderId) ?? null) : null));
+    const leaderClient = new LeaderClient(
+      () => (driver.leaderId ? (members.get(driver.leaderId) ?? null) : null),
+      () => [...membership.peers().values()],
+    );
     this.parts.leaderClient = leaderClient;
     const registry = new NodeRegistry(
       {
