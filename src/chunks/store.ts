@@ -55,6 +55,8 @@ export interface ChunkInfo {
   chunkId: number;
   /** Size of the object file (header + table + data). */
   fileSizeBytes: number;
+  /** When the object file was written (wall clock): its age tells an orphan from a write in flight. */
+  mtimeMs: number;
 }
 
 /** Counters since open, for metrics. */
@@ -318,7 +320,7 @@ export class ChunkStore implements ChunkApi, ChunkStatApi {
       const slice = files.slice(i, i + this.scanConcurrency);
       const stats = await Promise.all(slice.map((f) => stat(f).catch((err: unknown) => (errnoOf(err) === 'ENOENT' ? null : Promise.reject(err)))));
       stats.forEach((st, j) => {
-        if (st) infos.push({ chunkId: Number.parseInt(path.basename(slice[j]), 16), fileSizeBytes: st.size });
+        if (st) infos.push({ chunkId: Number.parseInt(path.basename(slice[j]), 16), fileSizeBytes: st.size, mtimeMs: st.mtimeMs });
       });
     }
     return infos;
