@@ -105,6 +105,73 @@ async function leaderView(client: MetaClient): Promise<RaftStatusReply__Output> 
   }
 }
 
+/** First line of a failed call's message, without grpc-js's "12 UNIMPLEMENTED: " prefix. */
+function rpcText(e: unknown): string {
+  const err = e as { details?: string; message?: string };
+  return (err.details || err.message || String(e)).split('\n')[0];
+}
+
+function isUnimplemented(e: unknown): boolean {
+  return (e as { code?: number }).code === GrpcStatus.UNIMPLEMENTED;
+}
+
+/** The leader's HealthStatus, or why there is none (one line). */
+async function healthOf(client: MetaClient): Promise<{ health: HealthStatusReply__Output | null; error: string | null }> {
+  try {
+    const h = await client.healthStatus();
+    if (h.errno !== 0) return { health: null, error: `the leader answered HealthStatus with ${errnoName(h.errno)}` };
+    return { health: h, error: null };
+  } catch (e) {
+    if (isUnimplemented(e)) return { health: null, error: `cluster health is not served by this cluster yet (HealthStatus: ${rpcText(e)})` };
+    return { health: null, error: `cannot get cluster health: ${rpcText(e)}` };
+  }
+}
+
+/** The leader's view of the chunk servers, or a one-line CliError. */
+async function clusterViewOrFail(client: MetaClient): Promise<ClusterViewReply__Output> {
+  let v: ClusterViewReply__Output;
+  try {
+    v = await client.clusterView();
+  } catch (e) {
+    throw new CliError(isUnimplemented(e) ? `this daemon serves no cluster view (${rpcText(e)})` : `cannot get the cluster view: ${rpcText(e)}`);
+  }
+  if (v.errno !== 0) throw new CliError(`the leader answered ClusterView with ${errnoName(v.errno)}`);
+  return v;
+}
+
+/** A namespace root for fsck: PATH in a mount, or (with --addr/--data-dir, or no PATH) a path in the namespace. */
+async function withWalkRoot<T>(
+  p: string | undefined,
+  o: { addr?: string; dataDir?: string },
+  fn: (client: MetaClient, root: { ino: number; path: string }) => Promise<T>,
+): Promise<T> {
+  if (p === undefined) return withClient(o, (client) => fn(client, { ino: ROOT_INO, path: '/' }));
+  if (o.addr || o.dataDir) return withClient(o, async (client, addr) => fn(client, { ino: (await locateInNamespace(client, addr, p)).ino, path: p }));
+  const loc = await locateInMount(p);
+  return withClient({ addr: loc.address }, (client) => fn(client, { ino: loc.ino, path: p }));
+}
+
+/** A one-line progress indicator on a terminal's stderr, redrawn at most 10 times a second. */
+function progressBar(enabled: boolean): { update(draw: () => string): void; clear(): void } {
+  let lastMs = 0;
+  let shown = false;
+  return {
+    update(draw) {
+      if (!enabled) return;
+      const now = Date.now();
+      if (now - lastMs < 100) return;
+      lastMs = now;
+      shown = true;
+      process.stderr.write(`\r\x1b[K${draw()}`);
+    },
+    clear() {
+      if (shown) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 /**
  * PATH in a dfs mount (the daemon from the mount's fsname), or with --addr an absolute
  * path in the filesystem; then connect and run `fn` with the inode it names.
@@ -136,6 +203,30 @@ function printFileInfo(shown: string, info: FileInfo): void {
   process.stdout.write(table(rows));
   const copies = info.chunks.reduce((n, ch) => n + ch.copies.length, 0);
   process.stdout.write(info.unhealthyCopies === 0 ? `all ${copies} copies ok\n` : `${info.unhealthyCopies} of ${copies} copies NOT ok\n`);
+}
+
+/** Most chunks listed per file in text output (--json has them all). */
+const FSCK_CHUNKS_SHOWN = 3;
+
+function printFsck(r: FsckReport): void {
+  const out: string[] = [];
+  for (const f of r.problems) {
+    out.push(`${f.state === 'lost' ? 'LOST' : 'under-protected'}  ${f.path}`);
+    for (const c of f.chunks.slice(0, FSCK_CHUNKS_SHOWN)) {
+      const bad = c.copies.filter((x) => x.health !== 'ok').map((x) => `${x.nodeId || `slot ${x.slot}`}: ${x.health}${x.detail && x.health !== 'missing' ? ` (${x.detail})` : ''}`);
+      out.push(`  chunk ${c.index} (${c.chunkIdHex}): ${c.good} of ${c.want} copies ok${bad.length ? `; ${bad.join(', ')}` : ''}`);
+    }
+    if (f.chunks.length > FSCK_CHUNKS_SHOWN) out.push(`  ... and ${f.chunks.length - FSCK_CHUNKS_SHOWN} more chunks not healthy`);
+  }
+  for (const x of r.repairs) {
+    out.push(
+      x.reported
+        ? `repair: reported the ${x.health} copy of chunk ${x.chunkIdHex} on ${x.nodeId} (${x.path}); the leader re-creates it from a good copy if one is left`
+        : `repair: could not report the copy of chunk ${x.chunkIdHex} on ${x.nodeId}: ${x.error}`,
+    );
+  }
+  out.push(fsckSummary(r));
+  process.stdout.write(out.join('\n') + '\n');
 }
 
 async function runDaemon(raw: RawConfig, mode: 'server' | 'client', configFile?: string): Promise<void> {
@@ -244,7 +335,11 @@ function buildProgram(): Command {
 
   program
     .command('status')
-    .description('state of the cluster: leader, members up, capacity; exit 1 when not healthy')
+    .description(
+      'state of the cluster: leader, members up, capacity, chunk servers up/suspect/dead/draining, chunks healthy/under-protected/lost, ' +
+        'repair, rebalance and drain progress. Exit 1 on a known problem (no leader, a member or chunk server down, a chunk under-protected or lost); ' +
+        "chunk health the leader has not scanned yet is shown as unknown and does not fail",
+    )
     .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
     .option('--data-dir <dir>', 'a dev cluster data dir')
     .option('--json', 'machine-readable output')
@@ -260,16 +355,277 @@ function buildProgram(): Command {
           role: m.nodeId === raft.leader ? 'leader' : m.isLearner ? 'learner' : 'follower',
         }));
         const up = nodes.filter((n) => n.state === 'up').length;
-        const healthy = Boolean(raft.leader) && up === nodes.length;
-        if (o.json) printJson({ addr, leader: raft.leader || null, term: raft.term, nodes, capacity: fs.value, healthy });
-        else {
-          process.stdout.write(
-            `cluster: ${healthy ? 'healthy' : 'DEGRADED'}  leader: ${raft.leader || '(none)'}  nodes: ${up}/${nodes.length} up\n` +
-              `capacity: ${humanBytes(fs.value.totalBytes - fs.value.freeBytes)} used of ${humanBytes(fs.value.totalBytes)} (${humanBytes(fs.value.availBytes)} free)\n` +
-              `files: ${fs.value.files}\n`,
-          );
+        const { health, error: healthError } = await healthOf(client);
+        const verdict = statusVerdict({ leader: raft.leader || null, members: nodes, health });
+        const healthy = verdict.healthy;
+        if (o.json) {
+          printJson({
+            addr,
+            leader: raft.leader || null,
+            term: raft.term,
+            nodes,
+            capacity: fs.value,
+            healthy,
+            problems: verdict.problems,
+            chunksKnown: verdict.chunksKnown,
+            health: health ? healthJson(health) : null,
+            healthError,
+          });
+        } else {
+          const lines = [
+            `cluster: ${healthy ? 'healthy' : 'DEGRADED'}${verdict.problems.length ? ` (${verdict.problems.join('; ')})` : ''}  leader: ${raft.leader || '(none)'}  nodes: ${up}/${nodes.length} up`,
+            `capacity: ${humanBytes(fs.value.totalBytes - fs.value.freeBytes)} used of ${humanBytes(fs.value.totalBytes)} (${humanBytes(fs.value.availBytes)} free)`,
+            `files: ${fs.value.files}`,
+            ...(health ? healthLines(health) : [`health: ${healthError}`]),
+          ];
+          process.stdout.write(lines.join('\n') + '\n');
         }
         if (!healthy) process.exitCode = 1;
+      });
+    });
+
+  const nodesCmd = program
+    .command('nodes')
+    .description('the chunk servers: state (liveness, and draining/drained/dead), zone/rack, capacity, utilization, chunks, last heartbeat; exit 1 when any is not up, or dead or draining')
+    .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
+    .option('--data-dir <dir>', 'a dev cluster data dir')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { addr?: string; dataDir?: string; json?: boolean }) => {
+      await withClient(o, async (client) => {
+        const view = await clusterViewOrFail(client);
+        const rows: Array<NodeRow & { toMove: number | null }> = view.nodes.map(nodeRow).map((r) => ({ ...r, toMove: null }));
+        rows.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+        // Drain progress comes from the leader's last scan; without it the table still shows.
+        if (rows.some((r) => r.adminState === 'draining')) {
+          const { health } = await healthOf(client);
+          for (const r of rows) r.toMove = health?.nodes.find((n) => n.nodeId === r.nodeId)?.toMove ?? null;
+        }
+        const problems = rows.map((r) => [r.nodeId, nodeProblem(r)] as const).filter(([, p]) => p !== null);
+        if (o.json) printJson({ leader: view.leader || null, nodes: rows, healthy: problems.length === 0 });
+        else if (rows.length === 0) process.stdout.write('no chunk servers have registered yet\n');
+        else {
+          const t = nodesTable(rows);
+          if (rows.some((r) => r.adminState === 'draining')) {
+            t[0].push('TO MOVE');
+            rows.forEach((r, i) => t[i + 1].push(r.adminState === 'draining' ? (r.toMove === null ? '?' : String(r.toMove)) : '-'));
+          }
+          process.stdout.write(table(t));
+          const up = rows.filter((r) => r.state === 'up').length;
+          process.stdout.write(`${rows.length} node${rows.length === 1 ? '' : 's'}: ${up} up${problems.length ? `; not healthy: ${problems.map(([id, p]) => `${id} ${p}`).join(', ')}` : ''}\n`);
+        }
+        if (problems.length > 0) process.exitCode = 1;
+      });
+    });
+  nodesCmd
+    .command('what-if-lost')
+    .description(
+      'dry run: which files would lose data (no copy left: every replica, or more than m shards, on those nodes) or protection (fewer copies than the layout) ' +
+        'if the given nodes died now, from where the namespace places copies and which nodes are alive. Exit 1 when any file would lose data',
+    )
+    .argument('<node...>', 'node ids')
+    .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
+    .option('--data-dir <dir>', 'a dev cluster data dir')
+    .option('--json', 'machine-readable output')
+    .action(async (ids: string[], own: { addr?: string; dataDir?: string; json?: boolean }, cmd: Command) => {
+      // `dfs nodes --addr X what-if-lost N` and `dfs nodes what-if-lost N --addr X` alike (the parent takes its options from anywhere).
+      const o = cmd.optsWithGlobals<{ addr?: string; dataDir?: string; json?: boolean }>();
+      void own;
+      await withClient(o, async (client) => {
+        const view = await clusterViewOrFail(client);
+        const known = new Map(view.nodes.map((n) => [n.nodeId, { state: n.state, adminState: n.adminState || 'active' }]));
+        const unknown = ids.filter((id) => !known.has(id));
+        if (unknown.length > 0) {
+          throw new CliError(`no chunk server named ${unknown.map((u) => `'${u}'`).join(', ')} in the cluster (known: ${[...known.keys()].sort().join(', ') || 'none'})`);
+        }
+        const bar = progressBar(!o.json && process.stderr.isTTY === true);
+        const r = await whatIfLost(client, { ino: ROOT_INO, path: '/' }, known, new Set(ids), DEFAULT_WALK_OPTIONS, (p) =>
+          bar.update(() => `what-if-lost: ${p.files} files, ${p.chunks} chunks looked at`),
+        );
+        bar.clear();
+        const losingData = r.affected.filter((f) => f.impact === 'lose-data');
+        const losingProtection = r.affected.filter((f) => f.impact === 'lose-protection');
+        if (o.json) printJson({ nodes: ids, files: r.files, chunks: r.chunks, loseData: losingData.length, loseProtection: losingProtection.length, affected: r.affected });
+        else {
+          for (const f of r.affected) {
+            const what = f.impact === 'lose-data' ? 'LOSES DATA' : 'loses protection';
+            const chunks = (n: number) => `${n} chunk${n === 1 ? '' : 's'}`;
+            const detail = [f.chunksLosingData ? `${chunks(f.chunksLosingData)} with no copy left` : '', f.chunksLosingProtection ? `${chunks(f.chunksLosingProtection)} below their copies` : '']
+              .filter(Boolean)
+              .join(', ');
+            process.stdout.write(`${what.padEnd(17)} ${f.path}  (${detail})\n`);
+          }
+          process.stdout.write(
+            `what-if-lost ${ids.join(' ')}: ${r.files} files, ${r.chunks} chunks: ${losingData.length} files would lose data, ${losingProtection.length} would lose protection\n`,
+          );
+        }
+        if (losingData.length > 0) process.exitCode = 1;
+      });
+    });
+
+  program
+    .command('events')
+    .description("the leader's recent cluster events (node dead, repair, rebalance, drain, scrub errors...), oldest first")
+    .option('--limit <n>', 'how many of the latest events to show (1-1000)', '100')
+    .option('--follow', 'keep printing new events (polls every second) until Ctrl-C')
+    .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
+    .option('--data-dir <dir>', 'a dev cluster data dir')
+    .option('--json', 'machine-readable output (with --follow: one JSON object per line)')
+    .action(async (o: { limit: string; follow?: boolean; addr?: string; dataDir?: string; json?: boolean }) => {
+      const limit = Number(o.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError('--limit must be an integer from 1 to 1000');
+      await withClient(o, async (client) => {
+        const fetchEvents = async (afterSeq: number) => {
+          try {
+            const r = await client.events({ afterSeq, limit });
+            if (r.errno !== 0) throw new CliError(`the leader answered Events with ${errnoName(r.errno)}`);
+            return r;
+          } catch (e) {
+            if (e instanceof CliError) throw e;
+            throw new CliError(isUnimplemented(e) ? `cluster events are not served by this cluster yet (Events: ${rpcText(e)})` : `cannot get events: ${rpcText(e)}`);
+          }
+        };
+        const first = await fetchEvents(0);
+        if (!o.follow) {
+          if (o.json) printJson({ leader: first.leader || null, events: first.events });
+          else if (first.events.length === 0) process.stdout.write('no events\n');
+          else process.stdout.write([EVENTS_HEADER, ...first.events.map(eventLine)].join('\n') + '\n');
+          return;
+        }
+        const show = (events: typeof first.events) => {
+          for (const e of events) process.stdout.write(o.json ? JSON.stringify(e) + '\n' : eventLine(e) + '\n');
+        };
+        if (!o.json) process.stdout.write(EVENTS_HEADER + '\n');
+        show(first.events);
+        let leader = first.leader;
+        let after = first.events.length ? Number(first.events[first.events.length - 1].seq) : 0;
+        let lastError = '';
+        process.on('SIGINT', () => process.exit(0));
+        for (;;) {
+          await sleep(1000);
+          try {
+            const r = await fetchEvents(after);
+            lastError = '';
+            // Each daemon numbers its own events: a new leader's list starts over.
+            if (r.leader && leader && r.leader !== leader) {
+              process.stderr.write(`dfs: the leader is now ${r.leader}; its events follow\n`);
+              const all = await fetchEvents(0);
+              show(all.events);
+              after = all.events.length ? Number(all.events[all.events.length - 1].seq) : 0;
+            } else {
+              show(r.events);
+              if (r.events.length) after = Number(r.events[r.events.length - 1].seq);
+            }
+            if (r.leader) leader = r.leader;
+          } catch (e) {
+            const msg = (e as Error).message;
+            if (msg !== lastError) process.stderr.write(`dfs: ${msg} (retrying every second)\n`);
+            lastError = msg;
+          }
+        }
+      });
+    });
+
+  program
+    .command('drain')
+    .description(
+      "move every copy off a chunk server so it can be removed: sets the node draining (the leader's healer moves its copies, never lowering protection, " +
+        'and marks it drained when it holds nothing the cluster needs); --cancel makes it active again',
+    )
+    .argument('<node>', 'node id of the chunk server')
+    .option('--cancel', 'stop draining: the node is active again (copies already moved stay moved)')
+    .option('--wait', 'print progress until the node is drained')
+    .option('--timeout <duration>', 'with --wait: give up (exit 1) after this long, e.g. 90s, 30m, 2h', '1h')
+    .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
+    .option('--data-dir <dir>', 'a dev cluster data dir')
+    .option('--json', 'machine-readable output')
+    .action(async (node: string, o: { cancel?: boolean; wait?: boolean; timeout: string; addr?: string; dataDir?: string; json?: boolean }) => {
+      const timeoutMs = parseTimeoutMs(o.timeout);
+      if (timeoutMs === null || timeoutMs > 7 * 86_400_000) throw new CliError(`--timeout: expected a duration like 90s, 30m or 2h (at most 7 days), got '${o.timeout}'`);
+      await withClient(o, async (client) => {
+        const view = await clusterViewOrFail(client);
+        const before = view.nodes.find((n) => n.nodeId === node);
+        if (!before) throw new CliError(`no chunk server named '${node}' in the cluster (known: ${view.nodes.map((n) => n.nodeId).sort().join(', ') || 'none'})`);
+        const target = o.cancel ? 'active' : 'draining';
+        if (!o.cancel && before.adminState === 'drained') {
+          if (o.json) printJson({ nodeId: node, state: 'drained', toMove: 0 });
+          else process.stdout.write(`${node}: already drained; it can be removed from the cluster\n`);
+          return;
+        }
+        const r = await client.execute({ op: 'setNodeState', nodeId: node, state: target });
+        if (!r.ok) {
+          if (r.errno === Errno.ENOENT) throw new CliError(`no chunk server named '${node}' in the cluster`);
+          throw new CliError(`${node}: setting it ${target} failed: ${errnoName(r.errno)}`);
+        }
+        if (o.cancel || !o.wait) {
+          if (o.json) printJson({ nodeId: node, state: target, previous: before.adminState || 'active' });
+          else if (o.cancel) process.stdout.write(`${node}: active (was ${before.adminState || 'active'}); copies already moved stay where they are\n`);
+          else process.stdout.write(`${node}: draining; its copies move to other nodes (progress: dfs nodes, dfs status, or dfs drain ${node} --wait)\n`);
+          return;
+        }
+        const started = Date.now();
+        let shown = '';
+        for (;;) {
+          const v = await clusterViewOrFail(client);
+          const n = v.nodes.find((x) => x.nodeId === node);
+          if (!n) throw new CliError(`${node} left the cluster's node table while draining`);
+          if (n.adminState === 'drained') {
+            if (o.json) printJson({ nodeId: node, state: 'drained', toMove: 0, waitedMs: Date.now() - started });
+            else process.stdout.write(`${node}: drained after ${Math.round((Date.now() - started) / 1000)}s; it can be removed from the cluster\n`);
+            return;
+          }
+          if (n.adminState !== 'draining') throw new CliError(`${node} is ${n.adminState} now, no longer draining (cancelled?)`);
+          const { health, error } = await healthOf(client);
+          const per = health?.nodes.find((x) => x.nodeId === node);
+          // Printed when the numbers change (the scan age alone is no news).
+          const key = per ? `${per.toMove}/${per.copies}` : `objects ${n.chunkCount}`;
+          const line = per
+            ? `${node}: draining, ${per.toMove} copies to move (${per.copies} placed on it${health && health.scanPasses > 0 ? `, scanned ${agoText(health.lastScanAgeMs)}` : ''})`
+            : `${node}: draining, holds ${n.chunkCount} chunk objects (${error ?? 'no per-node progress yet'})`;
+          if (key !== shown && !o.json) process.stdout.write(line + '\n');
+          shown = key;
+          if (Date.now() - started >= timeoutMs) throw new CliError(`${node}: still draining after ${o.timeout}; the drain goes on (dfs nodes shows it)`);
+          await sleep(1000);
+        }
+      });
+    });
+
+  program
+    .command('fsck')
+    .description(
+      "check the namespace against the chunk servers: every copy of every chunk of every file under PATH is asked for on its holder (exists, header, length; with --verify every block's CRC32C). " +
+        'Lists files with lost data (no readable copy, or fewer than k shards) or at risk (fewer healthy copies than the layout asks), then a summary line. ' +
+        'Exit 0 only when every chunk has its full protection',
+    )
+    .argument('[path]', 'a directory or file inside a dfs mount, or with --addr/--data-dir an absolute path in the filesystem (default: the root)')
+    .option('--repair', 'report every missing, corrupt or short copy to the leader, whose repair re-creates it from a good copy')
+    .option('--verify', 'read every copy whole and check its block checksums (slow: reads all data once)')
+    .option('--timeout <seconds>', 'deadline of each check on a holder', '10')
+    .option('--addr <host:port>', 'a daemon of the cluster (or DFS_ADDR)')
+    .option('--data-dir <dir>', 'a dev cluster data dir')
+    .option('--json', 'machine-readable output')
+    .action(async (p: string | undefined, o: { repair?: boolean; verify?: boolean; timeout: string; addr?: string; dataDir?: string; json?: boolean }) => {
+      const seconds = Number(o.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new CliError('--timeout must be a number of seconds above 0, at most 3600');
+      await withWalkRoot(p, o, async (client, root) => {
+        const view = await clusterViewOrFail(client);
+        const nodes = new Map(view.nodes.map((n) => [n.nodeId, { address: n.address, dead: n.state === 'dead' }]));
+        const statter = new GrpcCopyStatter(nodes, { ...DEFAULT_STATTER_OPTIONS, verify: o.verify === true, timeoutMs: Math.round(seconds * 1000) });
+        const bar = progressBar(!o.json && process.stderr.isTTY === true);
+        let report: FsckReport;
+        try {
+          report = await fsck(client, root, statter, {
+            repair: o.repair === true,
+            walk: DEFAULT_WALK_OPTIONS,
+            onProgress: (c) => bar.update(() => progressLine(c, process.stderr.columns ?? 80)),
+          });
+        } finally {
+          bar.clear();
+          statter.close();
+        }
+        const ok = report.underProtected === 0 && report.lost === 0;
+        if (o.json) printJson({ path: root.path, verify: o.verify === true, repair: o.repair === true, ...report, ok });
+        else printFsck(report);
+        if (!ok) process.exitCode = 1;
       });
     });
 
