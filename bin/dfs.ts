@@ -616,7 +616,7 @@ function buildProgram(): Command {
           report = await fsck(client, root, statter, {
             repair: o.repair === true,
             walk: DEFAULT_WALK_OPTIONS,
-            onProgress: (c) => bar.update(() => progressLine(c, process.stderr.columns ?? 80)),
+            onProgress: (c) => bar.update(() => progressLine(c, process.stderr.columns || 80)),
           });
         } finally {
           bar.clear();
