@@ -15,7 +15,7 @@ import { RocksKV } from '../meta/rocks-kv.js';
 import { MetaClient, registerMetaService } from '../meta/grpc.js';
 import type { MetaApi } from '../meta/api.js';
 import { Vfs, nowTimespec } from '../fuse/vfs.js';
-import { ROOT_INO } from '../meta/types.js';
+import { DEFAULT_LAYOUT, ROOT_INO } from '../meta/types.js';
 import { FuseAdapter, DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter.js';
 import type { DataPlane } from '../fuse/data-plane.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
@@ -39,6 +39,7 @@ import { startHttp } from './http.js';
 export const DFS_VERSION = '0.1.0';
 /** How often a client-only mount refreshes the member list it fails over to. */
 const MEMBER_REFRESH_MS = 10_000;
+const DEFAULT_LAYOUT_REPLICAS = DEFAULT_LAYOUT.kind === 'replicas' ? DEFAULT_LAYOUT.replicas : 3;
 /** How often a server daemon heartbeats the meta leader. */
 const HEARTBEAT_MS = 1000;
 
@@ -380,6 +381,12 @@ export class Daemon {
       const root = await router.getattr(ROOT_INO);
       if (root.ok && root.value.mtime.sec === 0 && root.value.ctime.sec === 0) {
         await router.execute({ op: 'setattr', ino: ROOT_INO, set: { atime: 'now', mtime: 'now' }, now: nowTimespec() });
+        // A new cluster of fewer than 3 nodes cannot hold the default 3 replicas: its root
+        // starts with as many as it has nodes (change it with `dfs layout set`).
+        const voters = driver.status().conf.voters.length;
+        if (voters < DEFAULT_LAYOUT_REPLICAS && root.value.layout.kind === 'replicas' && root.value.layout.replicas === DEFAULT_LAYOUT_REPLICAS) {
+          await router.execute({ op: 'setlayout', ino: ROOT_INO, layout: { kind: 'replicas', replicas: voters }, now: nowTimespec() });
+        }
       }
     } else {
       this.log.info({ join: cfg.join }, 'not a member yet: waiting for `dfs cluster add-member` to add this node');

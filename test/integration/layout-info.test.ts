@@ -73,7 +73,8 @@ describe('dfs layout and dfs info', () => {
   it('sets and gets a directory layout, inherited by new subdirectories and files', async () => {
     const d = path.join(fs.mnt, 'lay');
     await sh(`mkdir ${d}`);
-    expect(await dfsOk(['layout', 'get', d])).toBe(`${d}: replicas 3\n`);
+    // A new one-node cluster's root starts with one replica (it cannot hold the default 3).
+    expect(await dfsOk(['layout', 'get', d])).toBe(`${d}: replicas 1\n`);
     expect(await dfsOk(['layout', 'set', d, '--replicas', '2'])).toMatch(/: replicas 2 /);
     expect((await dfsJson<{ layout: Layout }>(['layout', 'get', d])).layout).toEqual({ kind: 'replicas', replicas: 2 });
     expect((await dfsJson<{ layout: Layout }>(['layout', 'set', d, '--ec', '4+2'])).layout).toEqual({ kind: 'ec', k: 4, m: 2 });
@@ -89,7 +90,7 @@ describe('dfs layout and dfs info', () => {
     expect(await dfsOk(['layout', 'get', `${d}/g`])).toBe(`${d}/g: ec 4+2\n`);
     expect(await dfsOk(['layout', 'get', `${d}/sub`])).toBe(`${d}/sub: ec 4+2\n`);
     // The mount root is inode 1; a relative path resolves too.
-    expect(await dfsOk(['layout', 'get', fs.mnt])).toBe(`${fs.mnt}: replicas 3\n`);
+    expect(await dfsOk(['layout', 'get', fs.mnt])).toBe(`${fs.mnt}: replicas 1\n`);
     expect(await sh(`cd ${d} && node ${CLI} layout get sub`)).toBe('sub: ec 4+2\n');
     // --addr with a path in the filesystem, for a node without a mount.
     expect(await dfsOk(['layout', 'get', '/lay/sub', '--addr', fs.daemon!.grpc])).toBe('/lay/sub: ec 4+2\n');
@@ -111,7 +112,7 @@ describe('dfs layout and dfs info', () => {
     expectOneLineError(await dfs(['layout', 'get', '/bad/nope', '--addr', fs.daemon!.grpc]), /no such file or directory/);
     expectOneLineError(await dfs(['info', d]), /is not a regular file/);
     // Nothing was changed by the refused calls.
-    expect(await dfsOk(['layout', 'get', d])).toBe(`${d}: replicas 3\n`);
+    expect(await dfsOk(['layout', 'get', d])).toBe(`${d}: replicas 1\n`);
   });
 
   it('shows every chunk of a multi-chunk file ok, then a flipped byte on disk as corrupt (exit 1)', async () => {
