@@ -124,6 +124,9 @@ export function planRepair(chunk: PlanChunk, nodes: ReadonlyMap<string, PlanNode
   const bytes = copyBytes(chunk);
   if (chunk.ec) {
     const missing = states.flatMap((s, i) => (s === 'gone' ? [i] : []));
+    // A rebuild reads k shards from holders that are up; suspect ones count as readable
+    // (the chunk is not lost) but are not read: wait until k can be.
+    if (states.filter((s) => s === 'ok').length < chunk.ec.k) return null;
     const kept = chunk.placement.filter((_, i) => states[i] !== 'gone');
     const targets = placeCopies(placementNodes(nodes), { count: missing.length, bytes, exclude: everyHolder, ...domains(nodes, kept) }, random);
     if (targets.length === 0) return null;
@@ -223,7 +226,8 @@ export function planRebalance(
       if (moved.has(chunk.chunkId)) continue;
       if (chunkHealth(chunk, nodes).state !== 'healthy') continue; // repair first
       const at = chunk.placement.indexOf(source);
-      if (at < 0) continue;
+      // The moving copy is read from the source: never a copy reported bad.
+      if (at < 0 || chunk.bad.has(source)) continue;
       // Only to nodes below the mean that stay at or below the source after the move:
       // a move must narrow the spread, never swap it (no ping-pong between passes).
       const b = copyBytes(chunk);
