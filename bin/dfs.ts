@@ -275,6 +275,10 @@ function buildProgram(): Command {
     .option('--rack <label>', 'failure-domain rack of this chunk server')
     .option('--dead-after <duration>', 'a chunk server silent this long is dead (default 30s; e.g. 45s, 2m)')
     .option('--repair-rate <MBps>', 'MB/s the leader may copy to repair, drain and rebalance (default 64)')
+    .option('--orphan-grace <duration>', 'unreferenced chunk objects older than this are deleted (default 1h)')
+    .option('--inventory-interval <duration>', 'pause between orphan-GC passes over this node\'s chunks (default 10m; 0 = off)')
+    .option('--scrub-rate <MBps>', 'MB/s of background checksum verification (default 8; 0 = off)')
+    .option('--scrub-pause <duration>', 'pause between scrub passes (default 10m)')
     .option('--join <addrs>', 'join an existing cluster through any of its members (host:port,...); then run `dfs cluster add-member`')
     .option('--raft-tick <ms>', 'Raft tick length (elections take 10-20 ticks)')
     .option('--raft-snapshot-every <n>', 'take a Raft snapshot and compact the log every N applied entries (default 20000)')
@@ -294,6 +298,10 @@ function buildProgram(): Command {
         rack?: string;
         deadAfter?: string;
         repairRate?: string;
+        orphanGrace?: string;
+        inventoryInterval?: string;
+        scrubRate?: string;
+        scrubPause?: string;
         raftTick?: string;
         raftSnapshotEvery?: string;
       }) => {
@@ -312,6 +320,10 @@ function buildProgram(): Command {
           rack: o.rack,
           deadAfterMs: o.deadAfter,
           repairRateMBps: o.repairRate,
+          orphanGraceMs: o.orphanGrace,
+          inventoryIntervalMs: o.inventoryInterval,
+          scrubMBps: o.scrubRate,
+          scrubPauseMs: o.scrubPause,
           raftTickMs: o.raftTick,
           raftSnapshotEvery: o.raftSnapshotEvery,
         },

@@ -56,6 +56,14 @@ export interface DaemonConfig {
   deadAfterMs: number;
   /** MB/s the leader's healer may copy (repair, drain and rebalance together). */
   repairRateMBps: number;
+  /** Unreferenced chunk objects older than this are deleted by the inventory GC. */
+  orphanGraceMs: number;
+  /** Pause between inventory (orphan GC) passes; 0 turns it off. */
+  inventoryIntervalMs: number;
+  /** MB/s the background scrub re-verifies; 0 turns it off. */
+  scrubMBps: number;
+  /** Pause between scrub passes. */
+  scrubPauseMs: number;
 }
 
 const KEYS: Array<keyof DaemonConfig> = [
@@ -79,6 +87,10 @@ const KEYS: Array<keyof DaemonConfig> = [
   'rack',
   'deadAfterMs',
   'repairRateMBps',
+  'orphanGraceMs',
+  'inventoryIntervalMs',
+  'scrubMBps',
+  'scrubPauseMs',
 ];
 
 export const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -175,6 +187,13 @@ function label(raw: RawConfig, key: 'zone' | 'rack'): string {
   return v;
 }
 
+function duration(raw: RawConfig, key: keyof DaemonConfig, what: string, fallback: number, min: number): number {
+  if (raw[key] === undefined || raw[key] === null) return fallback;
+  const ms = parseDurationMs(raw[key], what);
+  if (ms < min || ms > 30 * 24 * 3_600_000) throw new ConfigError(`${what}: must be from ${min} ms to 30 days`);
+  return ms;
+}
+
 function deadAfter(raw: RawConfig): number {
   if (raw.deadAfterMs === undefined || raw.deadAfterMs === null) return CONFIG_DEFAULTS.deadAfterMs;
   const ms = parseDurationMs(raw.deadAfterMs, 'deadAfter (--dead-after)');
@@ -237,5 +256,9 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
     rack: label(raw, 'rack'),
     deadAfterMs: deadAfter(raw),
     repairRateMBps: num(raw, 'repairRateMBps', 64, 1, 100_000),
+    orphanGraceMs: duration(raw, 'orphanGraceMs', 'orphanGrace (--orphan-grace)', 3_600_000, 1_000),
+    inventoryIntervalMs: duration(raw, 'inventoryIntervalMs', 'inventoryInterval (--inventory-interval)', 600_000, 0),
+    scrubMBps: num(raw, 'scrubMBps', 8, 0, 100_000),
+    scrubPauseMs: duration(raw, 'scrubPauseMs', 'scrubPause (--scrub-pause)', 600_000, 0),
   };
 }

@@ -32,6 +32,7 @@ import { Membership } from '../cluster/membership.js';
 import { DEFAULT_REGISTRY_OPTIONS, NodeRegistry } from '../cluster/registry.js';
 import { EventLog } from '../cluster/events.js';
 import { Healer } from '../cluster/healer.js';
+import { ChunkChores } from '../cluster/chores.js';
 import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
 import { DaemonMetrics } from './metrics.js';
 import { startHttp } from './http.js';
@@ -114,6 +115,7 @@ interface Parts {
   leaderClient?: LeaderClient;
   replicated?: ReplicatedMeta;
   healer?: Healer;
+  chores?: ChunkChores;
   kv?: RocksKV;
   meta?: MetaStore;
   chunks?: ChunkStore;
@@ -423,6 +425,31 @@ export class Daemon {
     this.parts.gc = gc;
     gc.start();
     healer.start();
+    // This chunk server's own chores: delete orphans (asking the leader), scrub checksums.
+    const chores = new ChunkChores(
+      {
+        nodeId: this.nodeId,
+        store: chunks,
+        checkChunks: async (nodeId, chunkIds) => {
+          const r = await healer.checkChunks({ nodeId, chunkIds });
+          return { errno: r.errno ?? 0, orphans: (r.orphans ?? []).map(Number) };
+        },
+        reportBad: async (chunkId) => {
+          const r = await router.execute({ op: 'reportBadCopy', chunkId, nodeId: this.nodeId });
+          if (!r.ok) throw new Error(`reportBadCopy failed: errno ${r.errno}`);
+        },
+        event: (kind, message, fields) => events.emit(kind, message, { nodeId: this.nodeId, chunkId: fields.chunkId }),
+        log: this.log,
+      },
+      {
+        orphanGraceMs: cfg.orphanGraceMs,
+        inventoryIntervalMs: cfg.inventoryIntervalMs,
+        scrubBytesPerS: cfg.scrubMBps * 1024 * 1024,
+        scrubPauseMs: cfg.scrubPauseMs,
+      },
+    );
+    this.parts.chores = chores;
+    chores.start();
 
     if (cfg.mount) {
       const mount = async (): Promise<void> => {
@@ -664,6 +691,7 @@ export class Daemon {
     }
     if (p.gc) await p.gc.stop();
     if (p.healer) await p.healer.stop();
+    if (p.chores) await p.chores.stop();
     if (p.driver) await p.driver.stop();
     p.router?.close();
     p.dataPlane?.close();

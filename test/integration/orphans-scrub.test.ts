@@ -3,9 +3,7 @@
 // the orphan grace, referenced objects stay, and a byte flipped in a referenced object
 // is found by scrub, logged as "scrub-error" and reported to the leader as a bad copy.
 // Short intervals: grace 2 s, inventory every 1 s, scrub pause 1 s.
-//
-// Needs the chores wired into the daemon (flags --orphan-grace, --inventory-interval,
-// --scrub-rate, --scrub-pause): run with DFS_CHORES_WIRED=1 until then.
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { access, open, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,7 +16,6 @@ import type { ChunkRef } from '../../src/meta/types.js';
 
 const CHUNK = 1024 * 1024;
 const GRACE_MS = 2000;
-const WIRED = Boolean(process.env.DFS_CHORES_WIRED);
 const EXTRA = [
   '--chunk-size',
   String(CHUNK),
@@ -57,7 +54,6 @@ describe('orphan GC and scrub on one daemon', () => {
   const objectFile = (chunkId: number): string => chunkObjectPath(path.join(daemon!.dataDir, 'chunks'), chunkId);
 
   beforeAll(async () => {
-    if (!WIRED) return;
     base = await tempDir('chores');
     daemon = await startDaemon({ dataDir: path.join(base, 'data'), mount: path.join(base, 'mnt'), extraArgs: EXTRA });
     meta = await MetaClient.connect(daemon.grpc, { attempts: 3, deadlineMs: 10_000 });
@@ -80,7 +76,7 @@ describe('orphan GC and scrub on one daemon', () => {
     if (base) await removeDir(base);
   });
 
-  it.skipIf(!WIRED)('deletes an unreferenced object after the grace and keeps referenced ones', async () => {
+  it('deletes an unreferenced object after the grace and keeps referenced ones', async () => {
     expect(refs.length).toBe(4);
     for (const ref of refs) expect(ref.placement).toEqual([nodeId]);
     const writtenMs = Date.now();
@@ -95,7 +91,7 @@ describe('orphan GC and scrub on one daemon', () => {
     expect(await sha(file)).toBe(fileSha);
   });
 
-  it.skipIf(!WIRED)('scrub finds a flipped byte in a referenced object and reports the copy', async () => {
+  it('scrub finds a flipped byte in a referenced object and reports the copy', async () => {
     const victim = refs[1];
     const fh = await open(objectFile(victim.chunkId), 'r+');
     try {
