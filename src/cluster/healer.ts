@@ -136,6 +136,7 @@ export class Healer {
   private rebalanceDone = 0;
   private readonly layoutCache = new Map<Ino, number>();
   private repairing = false;
+  private badSeen = new Set<string>();
   private rebalancing = false;
   private readonly opts: HealerOptions;
 
@@ -202,10 +203,16 @@ export class Healer {
     }
     this.nodes = nodes;
     this.bad = new Map();
+    const seen = new Set<string>();
     for (const b of await this.deps.store.badCopies(10_000)) {
       if (!this.bad.has(b.chunkId)) this.bad.set(b.chunkId, new Set());
       this.bad.get(b.chunkId)!.add(b.nodeId);
+      const key = `${b.chunkId}/${b.nodeId}`;
+      seen.add(key);
+      // Reported by a chunk server's scrub, `dfs fsck --repair` or a read: said once here.
+      if (!this.badSeen.has(key)) this.deps.events.emit('bad-copy', `the copy of chunk ${b.chunkId} on ${b.nodeId} is bad (corrupt or missing); replacing it`, { nodeId: b.nodeId, chunkId: b.chunkId });
     }
+    this.badSeen = seen;
   }
 
   private async setState(nodeId: string, state: NodeRecord['state'], message: string, kind: string): Promise<void> {

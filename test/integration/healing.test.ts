@@ -2,17 +2,22 @@
 // --dead-after 3s. kill -9 of a holder: after the timeout every chunk is back to full
 // protection on live nodes (replicas copied, EC shards rebuilt); the node comes back as
 // active. `drain` empties a node, which then shows as drained. A new daemon joins:
-// copies move until no node is above 1.2 × the mean utilization. No file's bytes change.
+// copies move until no node is above 1.2 × the mean utilization. A copy flipped on disk
+// is found by scrub and replaced from a good one. Deleting the files gives the space
+// back on every node (GC of deleted chunks, orphan GC of stale copies). No file's bytes
+// change while they exist.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CLI, dropCaches, execFileAsync, sh, waitFor } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
+import { open } from 'node:fs/promises';
+import { chunkObjectPath } from '../../src/chunks/store.js';
 import { MetaClient } from '../../src/meta/grpc.js';
 import type { ChunkRef } from '../../src/meta/types.js';
 
 const CHUNK = 1024 * 1024;
-const EXTRA = ['--chunk-size', String(CHUNK), '--dead-after', '3s'];
+const EXTRA = ['--chunk-size', String(CHUNK), '--dead-after', '3s', '--orphan-grace', '2s', '--inventory-interval', '1s', '--scrub-rate', '64', '--scrub-pause', '1s'];
 
 async function sha(file: string): Promise<string> {
   return (await sh(`sha256sum < '${file}'`, { timeoutMs: 120_000 })).split(' ')[0];
@@ -123,5 +128,38 @@ describe('self-healing on 5 daemons', () => {
     expect(Number(h.rebalanceMovesDone)).toBeGreaterThan(0);
     for (const ref of await allRefs()) expect(new Set(ref.placement.filter((p) => p !== '')).size, `chunk ${ref.chunkId}`).toBe(ref.ec ? 4 : 3);
     await intact();
+  });
+
+  it('scrub finds a copy flipped on disk and the healer replaces it from a good one', async () => {
+    const refs = await refsOf(files[0].path);
+    const ref = refs.find((r) => r.placement.some((p) => p !== 'node2'))!;
+    const holder = ref.placement.find((p) => p !== 'node2')!;
+    const fh = await open(chunkObjectPath(path.join(c.node(holder).dataDir, 'chunks'), ref.chunkId), 'r+');
+    try {
+      const b = Buffer.alloc(1);
+      const at = Math.floor((await fh.stat()).size / 2);
+      await fh.read(b, 0, 1, at);
+      b[0] ^= 0x5a;
+      await fh.write(b, 0, 1, at);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await waitFor(`chunk ${ref.chunkId} re-created away from the bad copy on ${holder}`, 60_000, async () => {
+      const now = (await refsOf(files[0].path)).find((r) => r.chunkId === ref.chunkId);
+      return now !== undefined && !now.placement.includes(holder) && new Set(now.placement).size === 3;
+    });
+    const kinds = (await client.events({ afterSeq: 0, limit: 1000 })).events.map((e) => e.kind);
+    // The holder's scrub reported it; the leader's list says so.
+    expect(kinds).toContain('bad-copy');
+    await intact();
+  });
+
+  it('deleting the files gives the space back on every node', async () => {
+    for (const f of files) await sh(`rm '${f.path}'`);
+    await waitFor('chunk bytes on every node back to ~0', 90_000, async () => {
+      const v = await client.clusterView();
+      return v.nodes.every((n) => n.state !== 'up' || Number(n.usedBytes) < 64 * 1024);
+    });
   });
 });
