@@ -117,17 +117,16 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
     expect(await json<FsckJson>(['fsck', path.join(fs.mnt, 'd', 'sub')])).toMatchObject({ files: 1, chunks: 2, ok: true });
   });
 
-  it('dfs status: healthy, with chunk health once the leader serves it', async () => {
+  it('dfs status: healthy, with chunk health', async () => {
     const s = await json<StatusJson>(['status', '--addr', addr]);
     expect(s.healthy, JSON.stringify(s)).toBe(true);
     expect(s.leader).toBe(node);
-    // Guarded until HealthStatus is served everywhere: then health must be there.
-    if (s.health === null) expect(s.healthError).toMatch(/HealthStatus|cluster health/);
-    else expect(s.health.nodes.up).toBe(1);
+    expect(s.health, s.healthError ?? '').not.toBeNull();
+    expect(s.health!.nodes.up).toBe(1);
     const text = await dfs(['status', '--addr', addr]);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^cluster: healthy/);
-    expect(text.stdout).toMatch(/^(chunk servers: 1 up, 0 suspect, 0 dead, 0 draining, 0 drained|health: .*HealthStatus.*)$/m);
+    expect(text.stdout).toMatch(/^chunk servers: 1 up, 0 suspect, 0 dead, 0 draining, 0 drained$/m);
   });
 
   it('dfs nodes what-if-lost: losing the only node loses every chunked file (exit 1)', async () => {
@@ -168,14 +167,7 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
     expect(rep.stdout).toMatch(new RegExp(`^repair: reported the missing copy of chunk ${victim} on ${node} `, 'm'));
   });
 
-  it('dfs status: not healthy once the leader has scanned the lost chunk (when it serves health)', async () => {
-    const s0 = await dfs(['status', '--addr', addr, '--json']);
-    const s = JSON.parse(s0.stdout) as StatusJson;
-    if (s.health === null) {
-      // Guarded until HealthStatus is served: nothing to check beyond the message.
-      expect(s.healthError).toMatch(/HealthStatus|cluster health/);
-      return;
-    }
+  it('dfs status: not healthy once the leader has scanned the lost chunk', async () => {
     await waitFor('the leader scans the lost chunk', 60_000, async () => {
       const r = await dfs(['status', '--addr', addr, '--json']);
       const x = JSON.parse(r.stdout) as StatusJson;
@@ -208,14 +200,14 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
     expect((await json<NodesJson>(['nodes', '--addr', addr])).nodes[0].adminState).toBe('active');
   });
 
-  it('dfs events: the leader events, or one line while it does not serve them', async () => {
+  it('dfs events: the leader events', async () => {
     const r = await dfs(['events', '--addr', addr, '--json', '--limit', '50']);
-    if (r.code === 0) {
-      const e = JSON.parse(r.stdout) as { leader: string; events: Array<{ seq: number; kind: string }> };
-      expect(e.leader).toBe(node);
-      expect(Array.isArray(e.events)).toBe(true);
-      expect(e.events.length).toBeLessThanOrEqual(50);
-    } else expectOneLineError(r, /cluster events are not served by this cluster yet/);
+    expect(r.code, r.stderr).toBe(0);
+    const e = JSON.parse(r.stdout) as { leader: string; events: Array<{ seq: number; kind: string }> };
+    expect(e.leader).toBe(node);
+    expect(e.events.length).toBeLessThanOrEqual(50);
+    // The fsck --repair above reported a bad copy: the leader's list says so.
+    expect(e.events.map((x) => x.kind)).toContain('bad-copy');
     expectOneLineError(await dfs(['events', '--addr', addr, '--limit', '0']), /--limit must be an integer from 1 to 1000/);
   });
 });
