@@ -2,7 +2,7 @@
 // (dist/bin/dfs.js) on 127.0.0.1, with its own temp data dir and mount point. Tests
 // kill only the processes they started, by pid, and always unmount in teardown.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, rm, readFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, open, rm, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -233,4 +233,23 @@ export async function py(code: string, args: string[] = [], opts: { timeoutMs?: 
 /** Drop the kernel page cache, dentries and inodes so reads go back to the filesystem. */
 export async function dropCaches(): Promise<void> {
   await sh('sync; echo 3 > /proc/sys/vm/drop_caches');
+}
+
+/**
+ * Flips one byte of a file on disk (default: the middle; a negative offset counts from
+ * the end) and fsyncs it: silent corruption of a chunk object, for CRC32C tests.
+ */
+export async function flipByte(file: string, offset?: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    const size = (await fh.stat()).size;
+    const at = offset === undefined ? Math.floor(size / 2) : offset < 0 ? size + offset : offset;
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] ^= 0x5a;
+    await fh.write(b, 0, 1, at);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

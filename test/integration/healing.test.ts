@@ -9,9 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { CLI, dropCaches, execFileAsync, sh, waitFor } from './harness.js';
+import { CLI, dropCaches, execFileAsync, flipByte, sh, waitFor } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
-import { open } from 'node:fs/promises';
 import { chunkObjectPath } from '../../src/chunks/store.js';
 import { MetaClient } from '../../src/meta/grpc.js';
 import type { ChunkRef } from '../../src/meta/types.js';
@@ -134,17 +133,7 @@ describe('self-healing on 5 daemons', () => {
     const refs = await refsOf(files[0].path);
     const ref = refs.find((r) => r.placement.some((p) => p !== 'node2'))!;
     const holder = ref.placement.find((p) => p !== 'node2')!;
-    const fh = await open(chunkObjectPath(path.join(c.node(holder).dataDir, 'chunks'), ref.chunkId), 'r+');
-    try {
-      const b = Buffer.alloc(1);
-      const at = Math.floor((await fh.stat()).size / 2);
-      await fh.read(b, 0, 1, at);
-      b[0] ^= 0x5a;
-      await fh.write(b, 0, 1, at);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await flipByte(chunkObjectPath(path.join(c.node(holder).dataDir, 'chunks'), ref.chunkId));
     await waitFor(`chunk ${ref.chunkId} re-created away from the bad copy on ${holder}`, 60_000, async () => {
       const now = (await refsOf(files[0].path)).find((r) => r.chunkId === ref.chunkId);
       return now !== undefined && !now.placement.includes(holder) && new Set(now.placement).size === 3;

@@ -2,10 +2,9 @@
 // from the mount's fsname, layouts are inherited, bad input is one line and exit 1, and
 // `dfs info` reports each copy's health from the holder (a flipped byte on disk = corrupt).
 import { execFile } from 'node:child_process';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, MountedFs, sh, startClient, stopDaemon, type DaemonProc } from './harness.js';
+import { CLI, flipByte, MountedFs, sh, startClient, stopDaemon, type DaemonProc } from './harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -141,17 +140,7 @@ describe('dfs layout and dfs info', () => {
     const victim = info.chunks[2];
     const file = (await sh(`find ${fs.daemon!.dataDir} -type f -name ${victim.chunkIdHex}`)).trim();
     expect(file, 'object file of chunk 2').not.toBe('');
-    const st = await sh(`stat -c %s ${file}`);
-    const fh = await open(file, 'r+');
-    try {
-      const at = Number(st) - 1000;
-      const b = Buffer.alloc(1);
-      await fh.read(b, 0, 1, at);
-      b[0] ^= 0x5a;
-      await fh.write(b, 0, 1, at);
-    } finally {
-      await fh.close();
-    }
+    await flipByte(file, -1000);
     const bad = await dfs(['info', f, '--json']);
     expect(bad.code, bad.stderr).toBe(1);
     const badInfo = JSON.parse(bad.stdout) as InfoJson;

@@ -5,10 +5,10 @@
 // Short intervals: grace 2 s, inventory every 1 s, scrub pause 1 s.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { access, open, stat } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { removeDir, sh, startDaemon, stopDaemon, tempDir, waitFor, type DaemonProc } from './harness.js';
+import { flipByte, removeDir, sh, startDaemon, stopDaemon, tempDir, waitFor, type DaemonProc } from './harness.js';
 import { ChunkClient } from '../../src/chunks/grpc.js';
 import { chunkObjectPath } from '../../src/chunks/store.js';
 import { MetaClient } from '../../src/meta/grpc.js';
@@ -93,17 +93,7 @@ describe('orphan GC and scrub on one daemon', () => {
 
   it('scrub finds a flipped byte in a referenced object and reports the copy', async () => {
     const victim = refs[1];
-    const fh = await open(objectFile(victim.chunkId), 'r+');
-    try {
-      const b = Buffer.alloc(1);
-      const at = Math.floor((await fh.stat()).size / 2);
-      await fh.read(b, 0, 1, at);
-      b[0] ^= 0xff;
-      await fh.write(b, 0, 1, at);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await flipByte(objectFile(victim.chunkId));
     // Logged (at error level, so visible under --log-level warn) with the chunk id.
     await waitFor('a scrub-error in the daemon log', 30_000, () =>
       daemon!

@@ -5,10 +5,10 @@
 // with any 3 shard holders down. Chunk size 1 MiB so a few MiB make many chunks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { childExit, dropCaches, sh, withDeadline } from './harness.js';
+import { childExit, dropCaches, flipByte, sh, withDeadline } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
 import { MetaClient } from '../../src/meta/grpc.js';
 import { chunkObjectPath } from '../../src/chunks/store.js';
@@ -142,17 +142,7 @@ dst.close(); print('closed', flush=True)`,
     const ref = refs.find((r) => r.placement.includes('node1'));
     expect(ref, 'some chunk has a copy on node1').toBeDefined();
     const file = chunkObjectPath(path.join(c.node('node1').dataDir, 'chunks'), ref!.chunkId);
-    const fh = await open(file, 'r+');
-    try {
-      const b = Buffer.alloc(1);
-      const at = Math.floor((await fh.stat()).size / 2);
-      await fh.read(b, 0, 1, at);
-      b[0] ^= 0xff;
-      await fh.write(b, 0, 1, at);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await flipByte(file);
     const corruptBefore = await metric(c, 'node1', 'dfs_chunk_corrupt_detected');
     await dropCaches();
     expect(await sha(dst)).toBe(await sha(src));
