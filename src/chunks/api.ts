@@ -60,3 +60,29 @@ export interface ChunkStatApi {
    */
   statChunk(chunkId: number, verify: boolean): Promise<ChunkStat>;
 }
+
+/**
+ * An object being stored piece by piece as it arrives (the chunk service's write stream),
+ * so neither the wire nor the store holds the object whole. Same durability and
+ * immutability rules as ChunkApi.writeChunk once committed; nothing is visible before.
+ */
+export interface ChunkWriter {
+  /**
+   * Appends the next piece (pieces go in order). Resolves once it is in the temp file;
+   * rejects with the first failure (e.g. NO_SPACE), which commit() reports too. The
+   * caller must not change `piece` until then.
+   */
+  append(piece: Buffer): Promise<void>;
+  /** Bytes appended but not yet written, for the caller's back-pressure. */
+  readonly queuedBytes: number;
+  /** Makes the object durable under its id (or finds it already stored); at most once. */
+  commit(): Promise<void>;
+  /** Drops what was written; safe at any time, also after a failed commit. */
+  abort(): Promise<void>;
+}
+
+/** A store that can take an object as a stream of pieces (ChunkStore does). */
+export interface ChunkStreamApi {
+  /** Starts an object of exactly `totalBytes`; fails at once when over a limit. */
+  openWriter(chunkId: number, totalBytes: number): Promise<ChunkWriter>;
+}

@@ -38,3 +38,54 @@ export function blockCrcs(data: Uint8Array, blockSizeBytes: number): Uint32Array
   }
   return crcs;
 }
+
+/**
+ * The same per-block CRC32C table as blockCrcs, built from pieces as they arrive (any
+ * sizes, in order), so a streamed object is never held whole to be checksummed.
+ */
+export class BlockCrcBuilder {
+  private readonly crcs: Uint32Array;
+  private block = 0;
+  /** Bytes of the current block seen so far, and their running CRC. */
+  private blockFillBytes = 0;
+  private blockCrc = 0;
+  private seenBytes = 0;
+
+  constructor(
+    readonly dataLengthBytes: number,
+    readonly blockSizeBytes: number,
+  ) {
+    this.crcs = new Uint32Array(blockCount(dataLengthBytes, blockSizeBytes));
+  }
+
+  get receivedBytes(): number {
+    return this.seenBytes;
+  }
+
+  update(piece: Uint8Array): void {
+    if (this.seenBytes + piece.length > this.dataLengthBytes) throw new Error(`BlockCrcBuilder: more than ${this.dataLengthBytes} bytes`);
+    this.seenBytes += piece.length;
+    let at = 0;
+    while (at < piece.length) {
+      const take = Math.min(this.blockSizeBytes - this.blockFillBytes, piece.length - at);
+      const part = piece.subarray(at, at + take);
+      this.blockCrc = (this.blockFillBytes === 0 ? crc32c(part) : crc32c(part, this.blockCrc)) >>> 0;
+      this.blockFillBytes += take;
+      at += take;
+      if (this.blockFillBytes === this.blockSizeBytes) this.closeBlock();
+    }
+  }
+
+  /** The table, once every announced byte was seen. */
+  finish(): Uint32Array {
+    if (this.seenBytes !== this.dataLengthBytes) throw new Error(`BlockCrcBuilder: ${this.seenBytes} of ${this.dataLengthBytes} bytes`);
+    if (this.blockFillBytes > 0) this.closeBlock();
+    return this.crcs;
+  }
+
+  private closeBlock(): void {
+    this.crcs[this.block++] = this.blockCrc;
+    this.blockFillBytes = 0;
+    this.blockCrc = 0;
+  }
+}

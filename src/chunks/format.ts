@@ -47,14 +47,19 @@ export function prefixLengthBytes(count: number): number {
 
 /** Header, CRC table and header CRC for `data`; the data follows it in the file. */
 export function encodePrefix(chunkId: number, data: Uint8Array, blockSizeBytes: number): Buffer {
-  const crcs = blockCrcs(data, blockSizeBytes);
+  return encodePrefixOf(chunkId, data.length, blockSizeBytes, blockCrcs(data, blockSizeBytes));
+}
+
+/** The same prefix from a CRC table computed elsewhere (e.g. incrementally, BlockCrcBuilder). */
+export function encodePrefixOf(chunkId: number, dataLengthBytes: number, blockSizeBytes: number, crcs: Uint32Array): Buffer {
+  if (crcs.length !== blockCount(dataLengthBytes, blockSizeBytes)) throw new Error(`CRC table of ${crcs.length} blocks for ${dataLengthBytes} bytes`);
   const prefix = Buffer.alloc(prefixLengthBytes(crcs.length));
   CHUNK_MAGIC.copy(prefix, 0);
   prefix.writeUInt16LE(CHUNK_FORMAT_VERSION, 8);
   prefix.writeUInt16LE(FIXED_HEADER_BYTES, 10);
   prefix.writeUInt32LE(blockSizeBytes, 12);
   prefix.writeBigUInt64LE(BigInt(chunkId), 16);
-  prefix.writeBigUInt64LE(BigInt(data.length), 24);
+  prefix.writeBigUInt64LE(BigInt(dataLengthBytes), 24);
   prefix.writeUInt32LE(crcs.length, 32);
   prefix.writeUInt32LE(0, 36);
   for (let i = 0; i < crcs.length; i++) prefix.writeUInt32LE(crcs[i], FIXED_HEADER_BYTES + 4 * i);

@@ -6,11 +6,11 @@ import { mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle } f
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { ChunkError, type ChunkApi, type ChunkCapacity, type ChunkStat, type ChunkStatApi } from './api.js';
-import { crc32cOf, DEFAULT_BLOCK_SIZE_BYTES, isValidBlockSize } from './crc.js';
+import { ChunkError, type ChunkApi, type ChunkCapacity, type ChunkStat, type ChunkStatApi, type ChunkStreamApi, type ChunkWriter } from './api.js';
+import { BlockCrcBuilder, blockCount, crc32cOf, DEFAULT_BLOCK_SIZE_BYTES, isValidBlockSize } from './crc.js';
 import {
   decodeFixedHeader,
-  encodePrefix,
+  encodePrefixOf,
   FormatError,
   prefixLengthBytes,
   verifyPrefix,
@@ -32,6 +32,8 @@ const CHUNKS_SUBDIR = 'chunks';
 const TEMP_MARKER = '.tmp.';
 const ID_NAME = /^[0-9a-f]{16}$/;
 const FANOUT_NAME = /^[0-9a-f]{2}$/;
+/** Streamed objects being received at once (each holds a temp file open). */
+const DEFAULT_MAX_OPEN_WRITERS = 64;
 
 export interface ChunkStoreOptions {
   /** Objects live under `<dataDir>/chunks/`. */
@@ -47,9 +49,21 @@ export interface ChunkStoreOptions {
   maxQueuedRequests?: number;
   /** Parallel stat() calls while scanning at open and listing. */
   scanConcurrency?: number;
+  /** Objects being streamed in at once (openWriter); past it openWriter fails with UNAVAILABLE. */
+  maxOpenWriters?: number;
 }
 
 type ExistingObject = { kind: 'absent' } | { kind: 'same' | 'corrupt'; fileSizeBytes: number };
+
+/** A temp object file being filled: the part of a write that does not touch the final name. */
+interface TempObject {
+  chunkId: number;
+  file: string;
+  temp: string;
+  fh: FileHandle;
+  prefixBytes: number;
+  crcs: BlockCrcBuilder;
+}
 
 export interface ChunkInfo {
   chunkId: number;
@@ -144,7 +158,7 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
   }
 }
 
-export class ChunkStore implements ChunkApi, ChunkStatApi {
+export class ChunkStore implements ChunkApi, ChunkStatApi, ChunkStreamApi {
   private readonly chunksDir: string;
   private readonly logger: Logger;
   private readonly blockSizeBytes: number;
@@ -157,6 +171,10 @@ export class ChunkStore implements ChunkApi, ChunkStatApi {
   private readonly openObjects = new OpenObjects(OPEN_OBJECTS_MAX);
   /** Fan-out directories known to exist and be durable; at most 256 + 65536 entries. */
   private readonly knownDirs = new Set<string>();
+  /** Fan-out directories being created and fsynced, so a concurrent writer waits for durability too. */
+  private readonly creatingDirs = new Map<string, Promise<void>>();
+  private readonly maxOpenWriters: number;
+  private openWriters = 0;
   private usedBytes = 0;
   private chunkCount = 0;
   private readonly counters: ChunkStoreStats = {
@@ -181,6 +199,7 @@ export class ChunkStore implements ChunkApi, ChunkStatApi {
     const maxQueued = options.maxQueuedRequests ?? 256;
     this.writeLimiter = new Limiter('chunk writes', options.maxConcurrentWrites ?? 4, maxQueued);
     this.readLimiter = new Limiter('chunk reads', options.maxConcurrentReads ?? 16, maxQueued);
+    this.maxOpenWriters = options.maxOpenWriters ?? DEFAULT_MAX_OPEN_WRITERS;
   }
 
   /** Opens (creating if needed) the store, removes crash leftovers and counts existing objects. */
@@ -204,6 +223,29 @@ export class ChunkStore implements ChunkApi, ChunkStatApi {
       throw new ChunkError('INVALID', `chunk ${chunkIdHex(chunkId)}: ${data.length} bytes exceeds limit ${this.maxChunkBytes}`);
     }
     await this.writeLimiter.run(() => this.idMutex.run(chunkId, () => this.writeLocked(chunkId, data)));
+  }
+
+  /**
+   * Receives an object piece by piece: pieces go to a temp file as they arrive, the CRC
+   * table is built on the way, and commit() does what writeChunk does after that (fsync,
+   * the immutability check, rename, directory fsync) under the same limits and lock.
+   */
+  async openWriter(chunkId: number, totalBytes: number): Promise<ChunkWriter> {
+    this.checkId(chunkId);
+    if (!(Number.isSafeInteger(totalBytes) && totalBytes >= 0 && totalBytes <= this.maxChunkBytes)) {
+      throw new ChunkError('INVALID', `chunk ${chunkIdHex(chunkId)}: ${totalBytes} bytes outside [0, ${this.maxChunkBytes}]`);
+    }
+    if (this.openWriters >= this.maxOpenWriters) {
+      throw new ChunkError('UNAVAILABLE', `chunk writes: overloaded (${this.openWriters} objects being received)`);
+    }
+    this.openWriters++;
+    try {
+      const obj = await this.createTemp(chunkId, totalBytes);
+      return new StreamedObject(this, obj, () => this.openWriters--);
+    } catch (err) {
+      this.openWriters--;
+      throw err;
+    }
   }
 
   async readChunk(chunkId: number, offset: number, length: number): Promise<Buffer> {
@@ -480,6 +522,15 @@ export class ChunkStore implements ChunkApi, ChunkStatApi {
 
   private async ensureFanoutDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
+    let creating = this.creatingDirs.get(dir);
+    if (!creating) {
+      creating = this.createFanoutDir(dir).finally(() => this.creatingDirs.delete(dir));
+      this.creatingDirs.set(dir, creating);
+    }
+    await creating;
+  }
+
+  private async createFanoutDir(dir: string): Promise<void> {
     const l1Dir = path.dirname(dir);
     // A new directory's entry lives in its parent, so the parent is fsynced too.
     if (await mkdirIfMissing(l1Dir)) await fsyncDir(this.chunksDir);
@@ -489,11 +540,11 @@ export class ChunkStore implements ChunkApi, ChunkStatApi {
   }
 
   /** What is stored under the id now; throws INVALID if it holds other bytes. */
-  private async checkExisting(chunkId: number, data: Buffer): Promise<ExistingObject> {
+  private async checkExisting(chunkId: number, newData: () => Promise<Buffer>): Promise<ExistingObject> {
     const file = chunkObjectPath(this.dataDir, chunkId);
     try {
       const existing = await this.readVerified(chunkId, 0, HARD_MAX_CHUNK_BYTES, true);
-      if (!existing.equals(data)) {
+      if (!existing.equals(await newData())) {
         throw new ChunkError('INVALID', `chunk ${chunkIdHex(chunkId)} exists with different content; chunk objects are immutable`);
       }
       return { kind: 'same', fileSizeBytes: (await stat(file)).size };
@@ -509,39 +560,106 @@ export class ChunkStore implements ChunkApi, ChunkStatApi {
   }
 
   private async writeLocked(chunkId: number, data: Buffer): Promise<void> {
-    const file = chunkObjectPath(this.dataDir, chunkId);
-    // A rewrite may replace a corrupt object: no read may keep using the old file.
-    this.openObjects.evict(chunkId);
-    const existing = await this.checkExisting(chunkId, data);
-    if (existing.kind === 'same') {
-      this.counters.idempotentRewrites++;
-      return;
-    }
-    const dir = path.dirname(file);
-    const temp = `${file}${TEMP_MARKER}${process.pid}.${randomBytes(4).toString('hex')}`;
-    const prefix = encodePrefix(chunkId, data, this.blockSizeBytes);
-    let fh: FileHandle | undefined;
+    const obj = await this.createTemp(chunkId, data.length);
     try {
-      await this.ensureFanoutDir(dir);
-      fh = await open(temp, 'wx', 0o644);
+      obj.crcs.update(data);
+      await writeFully(obj.fh, data, obj.prefixBytes);
+    } catch (err) {
+      throw await this.dropTemp(obj, err);
+    }
+    await this.commitTemp(obj, async () => data);
+  }
+
+  /** A temp file in the object's fan-out directory (created durably first), ready for the data. */
+  private async createTemp(chunkId: number, totalBytes: number): Promise<TempObject> {
+    const file = chunkObjectPath(this.dataDir, chunkId);
+    const temp = `${file}${TEMP_MARKER}${process.pid}.${randomBytes(4).toString('hex')}`;
+    try {
+      await this.ensureFanoutDir(path.dirname(file));
+      const fh = await open(temp, 'wx', 0o644);
+      const prefixBytes = prefixLengthBytes(blockCount(totalBytes, this.blockSizeBytes));
+      return { chunkId, file, temp, fh, prefixBytes, crcs: new BlockCrcBuilder(totalBytes, this.blockSizeBytes) };
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw this.writeFailed(chunkId, err);
+    }
+  }
+
+  private writeFailed(chunkId: number, err: unknown): ChunkError {
+    const error = toChunkError(err, `write chunk ${chunkIdHex(chunkId)}`);
+    this.logger.warn({ chunkId, code: error.code, err }, 'chunk write failed');
+    return error;
+  }
+
+  /** Closes and removes a temp file after a failure; returns the error to throw. */
+  private async dropTemp(obj: TempObject, err: unknown): Promise<ChunkError> {
+    await obj.fh.close().catch(() => undefined);
+    await unlink(obj.temp).catch(() => undefined);
+    return err instanceof ChunkError && err.code === 'INVALID' ? err : this.writeFailed(obj.chunkId, err);
+  }
+
+  /**
+   * Finishes a temp object holding all its data: header and CRC table, fdatasync, then —
+   * unless the id already holds these bytes — rename over the final name and fsync the
+   * directory. `newData` gives the object's bytes for the rare comparison with an
+   * existing object. Runs with the id locked.
+   */
+  private async commitTemp(obj: TempObject, newData: () => Promise<Buffer>): Promise<void> {
+    const { chunkId, file, temp, fh } = obj;
+    let existing: ExistingObject;
+    try {
+      const crcs = obj.crcs.finish();
+      const prefix = encodePrefixOf(chunkId, obj.crcs.dataLengthBytes, this.blockSizeBytes, crcs);
       await writeFully(fh, prefix, 0);
-      await writeFully(fh, data, prefix.length);
       await fh.datasync();
       await fh.close();
-      fh = undefined;
+      // A rewrite may replace a corrupt object: no read may keep using the old file.
+      this.openObjects.evict(chunkId);
+      existing = await this.checkExisting(chunkId, newData);
+      if (existing.kind === 'same') {
+        await unlink(temp);
+        this.counters.idempotentRewrites++;
+        return;
+      }
       await rename(temp, file);
-      await fsyncDir(dir);
+      await fsyncDir(path.dirname(file));
     } catch (err) {
-      await fh?.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
-      const error = toChunkError(err, `write chunk ${chunkIdHex(chunkId)}`);
-      this.logger.warn({ chunkId, code: error.code, err }, 'chunk write failed');
-      throw error;
+      throw await this.dropTemp(obj, err);
     }
     if (existing.kind === 'corrupt') this.usedBytes -= existing.fileSizeBytes;
     else this.chunkCount++;
-    this.usedBytes += prefix.length + data.length;
+    this.usedBytes += obj.prefixBytes + obj.crcs.dataLengthBytes;
     this.counters.objectsWritten++;
+  }
+
+  /** Runs a streamed object's commit under the write limits and the id lock. */
+  /** @internal StreamedObject's commit. */
+  commitStreamed(obj: TempObject): Promise<void> {
+    const dataBytes = obj.crcs.dataLengthBytes;
+    const readBack = async (): Promise<Buffer> => {
+      // Only when the id already holds an object: compare with what was just written.
+      const fh = await open(obj.temp, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(dataBytes);
+        const got = await readFully(fh, buf, obj.prefixBytes);
+        if (got !== dataBytes) throw new ChunkError('IO', `temp file of chunk ${chunkIdHex(obj.chunkId)} is short`);
+        return buf;
+      } finally {
+        await fh.close();
+      }
+    };
+    return this.writeLimiter.run(() => this.idMutex.run(obj.chunkId, () => this.commitTemp(obj, readBack))).catch(async (err: unknown) => {
+      // Refused by the limiter before commitTemp ran: the temp file is still ours to drop.
+      if (err instanceof ChunkError && err.code === 'UNAVAILABLE') await this.dropTemp(obj, err);
+      throw err;
+    });
+  }
+
+  /** Drops a streamed object that will not be committed. */
+  /** @internal */
+  async abortStreamed(obj: TempObject): Promise<void> {
+    await obj.fh.close().catch(() => undefined);
+    await unlink(obj.temp).catch(() => undefined);
   }
 
   private async deleteLocked(chunkId: number): Promise<void> {
@@ -558,5 +676,85 @@ export class ChunkStore implements ChunkApi, ChunkStatApi {
       if (errnoOf(err) === 'ENOENT') return;
       throw toChunkError(err, `delete chunk ${chunkIdHex(chunkId)}`);
     }
+  }
+}
+
+/** A streamed object (ChunkStore.openWriter): pieces are written in order at their place after the prefix. */
+class StreamedObject implements ChunkWriter {
+  private tail: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+  private queued = 0;
+  private state: 'open' | 'committing' | 'closed' = 'open';
+
+  constructor(
+    private readonly store: ChunkStore,
+    private readonly obj: TempObject,
+    private readonly onClose: () => void,
+  ) {}
+
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  append(piece: Buffer): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(new ChunkError('INVALID', 'append after commit or abort'));
+    if (this.failure) return Promise.reject(this.failure);
+    const { crcs } = this.obj;
+    if (crcs.receivedBytes + piece.length > crcs.dataLengthBytes) {
+      this.failure = new ChunkError('INVALID', `more data than the announced ${crcs.dataLengthBytes} bytes`);
+      return Promise.reject(this.failure);
+    }
+    const position = this.obj.prefixBytes + crcs.receivedBytes;
+    crcs.update(piece);
+    this.queued += piece.length;
+    const done = this.tail.then(async () => {
+      try {
+        if (this.failure) throw this.failure;
+        await writeFully(this.obj.fh, piece, position);
+      } catch (err) {
+        this.failure ??= err instanceof ChunkError ? err : toChunkError(err, `write chunk ${chunkIdHex(this.obj.chunkId)}`);
+        throw this.failure;
+      } finally {
+        this.queued -= piece.length;
+      }
+    });
+    this.tail = done.catch(() => undefined);
+    return done;
+  }
+
+  async commit(): Promise<void> {
+    if (this.state !== 'open') throw new ChunkError('INVALID', 'commit after commit or abort');
+    this.state = 'committing';
+    await this.tail;
+    const { crcs } = this.obj;
+    try {
+      if (this.failure) throw this.failure;
+      if (crcs.receivedBytes !== crcs.dataLengthBytes) {
+        throw new ChunkError('INVALID', `received ${crcs.receivedBytes} of ${crcs.dataLengthBytes} announced bytes`);
+      }
+    } catch (err) {
+      await this.drop();
+      throw err;
+    }
+    try {
+      await this.store.commitStreamed(this.obj);
+    } finally {
+      this.state = 'closed';
+      this.onClose();
+    }
+  }
+
+  /** A commit under way finishes on its own (what it stores is then an orphan for GC). */
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    await this.drop();
+  }
+
+  private async drop(): Promise<void> {
+    this.state = 'closed';
+    this.failure ??= new ChunkError('UNAVAILABLE', 'write aborted');
+    await this.tail;
+    await this.store.abortStreamed(this.obj);
+    this.onClose();
   }
 }
