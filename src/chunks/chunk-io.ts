@@ -128,7 +128,13 @@ export class ChunkIo {
       return '';
     };
 
-    const holders = await Promise.all(Array.from({ length: count }, (_, slot) => fill(slot)));
+    // Every slot settles before this returns, even when one throws: callers reuse `payload`'s
+    // buffers once the write is over, so no copy may still be sending from them.
+    const settled = await Promise.allSettled(Array.from({ length: count }, (_, slot) => fill(slot)));
+    const holders = settled.map((r) => {
+      if (r.status === 'rejected') throw r.reason;
+      return r.value;
+    });
     const copies = holders.filter((h) => h !== '').length;
     if (copies === count) return holders;
     const floor = this.placer.minCopies(layout);

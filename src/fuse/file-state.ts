@@ -9,12 +9,18 @@ import type { ChunkRef, Ino, Layout, Timespec } from '../meta/types.js';
 import { Errno, INLINE_MAX_BYTES } from '../meta/types.js';
 import { ChunkError } from '../chunks/api.js';
 import { Extents } from './extents.js';
-import type { ByteBudget } from './budget.js';
+import { BufferPool, type ByteBudget } from './budget.js';
 
 /** Smallest buffer a dirty chunk starts with; it doubles up to the chunk size. */
 const MIN_BUFFER_BYTES = 64 * 1024;
 /** Refs fetched from the meta service per request. */
 export const REF_PAGE = 64;
+/**
+ * Whole-chunk buffers kept idle for the next dirty chunk, process-wide: 8 default chunks,
+ * about what the uploads of one sequential writer return while it fills the next ones.
+ */
+const IDLE_BUFFER_BYTES = 32 * 1024 * 1024;
+export const chunkBufferPool = new BufferPool(IDLE_BUFFER_BYTES);
 
 export class DirtyChunk {
   buf: Buffer;
@@ -25,8 +31,9 @@ export class DirtyChunk {
   constructor(
     readonly index: number,
     initialBytes: number,
+    pool: BufferPool,
   ) {
-    this.buf = Buffer.alloc(initialBytes);
+    this.buf = pool.take(initialBytes);
   }
 
   get capacity(): number {
@@ -83,6 +90,7 @@ export class FileState {
     version: number,
     private readonly io: FileIo,
     private readonly budget: ByteBudget,
+    private readonly pool: BufferPool = chunkBufferPool,
   ) {
     this.size = size;
     this.committedSize = size;
@@ -139,7 +147,7 @@ export class FileState {
           this.budget.release(want);
           dc = again;
         } else {
-          dc = new DirtyChunk(index, want);
+          dc = new DirtyChunk(index, want, this.pool);
           this.dirty.set(index, dc);
         }
       }
@@ -163,9 +171,11 @@ export class FileState {
       this.budget.release(extra);
       return;
     }
-    const bigger = Buffer.alloc(want);
+    const bigger = this.pool.take(want);
     dc.buf.copy(bigger, 0, 0, dc.capacity);
     this.budget.release(dc.capacity - (want - extra));
+    // An upload that started meanwhile may still read the old buffer: then leave it to the GC.
+    if (this.dirty.get(dc.index) === dc) this.pool.give(dc.buf);
     dc.buf = bigger;
   }
 
@@ -198,9 +208,11 @@ export class FileState {
     const dc = this.dirty.get(index);
     if (!dc) return Promise.resolve();
     this.dirty.delete(index);
+    let uploaded: Buffer | null = null;
     const run = (async () => {
       try {
         await this.mergeBase(dc);
+        uploaded = dc.buf;
         const length = Math.min(this.chunkLength(index) || dc.written.end(), dc.capacity);
         const ref =
           index === 0 && this.size <= INLINE_MAX_BYTES
@@ -211,6 +223,9 @@ export class FileState {
         if (!this.error) this.error = errnoOf(err);
       } finally {
         this.budget.release(dc.capacity);
+        // Nothing holds the buffer now: uploadChunk resolves or rejects only after every
+        // copy's write finished with it, and an inline ref got a copy.
+        if (uploaded && dc.buf === uploaded) this.pool.give(uploaded);
         this.uploads.delete(index);
       }
     })();
@@ -223,7 +238,10 @@ export class FileState {
    * the namespace keeps the last committed state, as after a crash.
    */
   discard(): void {
-    for (const dc of this.dirty.values()) this.budget.release(dc.capacity);
+    for (const dc of this.dirty.values()) {
+      this.budget.release(dc.capacity);
+      this.pool.give(dc.buf);
+    }
     this.dirty.clear();
     this.pending.clear();
     this.mtime = null;
