@@ -169,7 +169,8 @@ export class ChunkIo {
   }
 
   private async readReplicas(ref: ChunkRef, offset: number, length: number): Promise<Buffer> {
-    let lastErr: unknown = new ChunkError('UNAVAILABLE', `no replica of chunk ${ref.chunkId} is reachable`);
+    // Made only when every copy failed: an Error (with its stack) per read shows in profiles.
+    let lastErr: unknown = null;
     let first = true;
     for (const nodeId of this.order(ref.placement)) {
       if (!first) this.counters.readFailovers++;
@@ -180,7 +181,7 @@ export class ChunkIo {
         lastErr = e;
       }
     }
-    throw lastErr;
+    throw lastErr ?? new ChunkError('UNAVAILABLE', `no replica of chunk ${ref.chunkId} is reachable`);
   }
 
   private async readFrom(nodeId: string, chunkId: number, offset: number, length: number): Promise<Buffer> {

@@ -157,3 +157,52 @@ describe('chunk service wire', () => {
     }
   });
 });
+
+describe('WriteRaw cancelled mid-stream', () => {
+  it('drops the temp file and frees the writer slot', async () => {
+    const grpc = await import('@grpc/grpc-js');
+    const { loadProto } = await import('../../../src/common/proto.js');
+    const { CHUNK_SERVER_OPTIONS, registerChunkService, ChunkClient } = await import('../../../src/chunks/grpc.js');
+    const dataDir = await temps.make();
+    const store = await ChunkStore.open({ dataDir, maxOpenWriters: 1 });
+    const server = new grpc.Server(CHUNK_SERVER_OPTIONS);
+    await registerChunkService(server, store);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const pkg = (await loadProto('chunks', 'chunk.proto')) as any;
+    const raw = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const client = await ChunkClient.connect({ address: `127.0.0.1:${port}` });
+    try {
+      const failed = new Promise<unknown>((resolve) => {
+        const call = raw.makeClientStreamRequest<Buffer, unknown>(
+          '/dfs.chunk.Chunk/WriteRaw',
+          (b) => b,
+          () => ({}),
+          (err) => resolve(err),
+        );
+        call.write(pkg.dfs.chunk.Chunk.service.WriteRaw.requestSerialize({ start: { chunkId: 7, totalLength: 3 * 1024 * KiB } }));
+        call.write(patternBytes(1024 * KiB, 1));
+        setTimeout(() => call.cancel(), 200);
+      });
+      expect(await failed).toBeTruthy();
+      // The only writer slot is free again: a whole write goes through.
+      for (let i = 0; ; i++) {
+        try {
+          await client.writeChunk(8, patternBytes(10, 2));
+          break;
+        } catch (err) {
+          if (i > 50) throw err;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      expect(await tempFiles(dataDir, 7)).toEqual([]);
+      expect(await store.statChunk(7, false)).toEqual({ exists: false });
+    } finally {
+      raw.close();
+      client.close();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    }
+  });
+});
