@@ -151,7 +151,12 @@ export class FileState {
           this.dirty.set(index, dc);
         }
       }
-      if (inChunk + n > dc.capacity) await this.grow(dc, inChunk + n);
+      if (inChunk + n > dc.capacity && !(await this.grow(dc, inChunk + n, true))) {
+        // An upload took this chunk while the write waited for budget: its buffer is
+        // on its way without these bytes. Start over: the next buffer of this chunk
+        // (merged over what was uploaded) gets them.
+        continue;
+      }
       data.copy(dc.buf, inChunk, pos, pos + n);
       dc.written.add(inChunk, inChunk + n);
       pos += n;
@@ -162,14 +167,22 @@ export class FileState {
     return data.length;
   }
 
-  private async grow(dc: DirtyChunk, needBytes: number): Promise<void> {
+  /**
+   * Grows a dirty chunk's buffer to hold `needBytes`. For a writer (`writer`), false when
+   * an upload took the chunk while this waited for budget: nothing changed then.
+   */
+  private async grow(dc: DirtyChunk, needBytes: number, writer = false): Promise<boolean> {
     const want = Math.min(this.chunkSizeBytes, nextPow2(needBytes));
     const extra = want - dc.capacity;
     const wait = this.budget.acquire(extra);
     if (wait) await wait;
+    if (writer && this.dirty.get(dc.index) !== dc) {
+      this.budget.release(extra);
+      return false;
+    }
     if (dc.capacity >= want) {
       this.budget.release(extra);
-      return;
+      return true;
     }
     const bigger = this.pool.take(want);
     dc.buf.copy(bigger, 0, 0, dc.capacity);
@@ -177,6 +190,7 @@ export class FileState {
     // An upload that started meanwhile may still read the old buffer: then leave it to the GC.
     if (this.dirty.get(dc.index) === dc) this.pool.give(dc.buf);
     dc.buf = bigger;
+    return true;
   }
 
   /** Merge the base object's bytes under the unwritten parts of a dirty chunk. */
