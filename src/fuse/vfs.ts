@@ -28,6 +28,13 @@ export interface VfsOptions {
   attrTtlMs: number;
   /** Deadline for a chunk read from one replica before falling over to the next. */
   chunkReadTimeoutMs: number;
+  /**
+   * Written data not flushed by the application is uploaded and committed after at most
+   * about this long (as the kernel's dirty write-back does). It keeps uploaded chunks from
+   * staying unreferenced for long: the chunk servers' orphan GC (grace 1 h by default)
+   * must never see an object a writer still means to commit.
+   */
+  writebackMs: number;
 }
 
 export const DEFAULT_VFS_OPTIONS: Omit<VfsOptions, 'sessionId'> = {
@@ -38,6 +45,7 @@ export const DEFAULT_VFS_OPTIONS: Omit<VfsOptions, 'sessionId'> = {
   readdirPageEntries: 512,
   attrTtlMs: 1000,
   chunkReadTimeoutMs: 30_000,
+  writebackMs: 60_000,
 };
 
 export interface OpenResult {
@@ -140,6 +148,37 @@ export class Vfs {
     this.budget = new ByteBudget(this.opts.maxDirtyBytes);
     this.io = new ChunkIo(data, options.logger);
     this.cache = new BlockCache({ fetch: (ref, off, len) => this.io.read(ref, off, len) }, this.opts.readCacheBytes, this.opts.readAheadBlocks);
+    this.writebackTimer = setInterval(() => void this.writeback(), Math.max(10, this.opts.writebackMs / 2));
+    this.writebackTimer.unref();
+  }
+
+  private readonly writebackTimer: NodeJS.Timeout;
+  /** When each open file was first seen with unflushed writes by the write-back tick. */
+  private readonly dirtySince = new Map<Ino, number>();
+
+  /** Flushes files whose writes have waited about writebackMs (at most 1.5×). */
+  private async writeback(): Promise<void> {
+    const now = performance.now();
+    for (const [ino, st] of this.files) {
+      if (st.isClean() || st.error) {
+        this.dirtySince.delete(ino);
+        continue;
+      }
+      const since = this.dirtySince.get(ino);
+      if (since === undefined) this.dirtySince.set(ino, now);
+      else if (now - since >= this.opts.writebackMs) {
+        this.dirtySince.delete(ino);
+        // An error stays sticky on the file and reaches the application at its next
+        // write, flush or close, exactly as if the flush had been its own.
+        await this.flushState(st);
+      }
+    }
+    for (const ino of this.dirtySince.keys()) if (!this.files.has(ino)) this.dirtySince.delete(ino);
+  }
+
+  /** Stops the background write-back (the mount is going away). */
+  stopWriteback(): void {
+    clearInterval(this.writebackTimer);
   }
 
   get dirtyBytes(): number {
@@ -496,6 +535,7 @@ export class Vfs {
 
   /** Flush every open file (graceful shutdown). Returns the number of files that failed. */
   async flushAll(): Promise<number> {
+    this.stopWriteback();
     let failed = 0;
     for (const st of this.files.values()) if (await this.flushState(st)) failed++;
     await this.settle(SHUTDOWN_RELEASE_WAIT_MS);
