@@ -24,9 +24,6 @@
 // - Preallocation writes zeros once (in the background, one spare ahead): steady-state
 //   writes then land inside the file's size on allocated blocks, so fdatasync flushes data
 //   only, with no journal commit for size or extent changes. A zero length ends a segment.
-// - The active segment is opened O_DSYNC (log-fs.ts): a batch is one pwrite that returns
-//   once durable, one trip through the libuv pool instead of write then fdatasync. On the
-//   commit path of every entry, that trip was ~100–170 µs on a busy 2-core machine.
 // - A torn tail is never written over: after recovery new records go to a new segment, so
 //   stale bytes after a torn record can never be read back as valid records.
 // - All entries that are not compacted live in memory (LogReader is synchronous and the
@@ -104,9 +101,9 @@ export interface LogStoreStats {
   entries: number;
   /** State records (setHardState / setConfState) admitted. */
   stateWrites: number;
-  /** Group-commit batches: one durable write each (O_DSYNC pwrite, or write + fdatasync). */
+  /** Group-commit batches: one write + one fdatasync each. */
   batches: number;
-  /** Durable writes of batches (segment creation and metadata syncs are in metaSyncs). */
+  /** fdatasyncs of batches (segment creation and metadata syncs are in metaSyncs). */
   fsyncs: number;
   metaSyncs: number;
   bytesWritten: number;
