@@ -295,7 +295,8 @@ class PeerLink {
   /** The server accepted the current stream (sent its headers). */
   private connected = false;
   private outstandingWrites = 0;
-  private flushHandle: NodeJS.Immediate | null = null;
+  /** A flush is scheduled (on a microtask). */
+  private flushQueued = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private backoffMs: number;
@@ -367,20 +368,20 @@ class PeerLink {
   }
 
   private scheduleFlush(): void {
-    // setImmediate, not a microtask: everything sent during this turn of the event loop,
-    // from any number of callbacks, leaves in one batch (flushNow() when it must not wait).
-    if (this.flushHandle === null && !this.closed) this.flushHandle = setImmediate(() => this.flush());
-  }
-
-  /** Write what is queued now (within the write window) rather than at the end of this turn. */
-  flushNow(): void {
-    if (this.flushHandle === null) return; // nothing queued since the last flush
-    clearImmediate(this.flushHandle);
-    this.flush();
+    // A microtask: everything sent in the current synchronous run (a whole Ready's
+    // messages) leaves in one batch, and an idle link writes at once rather than a turn of
+    // the event loop later (that hop cost 30–40 µs on each side of every commit). Under
+    // load, batching comes from the write window: while maxOutstandingWrites batches are
+    // in flight, new messages wait in the queue and leave together when one completes.
+    if (this.flushQueued || this.closed) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
   }
 
   private flush(): void {
-    this.flushHandle = null;
     if (this.closed || this.queue.length === 0) return;
     if (!this.stream) {
       if (this.retryTimer) return; // the reconnect timer flushes
@@ -581,10 +582,8 @@ class PeerLink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.flushHandle) clearImmediate(this.flushHandle);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
-    this.flushHandle = null;
     this.retryTimer = null;
     this.stallTimer = null;
     this.ctx.stats.messagesDropped += this.queue.length;
@@ -717,18 +716,6 @@ export class GrpcTransport {
       if (m.type === 'MsgSnap') link.enqueueSnapshot(m);
       else link.enqueue(m);
     }
-  }
-
-  /**
-   * Write everything queued now instead of at the end of this event-loop turn. send()
-   * alone batches per turn, so messages from several Readies of one turn share a write
-   * (at one proposer: a commit index and the next proposal's append, which the follower
-   * then handles in one Ready); the driver calls this when a message is waited for (an
-   * append carrying entries, an ack), so it does not wait for the rest of the turn.
-   */
-  flush(): void {
-    if (this.closed) return;
-    for (const link of this.links.values()) link.flushNow();
   }
 
   /** Membership changed: links to removed peers close, changed addresses reconnect. */
