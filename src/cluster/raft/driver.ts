@@ -82,9 +82,6 @@ export interface DriverStats {
   proposals: number;
 }
 
-/** Readies handled in one run of the loop before it yields a turn of the event loop. */
-const MAX_ROUNDS = 64;
-
 /** Leader-to-follower replication messages that may leave before the leader's own fsync. */
 const EARLY_TYPES: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgSnap']);
 
@@ -356,38 +353,22 @@ export class RaftDriver {
 
   // ---- the Ready loop ------------------------------------------------------------------
 
-  /**
-   * Start the Ready loop unless it runs. On a microtask, not setImmediate: everything the
-   * current synchronous run feeds the core (a transport batch's messages, the proposals a
-   * settled batch of promises makes) still lands in one Ready, without waiting for the rest
-   * of the event-loop turn (a hop measured at 30–40 µs on each side of a commit). While the
-   * loop waits on an fsync, inputs pile up and form the next Ready (batching under load).
-   */
   private kick(): void {
     if (this.running || this.stopped || this.failure) return;
     this.running = true;
-    queueMicrotask(() => this.runLoop());
-  }
-
-  private runLoop(): void {
-    this.loop().then(
-      (exhausted) => {
-        this.running = false;
-        // Inputs that arrived during the last advance are handled in a new round; after a
-        // full round of MAX_ROUNDS Readies, on the next turn, so I/O callbacks get to run.
-        if (!this.core.hasReady() || this.stopped || this.failure) return;
-        if (exhausted) {
-          this.running = true;
-          setImmediate(() => this.runLoop());
-        } else {
-          this.kick();
-        }
-      },
-      (err: unknown) => {
-        this.running = false;
-        this.fail(err);
-      },
-    );
+    setImmediate(() => {
+      this.loop().then(
+        () => {
+          this.running = false;
+          // Inputs that arrived during the last advance are handled in a new round.
+          if (this.core.hasReady()) this.kick();
+        },
+        (err: unknown) => {
+          this.running = false;
+          this.fail(err);
+        },
+      );
+    });
   }
 
   private fail(err: unknown): void {
@@ -398,15 +379,12 @@ export class RaftDriver {
     void this.stop();
   }
 
-  /** Handles Readies while there are any, at most MAX_ROUNDS; true if it stopped at the bound. */
-  private async loop(): Promise<boolean> {
-    for (let rounds = 0; !this.stopped && this.core.hasReady(); rounds++) {
-      if (rounds >= MAX_ROUNDS) return true;
+  private async loop(): Promise<void> {
+    for (let rounds = 0; rounds < 64 && !this.stopped && this.core.hasReady(); rounds++) {
       const rd = this.core.ready();
       await this.handle(rd);
       this.core.advance(rd);
     }
-    return false;
   }
 
   private async handle(rd: Ready): Promise<void> {
@@ -420,17 +398,21 @@ export class RaftDriver {
     }
     // 1. Persist: snapshot, then entries, then hard state — one group commit.
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
+    const writes: Array<Promise<void>> = [];
     this.persistedTermBefore = this.persistedTerm;
     this.persistedVoteBefore = this.persistedVote;
-    let syncHardState = false;
+    if (rd.entries.length > 0) {
+      writes.push(this.store.append(rd.entries));
+      this.stats.entriesPersisted += rd.entries.length;
+    }
     if (rd.hardState) {
       const hs = rd.hardState;
       // Term and vote must be durable before anything leaves. A commit index alone need
       // not be (a restarted node learns it again from the log and its peers): it is
       // written with the next batch that has to be fsynced anyway, which saves one
       // fsync per write on a sequential workload.
-      syncHardState = hs.term !== this.persistedTerm || hs.vote !== this.persistedVote || rd.entries.length > 0;
-      if (syncHardState) {
+      if (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote || rd.entries.length > 0) {
+        writes.push(this.store.setHardState(hs));
         this.persistedTerm = hs.term;
         this.persistedVote = hs.vote;
         this.lazyHardState = null;
@@ -440,15 +422,12 @@ export class RaftDriver {
     }
     // 2. Send. A leader's own replication traffic (appends, heartbeats, snapshots) goes
     // out before its fsync, so followers write in parallel with the leader instead of
-    // after it (Raft thesis §10.2.1); it is handed to the transport before the writes
-    // start, so it reaches the socket ahead of the leader's own disk work. Safe: the leader
-    // counts its own entries toward a commit, but nothing that reveals that commit —
-    // applying, answering a client, a message carrying the new commit index — happens
-    // before this Ready's writes are durable: the next Ready is taken only after them, and
-    // the core never puts a commit index beyond its durable log in a message (core.ts,
-    // ready()). Everything else (acks, votes) waits for the writes: it promises what is on
-    // disk. Not when this Ready changes term or vote: those must be durable before
-    // anything leaves.
+    // after it (Raft thesis §10.2.1). Safe: the leader counts its own entries toward a
+    // commit, but nothing that reveals that commit — applying, answering a client, a
+    // message carrying the new commit index — happens before this Ready's writes are
+    // durable, because the next Ready is taken only after them. Everything else (acks,
+    // votes) waits for the writes: it promises what is on disk. Not when this Ready
+    // changes term or vote: those must be durable before anything leaves.
     const termStable = !rd.hardState || (rd.hardState.term === this.persistedTermBefore && rd.hardState.vote === this.persistedVoteBefore);
     const early: Message[] = [];
     const late: Message[] = [];
@@ -457,12 +436,6 @@ export class RaftDriver {
       this.transport.send(early);
       this.stats.messagesSent += early.length;
     }
-    const writes: Array<Promise<void>> = [];
-    if (rd.entries.length > 0) {
-      writes.push(this.store.append(rd.entries));
-      this.stats.entriesPersisted += rd.entries.length;
-    }
-    if (rd.hardState && syncHardState) writes.push(this.store.setHardState(rd.hardState));
     if (writes.length > 0) await Promise.all(writes);
     if (late.length > 0) {
       this.transport.send(late);

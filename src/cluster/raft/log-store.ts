@@ -585,13 +585,9 @@ export class LogStore implements LogReader {
     }
     if (size > 0) {
       const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
-      if (active.file.writeDurable) {
-        await active.file.writeDurable(buf, active.writePos);
-      } else {
-        await active.file.write(buf, active.writePos);
-        await active.file.datasync();
-      }
+      await active.file.write(buf, active.writePos);
       active.writePos += size;
+      await active.file.datasync();
       this.counters.batches++;
       this.counters.fsyncs++;
       this.counters.bytesWritten += size;

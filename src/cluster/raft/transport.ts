@@ -295,8 +295,7 @@ class PeerLink {
   /** The server accepted the current stream (sent its headers). */
   private connected = false;
   private outstandingWrites = 0;
-  /** A flush is scheduled (on a microtask). */
-  private flushQueued = false;
+  private flushHandle: NodeJS.Immediate | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private backoffMs: number;
@@ -368,20 +367,13 @@ class PeerLink {
   }
 
   private scheduleFlush(): void {
-    // A microtask: everything sent in the current synchronous run (a whole Ready's
-    // messages) leaves in one batch, and an idle link writes at once rather than a turn of
-    // the event loop later (that hop cost 30–40 µs on each side of every commit). Under
-    // load, batching comes from the write window: while maxOutstandingWrites batches are
-    // in flight, new messages wait in the queue and leave together when one completes.
-    if (this.flushQueued || this.closed) return;
-    this.flushQueued = true;
-    queueMicrotask(() => {
-      this.flushQueued = false;
-      this.flush();
-    });
+    // setImmediate, not a microtask: everything sent during this turn of the event loop,
+    // from any number of callbacks, leaves in one batch.
+    if (this.flushHandle === null && !this.closed) this.flushHandle = setImmediate(() => this.flush());
   }
 
   private flush(): void {
+    this.flushHandle = null;
     if (this.closed || this.queue.length === 0) return;
     if (!this.stream) {
       if (this.retryTimer) return; // the reconnect timer flushes
@@ -582,8 +574,10 @@ class PeerLink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.flushHandle) clearImmediate(this.flushHandle);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.flushHandle = null;
     this.retryTimer = null;
     this.stallTimer = null;
     this.ctx.stats.messagesDropped += this.queue.length;
