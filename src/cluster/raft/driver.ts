@@ -428,7 +428,11 @@ export class RaftDriver {
     // durable, because the next Ready is taken only after them. Everything else (acks,
     // votes) waits for the writes: it promises what is on disk. Not when this Ready
     // changes term or vote: those must be durable before anything leaves.
-    const termStable = !rd.hardState || (rd.hardState.term === this.persistedTermBefore && rd.hardState.vote === this.persistedVoteBefore);
+    // With a single voter the leader's commit index covers its entries at once, and an
+    // early append would carry it to learners before the entries are durable: not then.
+    const termStable =
+      this.core.status().conf.voters.length > 1 &&
+      (!rd.hardState || (rd.hardState.term === this.persistedTermBefore && rd.hardState.vote === this.persistedVoteBefore));
     const early: Message[] = [];
     const late: Message[] = [];
     for (const m of rd.messages) (termStable && EARLY_TYPES.has(m.type) ? early : late).push(m);
