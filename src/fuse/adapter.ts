@@ -4,7 +4,7 @@ import type { Attr, Result } from '../meta/types.js';
 import { Errno, S_IFMT } from '../meta/types.js';
 import { Arg, ATTR_FIELDS, loadNative, Op, OpenFlag, SetAttr } from './binding.js';
 import type { NativeFuse, Req, Session } from './binding.js';
-import type { Vfs } from './vfs.js';
+import type { FuseVfs } from './vfs-api.js';
 import type { SetAttrFields } from '../meta/types.js';
 
 export interface AdapterOptions {
@@ -69,7 +69,7 @@ export class FuseAdapter {
   private onIdle: (() => void) | null = null;
 
   constructor(
-    private readonly vfs: Vfs,
+    private readonly vfs: FuseVfs,
     private readonly opts: AdapterOptions = DEFAULT_ADAPTER_OPTIONS,
     private readonly observe: OpObserver = () => undefined,
   ) {

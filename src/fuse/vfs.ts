@@ -10,6 +10,9 @@ import type { DataPlane } from './data-plane.js';
 import { BlockCache } from './block-cache.js';
 import { ByteBudget } from './budget.js';
 import { FileState, errnoOf } from './file-state.js';
+import type { DirListing, FuseVfs, OpenResult } from './vfs-api.js';
+
+export type { DirListing, OpenResult } from './vfs-api.js';
 
 export interface VfsOptions {
   /** Identifies this client's open handles in the namespace. */
@@ -48,13 +51,6 @@ export const DEFAULT_VFS_OPTIONS: Omit<VfsOptions, 'sessionId'> = {
   writebackMs: 60_000,
 };
 
-export interface OpenResult {
-  fh: number;
-  attr: Attr;
-  /** The kernel may keep its page cache: nothing changed since this client last opened it. */
-  keepCache: boolean;
-}
-
 interface FileHandle {
   kind: 'file';
   ino: Ino;
@@ -69,11 +65,6 @@ interface DirHandle {
   ino: Ino;
   entries: Array<DirEntry & { attr: Attr }>;
   done: boolean;
-}
-
-export interface DirListing {
-  /** '.' and '..' first, then entries; offsets are positions + 1. */
-  entries: Array<{ name: string; ino: Ino; type: number; attr: Attr | null; nextOffset: number }>;
 }
 
 const O_ACCMODE = 3;
@@ -119,7 +110,7 @@ function err<T>(errno: number): Result<T> {
   return { ok: false, errno };
 }
 
-export class Vfs {
+export class Vfs implements FuseVfs {
   private readonly opts: VfsOptions;
   private readonly files = new Map<Ino, FileState>();
   private readonly handles = new Map<number, FileHandle | DirHandle>();
