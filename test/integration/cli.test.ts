@@ -2,7 +2,6 @@
 // errors (each one line `dfs: ...` on stderr and a non-zero exit), graceful SIGTERM,
 // and a daemon configured entirely from a --config file.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,8 +9,11 @@ import { spawn } from 'node:child_process';
 import {
   CLI,
   type DaemonProc,
+  dfs,
   exited,
+  expectOneLineError,
   freePort,
+  httpReady,
   isMounted,
   removeDir,
   sh,
@@ -22,45 +24,12 @@ import {
   waitFor,
 } from './harness.js';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run the CLI to completion (bounded); never rejects. */
-function runCli(args: string[], timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
-
-/** A start-up failure: exit 1 and exactly one stderr line `dfs: ...` matching `why`. */
-function expectOneLineError(r: Run, why: RegExp): void {
-  expect(r.code, `exit code (stderr: ${r.stderr})`).toBe(1);
-  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
-  expect(lines, 'stderr is one line').toHaveLength(1);
-  expect(lines[0]).toMatch(/^dfs: /);
-  expect(lines[0]).toMatch(why);
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function httpReady(addr: string): Promise<boolean> {
-  try {
-    return (await fetch(`http://${addr}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200;
-  } catch {
-    return false;
   }
 }
 
@@ -106,7 +75,7 @@ describe('dfs dev up / status / down', () => {
     const dataDir = path.join(dir, 'data');
     mounts.push(mnt);
     const basePort = 20_000 + Math.floor(Math.random() * 20_000);
-    const up = await runCli(['dev', 'up', '--nodes', '1', '--mount', mnt, '--data-dir', dataDir, '--base-port', String(basePort)], 90_000);
+    const up = await dfs(['dev', 'up', '--nodes', '1', '--mount', mnt, '--data-dir', dataDir, '--base-port', String(basePort)], 90_000);
     const st = JSON.parse(await readFile(path.join(dataDir, 'dev.json'), 'utf8').catch(() => '{"nodes":[]}')) as { nodes: Array<{ pid: number }> };
     devPids.push(...st.nodes.map((n) => n.pid));
     expect(up.code, up.stderr).toBe(0);
@@ -124,7 +93,7 @@ describe('dfs dev up / status / down', () => {
     await sh(`printf 'dev cluster\\n' > ${mnt}/f && mkdir ${mnt}/d && cp ${mnt}/f ${mnt}/d/g`);
     expect(await sh(`cat ${mnt}/d/g`)).toBe('dev cluster\n');
 
-    const status = await runCli(['dev', 'status', '--json', '--data-dir', dataDir]);
+    const status = await dfs(['dev', 'status', '--json', '--data-dir', dataDir]);
     expect(status.code, status.stderr).toBe(0);
     const s = JSON.parse(status.stdout) as {
       leader: string;
@@ -139,7 +108,7 @@ describe('dfs dev up / status / down', () => {
     expect(s.leader).toBe('node1');
     expect(await httpReady(n.http)).toBe(true);
 
-    const cs = await runCli(['status', '--data-dir', dataDir, '--json']);
+    const cs = await dfs(['status', '--data-dir', dataDir, '--json']);
     expect(cs.code, cs.stderr).toBe(0);
     const c = JSON.parse(cs.stdout) as { leader: string; healthy: boolean; nodes: Array<{ nodeId: string; address: string }>; capacity: { files: number } };
     expect(c.healthy).toBe(true);
@@ -148,24 +117,24 @@ describe('dfs dev up / status / down', () => {
     expect(c.capacity.files).toBeGreaterThanOrEqual(3);
 
     // A second `dev up` on the same data dir refuses and leaves the running one alone.
-    const again = await runCli(['dev', 'up', '--nodes', '1', '--mount', mnt, '--data-dir', dataDir, '--base-port', String(basePort)], 60_000);
+    const again = await dfs(['dev', 'up', '--nodes', '1', '--mount', mnt, '--data-dir', dataDir, '--base-port', String(basePort)], 60_000);
     expectOneLineError(again, /already running/);
     expect(alive(pid)).toBe(true);
 
-    const down = await runCli(['dev', 'down', '--data-dir', dataDir], 60_000);
+    const down = await dfs(['dev', 'down', '--data-dir', dataDir], 60_000);
     expect(down.code, down.stderr).toBe(0);
     expect(down.stdout).toContain(`pid ${pid}`);
     expect(alive(pid)).toBe(false);
     expect(await isMounted(mnt)).toBe(false);
     // Graceful: the daemon stopped itself (SIGTERM path), it was not SIGKILLed.
     expect(await readFile(path.join(dataDir, 'node1', 'daemon.log'), 'utf8')).toContain('daemon stopped');
-    const after = await runCli(['dev', 'status', '--json', '--data-dir', dataDir]);
+    const after = await dfs(['dev', 'status', '--json', '--data-dir', dataDir]);
     expect(after.code).toBe(0);
     expect((JSON.parse(after.stdout) as { nodes: unknown[] }).nodes).toEqual([]);
     // The data survives: a node restarted on the same data dir has the files.
     const d = await daemon({ dataDir: path.join(dataDir, 'node1'), mount: mnt });
     expect(await sh(`cat ${mnt}/d/g`)).toBe('dev cluster\n');
-    const st2 = await runCli(['status', '--addr', d.grpc, '--json']);
+    const st2 = await dfs(['status', '--addr', d.grpc, '--json']);
     expect((JSON.parse(st2.stdout) as { leader: string }).leader).toBe('node1');
   });
 });
@@ -173,7 +142,7 @@ describe('dfs dev up / status / down', () => {
 describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
   it('a mount point that does not exist', async () => {
     const dir = await tmp('e-nomount');
-    const r = await runCli(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${await freePort()}`, '--mount', path.join(dir, 'missing')]);
+    const r = await dfs(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${await freePort()}`, '--mount', path.join(dir, 'missing')]);
     expectOneLineError(r, /mount point .*missing.* does not exist/);
   });
 
@@ -182,13 +151,13 @@ describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
     const mnt = path.join(dir, 'mnt');
     const first = await daemon({ dataDir: path.join(dir, 'd1'), mount: mnt });
     await sh(`echo first > ${mnt}/f`);
-    const r = await runCli(['daemon', '--data-dir', path.join(dir, 'd2'), '--listen', `127.0.0.1:${await freePort()}`, '--mount', mnt]);
+    const r = await dfs(['daemon', '--data-dir', path.join(dir, 'd2'), '--listen', `127.0.0.1:${await freePort()}`, '--mount', mnt]);
     expectOneLineError(r, /mount point .* is busy: already mounted/);
     // and the live mount was left alone
     expect(await sh(`cat ${mnt}/f`)).toBe('first\n');
     expect(first.child.exitCode).toBeNull();
     // same for a client-only mount
-    const c = await runCli(['mount', first.grpc, mnt]);
+    const c = await dfs(['mount', first.grpc, mnt]);
     expectOneLineError(c, /is busy: already mounted/);
     expect(await sh(`cat ${mnt}/f`)).toBe('first\n');
   });
@@ -202,9 +171,9 @@ describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
     });
     try {
       const port = (holder.address() as net.AddressInfo).port;
-      const r = await runCli(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${port}`]);
+      const r = await dfs(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${port}`]);
       expectOneLineError(r, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: address already in use`));
-      const h = await runCli(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${await freePort()}`, '--http', `127.0.0.1:${port}`]);
+      const h = await dfs(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${await freePort()}`, '--http', `127.0.0.1:${port}`]);
       expectOneLineError(h, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(http\\)`));
     } finally {
       await new Promise((resolve) => holder.close(resolve));
@@ -215,27 +184,27 @@ describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
     const dir = await tmp('e-datadir');
     await writeFile(path.join(dir, 'file'), 'not a directory');
     const bad = path.join(dir, 'file', 'x');
-    const r = await runCli(['daemon', '--data-dir', bad, '--listen', `127.0.0.1:${await freePort()}`]);
+    const r = await dfs(['daemon', '--data-dir', bad, '--listen', `127.0.0.1:${await freePort()}`]);
     expectOneLineError(r, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*ENOTDIR`));
   });
 
   it('a data dir already used by a running daemon', async () => {
     const dir = await tmp('e-locked');
     await daemon({ dataDir: path.join(dir, 'data') });
-    const r = await runCli(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${await freePort()}`]);
+    const r = await dfs(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${await freePort()}`]);
     expectOneLineError(r, /is in use by another dfs daemon/);
   });
 
   it('bad config files: missing, invalid JSON, unknown key, wrong type', async () => {
     const dir = await tmp('e-config');
-    const missing = await runCli(['daemon', '--config', path.join(dir, 'none.json')]);
+    const missing = await dfs(['daemon', '--config', path.join(dir, 'none.json')]);
     expectOneLineError(missing, /config file .*none\.json: ENOENT/);
     await writeFile(path.join(dir, 'bad.json'), '{"dataDir": "x",');
-    expectOneLineError(await runCli(['daemon', '--config', path.join(dir, 'bad.json')]), /bad\.json: not valid JSON/);
+    expectOneLineError(await dfs(['daemon', '--config', path.join(dir, 'bad.json')]), /bad\.json: not valid JSON/);
     await writeFile(path.join(dir, 'unknown.json'), JSON.stringify({ dataDir: path.join(dir, 'd'), listen: '127.0.0.1:1', mountpoint: '/mnt' }));
-    expectOneLineError(await runCli(['daemon', '--config', path.join(dir, 'unknown.json')]), /unknown key 'mountpoint'/);
+    expectOneLineError(await dfs(['daemon', '--config', path.join(dir, 'unknown.json')]), /unknown key 'mountpoint'/);
     await writeFile(path.join(dir, 'type.json'), JSON.stringify({ dataDir: path.join(dir, 'd'), listen: 7000 }));
-    expectOneLineError(await runCli(['daemon', '--config', path.join(dir, 'type.json')]), /listen: expected a string/);
+    expectOneLineError(await dfs(['daemon', '--config', path.join(dir, 'type.json')]), /listen: expected a string/);
   });
 
   it('--node-id that does not match the id stored in the data dir', async () => {
@@ -244,11 +213,11 @@ describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
     const first = await daemon({ dataDir, extraArgs: ['--node-id', 'alpha'] });
     expect(await stopDaemon(first)).toBe(0);
     started.splice(started.indexOf(first), 1);
-    const r = await runCli(['daemon', '--data-dir', dataDir, '--listen', `127.0.0.1:${await freePort()}`, '--node-id', 'beta']);
+    const r = await dfs(['daemon', '--data-dir', dataDir, '--listen', `127.0.0.1:${await freePort()}`, '--node-id', 'beta']);
     expectOneLineError(r, /belongs to node 'alpha', not 'beta'/);
     // The stored id is untouched: without --node-id the daemon is alpha again.
     const again = await daemon({ dataDir });
-    const st = await runCli(['status', '--addr', again.grpc, '--json']);
+    const st = await dfs(['status', '--addr', again.grpc, '--json']);
     expect(st.code, st.stderr).toBe(0);
     expect((JSON.parse(st.stdout) as { leader: string }).leader).toBe('alpha');
   });
@@ -333,7 +302,7 @@ describe('dfs daemon lifecycle', () => {
     expect(await isMounted(mnt)).toBe(true);
     await sh(`echo configured > ${mnt}/c.txt`);
     expect(await sh(`cat ${mnt}/c.txt`)).toBe('configured\n');
-    const st = await runCli(['status', '--addr', listen, '--json']);
+    const st = await dfs(['status', '--addr', listen, '--json']);
     expect(st.code, st.stderr).toBe(0);
     expect((JSON.parse(st.stdout) as { leader: string }).leader).toBe('fromfile');
     expect(JSON.parse(await readFile(path.join(dir, 'data', 'node.json'), 'utf8'))).toEqual({ nodeId: 'fromfile' });
@@ -343,7 +312,7 @@ describe('dfs daemon lifecycle', () => {
     child.kill('SIGTERM');
     expect(await exited(p)).toBe(0);
     expect(await isMounted(mnt)).toBe(false);
-    const r = await runCli(['daemon', '--config', file, '--node-id', 'other']);
+    const r = await dfs(['daemon', '--config', file, '--node-id', 'other']);
     expectOneLineError(r, /belongs to node 'fromfile', not 'other'/);
   });
 });

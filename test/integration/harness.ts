@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 export const execFileAsync = promisify(execFile);
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -66,7 +67,8 @@ export interface StartOptions {
   waitReady?: boolean;
 }
 
-async function ready(http: string): Promise<boolean> {
+/** Whether a daemon's HTTP endpoint answers /readyz with 200 (false when it does not answer within 1 s). */
+export async function httpReady(http: string): Promise<boolean> {
   try {
     const r = await fetch(`http://${http}/readyz`, { signal: AbortSignal.timeout(1000) });
     return r.status === 200;
@@ -87,6 +89,46 @@ function spawnCli(args: string[]): { child: ChildProcess; output: () => string }
   return { child, output: () => out };
 }
 
+/** How a CLI run ended: its exit code (null when it was killed, e.g. at its deadline) and its output. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the CLI (`node dist/bin/dfs.js ...args`) to completion, SIGKILLed after `timeoutMs`; never rejects. */
+export function dfs(args: string[], timeoutMs = 60_000): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+/** `dfs ...args` that must exit 0: its stdout. */
+export async function dfsOk(args: string[], timeoutMs?: number): Promise<string> {
+  const r = await dfs(args, timeoutMs);
+  expect(r.code, `dfs ${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+/** `dfs ...args --json` that must exit with `code` (default 0): its stdout parsed. */
+export async function dfsJson<T>(args: string[], code = 0, timeoutMs?: number): Promise<T> {
+  const r = await dfs([...args, '--json'], timeoutMs);
+  expect(r.code, `dfs ${args.join(' ')}: ${r.stderr}`).toBe(code);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** An operating error at the CLI: exit 1 and exactly one stderr line `dfs: ...` matching `why`. */
+export function expectOneLineError(r: CliRun, why: RegExp): void {
+  expect(r.code, `exit code (stdout: ${r.stdout}, stderr: ${r.stderr})`).toBe(1);
+  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
+  expect(lines, 'stderr is one line').toHaveLength(1);
+  expect(lines[0]).toMatch(/^dfs: /);
+  expect(lines[0]).toMatch(why);
+}
+
 /** Start `dfs daemon` (server role, optionally mounting) and wait until it is ready. */
 export async function startDaemon(opts: StartOptions): Promise<DaemonProc> {
   const grpcPort = opts.grpcPort ?? (await freePort());
@@ -104,7 +146,7 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonProc> {
   if (opts.waitReady !== false) {
     await waitFor(`daemon on ${grpc} to be ready`, 30_000, async () => {
       if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${output()}`);
-      return ready(http);
+      return httpReady(http);
     });
   }
   return proc;
@@ -119,7 +161,7 @@ export async function startClient(addr: string, mount: string): Promise<DaemonPr
   const proc: DaemonProc = { child, pid: child.pid!, grpc: addr, http, dataDir: '', mount, logFile: '', output };
   await waitFor(`client mount at ${mount}`, 30_000, async () => {
     if (child.exitCode !== null) throw new Error(`client exited with ${child.exitCode}: ${output()}`);
-    return ready(http);
+    return httpReady(http);
   });
   return proc;
 }

@@ -1,46 +1,11 @@
 // `dfs layout` and `dfs info` against a real daemon and mount: the CLI finds the daemon
 // from the mount's fsname, layouts are inherited, bad input is one line and exit 1, and
 // `dfs info` reports each copy's health from the holder (a flipped byte on disk = corrupt).
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, flipByte, MountedFs, sh, startClient, stopDaemon, type DaemonProc } from './harness.js';
+import { CLI, dfs, dfsJson, dfsOk, expectOneLineError, flipByte, MountedFs, sh, startClient, stopDaemon, type DaemonProc } from './harness.js';
 
 const MiB = 1024 * 1024;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run the CLI to completion (bounded); never rejects. */
-function dfs(args: string[], timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * MiB }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
-
-async function dfsOk(args: string[]): Promise<string> {
-  const r = await dfs(args);
-  expect(r.code, `dfs ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
-}
-
-async function dfsJson<T>(args: string[]): Promise<T> {
-  return JSON.parse(await dfsOk([...args, '--json'])) as T;
-}
-
-function expectOneLineError(r: Run, why: RegExp): void {
-  expect(r.code, `exit code (stdout: ${r.stdout}, stderr: ${r.stderr})`).toBe(1);
-  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
-  expect(lines, 'stderr is one line').toHaveLength(1);
-  expect(lines[0]).toMatch(/^dfs: /);
-  expect(lines[0]).toMatch(why);
-}
 
 type Layout = { kind: 'replicas'; replicas: number } | { kind: 'ec'; k: number; m: number };
 interface InfoJson {

@@ -2,43 +2,12 @@
 // `dfs fsck` (healthy, then a chunk object deleted on disk = lost), `dfs nodes
 // what-if-lost`, `dfs drain` and, where the leader serves them, `dfs status` health and
 // `dfs events`. Errors are one line and exit 1.
-import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, MountedFs, sh, waitFor } from './harness.js';
+import { CLI, dfs, dfsJson, expectOneLineError, MountedFs, sh, waitFor } from './harness.js';
 
 const MiB = 1024 * 1024;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run the CLI to completion (bounded); never rejects. */
-function dfs(args: string[], timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * MiB }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
-
-function expectOneLineError(r: Run, why: RegExp): void {
-  expect(r.code, `exit code (stdout: ${r.stdout}, stderr: ${r.stderr})`).toBe(1);
-  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
-  expect(lines, 'stderr is one line').toHaveLength(1);
-  expect(lines[0]).toMatch(/^dfs: /);
-  expect(lines[0]).toMatch(why);
-}
-
-async function json<T>(args: string[], code = 0): Promise<T> {
-  const r = await dfs([...args, '--json']);
-  expect(r.code, `dfs ${args.join(' ')}: ${r.stderr}`).toBe(code);
-  return JSON.parse(r.stdout) as T;
-}
 
 interface NodesJson {
   leader: string;
@@ -88,7 +57,7 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
   });
 
   it('dfs nodes: one up node with capacity, chunks and a recent heartbeat', async () => {
-    const n = await json<NodesJson>(['nodes', '--addr', addr]);
+    const n = await dfsJson<NodesJson>(['nodes', '--addr', addr]);
     expect(n.healthy).toBe(true);
     expect(n.nodes).toHaveLength(1);
     const x = n.nodes[0];
@@ -112,13 +81,13 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
     // big: 3 chunks, f: 2 (hard link counted once); small is inline; the symlink is not a file.
     expect(r.stdout).toBe('fsck: 3 files, 5 chunks: 5 healthy, 0 under-protected, 0 lost\n');
     expect(r.stderr).toBe(''); // no progress bar without a terminal
-    expect(await json<FsckJson>(['fsck', '/', '--addr', addr])).toMatchObject({ path: '/', files: 3, chunks: 5, healthy: 5, lost: 0, ok: true, problems: [] });
+    expect(await dfsJson<FsckJson>(['fsck', '/', '--addr', addr])).toMatchObject({ path: '/', files: 3, chunks: 5, healthy: 5, lost: 0, ok: true, problems: [] });
     expect((await dfs(['fsck', fs.mnt, '--verify'])).code).toBe(0);
-    expect(await json<FsckJson>(['fsck', path.join(fs.mnt, 'd', 'sub')])).toMatchObject({ files: 1, chunks: 2, ok: true });
+    expect(await dfsJson<FsckJson>(['fsck', path.join(fs.mnt, 'd', 'sub')])).toMatchObject({ files: 1, chunks: 2, ok: true });
   });
 
   it('dfs status: healthy, with chunk health', async () => {
-    const s = await json<StatusJson>(['status', '--addr', addr]);
+    const s = await dfsJson<StatusJson>(['status', '--addr', addr]);
     expect(s.healthy, JSON.stringify(s)).toBe(true);
     expect(s.leader).toBe(node);
     expect(s.health, s.healthError ?? '').not.toBeNull();
@@ -130,7 +99,7 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
   });
 
   it('dfs nodes what-if-lost: losing the only node loses every chunked file (exit 1)', async () => {
-    const w = await json<{ files: number; chunks: number; loseData: number; affected: Array<{ path: string; impact: string }> }>(['nodes', 'what-if-lost', node, '--addr', addr], 1);
+    const w = await dfsJson<{ files: number; chunks: number; loseData: number; affected: Array<{ path: string; impact: string }> }>(['nodes', 'what-if-lost', node, '--addr', addr], 1);
     expect(w).toMatchObject({ files: 3, chunks: 5, loseData: 2 });
     const paths = w.affected.map((a) => a.path);
     expect(paths).toContain('/d/big');
@@ -155,7 +124,7 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
     expect(r.stdout).toMatch(new RegExp(`^LOST  ${fs.mnt}/d/big$`, 'm'));
     expect(r.stdout).toMatch(new RegExp(`^  chunk 1 \\(${victim}\\): 0 of 1 copies ok; ${node}: missing$`, 'm'));
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('fsck: 3 files, 5 chunks: 4 healthy, 0 under-protected, 1 lost');
-    const j = await json<FsckJson>(['fsck', fs.mnt], 1);
+    const j = await dfsJson<FsckJson>(['fsck', fs.mnt], 1);
     expect(j).toMatchObject({ ok: false, lost: 1, healthy: 4 });
     expect(j.problems).toHaveLength(1);
     expect(j.problems[0]).toMatchObject({ path: `${fs.mnt}/d/big`, state: 'lost', chunks: [{ index: 1, chunkIdHex: victim, copies: [{ nodeId: node, health: 'missing' }] }] });
@@ -185,7 +154,7 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
     const d = await dfs(['drain', node, '--addr', addr]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toMatch(new RegExp(`^${node}: draining; `));
-    const n = await json<NodesJson>(['nodes', '--addr', addr], 1);
+    const n = await dfsJson<NodesJson>(['nodes', '--addr', addr], 1);
     expect(n.nodes[0].adminState).toBe('draining');
     expect(n.healthy).toBe(false);
     const text = await dfs(['nodes', '--addr', addr]);
@@ -197,7 +166,7 @@ describe('dfs nodes, fsck, what-if-lost, drain, status, events', () => {
     const c = await dfs(['drain', node, '--cancel', '--addr', addr, '--json']);
     expect(c.code, c.stderr).toBe(0);
     expect(JSON.parse(c.stdout)).toMatchObject({ nodeId: node, state: 'active', previous: 'draining' });
-    expect((await json<NodesJson>(['nodes', '--addr', addr])).nodes[0].adminState).toBe('active');
+    expect((await dfsJson<NodesJson>(['nodes', '--addr', addr])).nodes[0].adminState).toBe('active');
   });
 
   it('dfs events: the leader events', async () => {

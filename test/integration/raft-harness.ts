@@ -4,11 +4,13 @@
 import { expect } from 'vitest';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { MetaClient } from '../../src/meta/grpc.js';
 import {
   CLI,
   type DaemonProc,
   execFileAsync,
   freePort,
+  httpReady,
   killDaemon,
   removeDir,
   startDaemon,
@@ -53,15 +55,6 @@ export interface Node {
   joins: boolean;
 }
 
-export async function httpReady(http: string): Promise<boolean> {
-  try {
-    const r = await fetch(`http://${http}/readyz`, { signal: AbortSignal.timeout(1000) });
-    return r.status === 200;
-  } catch {
-    return false;
-  }
-}
-
 export function alive(p: DaemonProc | null): p is DaemonProc {
   return p !== null && p.child.exitCode === null && p.child.signalCode === null;
 }
@@ -70,6 +63,10 @@ export function alive(p: DaemonProc | null): p is DaemonProc {
 export class RaftCluster {
   base = '';
   nodes: Node[] = [];
+  /** Nodes stopped with SIGSTOP (pause): never asked by agreedLeader, resumed before teardown whatever happens. */
+  readonly paused = new Set<string>();
+  /** One meta client per node, to that node itself (status queries only). */
+  private readonly admins = new Map<string, MetaClient>();
 
   constructor(
     private readonly prefix: string,
@@ -166,6 +163,20 @@ export class RaftCluster {
     );
   }
 
+  /** SIGSTOP: the process stays, frozen, until resume (or teardown). */
+  pause(id: string): void {
+    const p = this.node(id).proc;
+    if (!alive(p)) throw new Error(`${id} is not running`);
+    process.kill(p.pid, 'SIGSTOP');
+    this.paused.add(id);
+  }
+
+  resume(id: string): void {
+    const p = this.node(id).proc;
+    if (alive(p)) process.kill(p.pid, 'SIGCONT');
+    this.paused.delete(id);
+  }
+
   liveIds(): string[] {
     return this.nodes.filter((n) => alive(n.proc)).map((n) => n.id);
   }
@@ -176,7 +187,10 @@ export class RaftCluster {
     return JSON.parse(stdout) as RaftStatusJson;
   }
 
-  /** Wait for a live node that reports itself leader and that another live node agrees on. */
+  /**
+   * Wait for a live node that reports itself leader (asked through `dfs raft status`,
+   * which a follower forwards to the leader it knows).
+   */
   async leader(timeoutMs = 20_000): Promise<{ id: string; status: RaftStatusJson }> {
     let found: { id: string; status: RaftStatusJson } | null = null;
     await waitFor('a raft leader', timeoutMs, async () => {
@@ -193,12 +207,46 @@ export class RaftCluster {
     return found!;
   }
 
+  private async admin(id: string): Promise<MetaClient> {
+    let m = this.admins.get(id);
+    if (!m) {
+      m = await MetaClient.connect(this.node(id).grpc, { attempts: 1, deadlineMs: 1000 });
+      this.admins.set(id, m);
+    }
+    return m;
+  }
+
+  /**
+   * Wait for a leader that is not in `exclude`, as the nodes themselves see it: a node that
+   * says it leads, and another node that names it leader in the same term. Each running
+   * node is asked for its own Raft status over gRPC (no CLI process, no forwarding), so
+   * polling is cheap and a paused node holds nothing up.
+   */
+  async agreedLeader(exclude: readonly string[] = [], timeoutMs = 20_000): Promise<{ id: string; term: number }> {
+    let found: { id: string; term: number } | null = null;
+    await waitFor(`a raft leader${exclude.length ? ` other than ${exclude.join(', ')}` : ''}`, timeoutMs, async () => {
+      const askable = this.nodes.filter((n) => alive(n.proc) && !this.paused.has(n.id));
+      const views = (await Promise.all(askable.map(async (n) => (await this.admin(n.id)).raftStatus().catch(() => null)))).filter((s) => s !== null);
+      for (const s of views) {
+        if (s.role !== 'leader' || s.leader !== s.nodeId || exclude.includes(s.nodeId)) continue;
+        if (!views.some((o) => o.nodeId !== s.nodeId && o.leader === s.nodeId && o.term === s.term)) continue;
+        found = { id: s.nodeId, term: s.term };
+        return true;
+      }
+      return false;
+    });
+    return found!;
+  }
+
   async apiStatus(id: string): Promise<{ raft: { driver: { snapshotsInstalled: number; snapshotsTaken: number } } }> {
     const r = await fetch(`http://${this.node(id).proc!.http}/api/status`, { signal: AbortSignal.timeout(5000) });
     return (await r.json()) as { raft: { driver: { snapshotsInstalled: number; snapshotsTaken: number } } };
   }
 
   async teardown(): Promise<void> {
+    for (const id of [...this.paused]) this.resume(id);
+    for (const m of this.admins.values()) m.close();
+    this.admins.clear();
     await Promise.all(
       this.nodes.map(async (n) => {
         if (n.proc) await stopDaemon(n.proc, 10_000).catch(() => undefined);

@@ -33,9 +33,9 @@ import { MetaClient } from '../../src/meta/grpc.js';
 import { Errno, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type Ino, type Result, type Timespec } from '../../src/meta/types.js';
 import { checkOperations, HistoryRecorder, type CheckResult, type Operation } from '../../src/cluster/raft/lincheck/checker.js';
 import { namespaceModel, type NsErrno, type NsInput, type NsOutput } from '../../src/cluster/raft/lincheck/models.js';
-import { freePort, killDaemon, removeDir, startDaemon, stopDaemon, tempDir, waitFor, withDeadline, type DaemonProc } from './harness.js';
+import { waitFor, withDeadline } from './harness.js';
+import { RaftCluster } from './raft-harness.js';
 
-const TICK_MS = '50';
 /** Small enough that restarted nodes catch up by InstallSnapshot at least sometimes. */
 const SNAPSHOT_EVERY = '300';
 const CLIENTS = 5;
@@ -73,131 +73,6 @@ function rng(seed: number): () => number {
 
 function pick<T>(r: () => number, xs: readonly T[]): T {
   return xs[Math.floor(r() * xs.length)];
-}
-
-// ------------------------------------------------------------------ the cluster
-
-interface Node {
-  id: string;
-  grpcPort: number;
-  grpc: string;
-  dataDir: string;
-  proc: DaemonProc | null;
-  /** For status queries only (the workload has its own clients). */
-  admin: MetaClient | null;
-}
-
-function alive(p: DaemonProc | null): boolean {
-  return p !== null && p.child.exitCode === null && p.child.signalCode === null;
-}
-
-async function httpReady(http: string): Promise<boolean> {
-  try {
-    const r = await fetch(`http://${http}/readyz`, { signal: AbortSignal.timeout(1000) });
-    return r.status === 200;
-  } catch {
-    return false;
-  }
-}
-
-class Cluster {
-  base = '';
-  nodes: Node[] = [];
-  /** Nodes stopped with SIGSTOP: resumed before teardown whatever happens. */
-  readonly paused = new Set<string>();
-
-  async create(size: number): Promise<void> {
-    this.base = await tempDir('lincheck');
-    const ports = new Set<number>();
-    while (ports.size < size) ports.add(await freePort());
-    [...ports].forEach((grpcPort, i) => {
-      const id = `node${i + 1}`;
-      this.nodes.push({ id, grpcPort, grpc: `127.0.0.1:${grpcPort}`, dataDir: path.join(this.base, `data-${id}`), proc: null, admin: null });
-    });
-    for (const n of this.nodes) n.admin = await MetaClient.connect(n.grpc, { attempts: 1, deadlineMs: 1000 });
-  }
-
-  node(id: string): Node {
-    const n = this.nodes.find((x) => x.id === id);
-    if (!n) throw new Error(`no node ${id}`);
-    return n;
-  }
-
-  private spawn(n: Node): Promise<DaemonProc> {
-    const initial = this.nodes.map((x) => `${x.id}=${x.grpc}`).join(',');
-    const extraArgs = ['--node-id', n.id, '--initial-cluster', initial, '--raft-tick', TICK_MS, '--raft-snapshot-every', SNAPSHOT_EVERY];
-    return startDaemon({ dataDir: n.dataDir, grpcPort: n.grpcPort, extraArgs, waitReady: false });
-  }
-
-  /** Start nodes (at once: a lone member waits for a quorum before /readyz) and wait until ready. */
-  async start(ids: string[]): Promise<void> {
-    const nodes = ids.map((id) => this.node(id));
-    for (const n of nodes) {
-      if (alive(n.proc)) throw new Error(`${n.id} is already running`);
-      n.proc = await this.spawn(n);
-    }
-    let portRetries = 0;
-    await waitFor(`${ids.join(', ')} to be ready`, 45_000, async () => {
-      for (const n of nodes) {
-        const p = n.proc!;
-        if (alive(p)) continue;
-        // The harness picks the HTTP port just before the spawn; a peer's outgoing
-        // connection can take it first. Not a dfs failure.
-        if (/EADDRINUSE|address already in use/.test(p.output()) && portRetries++ < 5) {
-          n.proc = await this.spawn(n);
-          continue;
-        }
-        throw new Error(`${n.id} exited (${p.child.exitCode ?? p.child.signalCode}): ${p.output()}`);
-      }
-      return (await Promise.all(nodes.map((n) => httpReady(n.proc!.http)))).every(Boolean);
-    });
-  }
-
-  async kill(id: string): Promise<void> {
-    const p = this.node(id).proc;
-    if (p === null || !alive(p)) throw new Error(`${id} is not running`);
-    await killDaemon(p);
-  }
-
-  pause(id: string): void {
-    const p = this.node(id).proc;
-    if (p === null || !alive(p)) throw new Error(`${id} is not running`);
-    process.kill(p.pid, 'SIGSTOP');
-    this.paused.add(id);
-  }
-
-  resume(id: string): void {
-    const p = this.node(id).proc;
-    if (p !== null && alive(p)) process.kill(p.pid, 'SIGCONT');
-    this.paused.delete(id);
-  }
-
-  /**
-   * Wait for a leader that is not in `exclude`: a node that says it leads, and another
-   * node that names it leader in the same term.
-   */
-  async leader(exclude: readonly string[] = [], timeoutMs = 20_000): Promise<{ id: string; term: number }> {
-    let found: { id: string; term: number } | null = null;
-    await waitFor(`a raft leader${exclude.length ? ` other than ${exclude.join(', ')}` : ''}`, timeoutMs, async () => {
-      const askable = this.nodes.filter((n) => alive(n.proc) && !this.paused.has(n.id));
-      const views = (await Promise.all(askable.map((n) => n.admin!.raftStatus().catch(() => null)))).filter((s) => s !== null);
-      for (const s of views) {
-        if (s.role !== 'leader' || s.leader !== s.nodeId || exclude.includes(s.nodeId)) continue;
-        if (!views.some((o) => o.nodeId !== s.nodeId && o.leader === s.nodeId && o.term === s.term)) continue;
-        found = { id: s.nodeId, term: s.term };
-        return true;
-      }
-      return false;
-    });
-    return found!;
-  }
-
-  async teardown(): Promise<void> {
-    for (const id of [...this.paused]) this.resume(id);
-    for (const n of this.nodes) n.admin?.close();
-    await Promise.all(this.nodes.map(async (n) => (n.proc ? stopDaemon(n.proc, 10_000).catch(() => undefined) : undefined)));
-    if (this.base) await removeDir(this.base);
-  }
 }
 
 // ------------------------------------------------------------------ operations
@@ -338,7 +213,7 @@ function describeOutcomes(h: History): string {
 // ------------------------------------------------------------------ the test
 
 describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and restarts are linearizable', () => {
-  const c = new Cluster();
+  const c = new RaftCluster('lincheck', 3, [], ['--raft-snapshot-every', SNAPSHOT_EVERY]);
   const seed = Number(process.env.DFS_LINCHECK_SEED ?? Math.floor(Math.random() * 2 ** 31));
   /** Per workload client, one MetaClient per node (in c.nodes order). */
   const workload: MetaClient[][] = [];
@@ -346,8 +221,8 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
   let recorded: History | null = null;
 
   beforeAll(async () => {
-    await c.create(3);
-    await c.start(c.nodes.map((n) => n.id));
+    await c.create();
+    await c.start();
   });
 
   afterAll(async () => {
@@ -366,7 +241,7 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
     const unansweredWhy = new Map<string, number>();
 
     // Setup, recorded: the model starts from an empty namespace.
-    const { id: firstLeader } = await c.leader();
+    const { id: firstLeader } = await c.agreedLeader();
     setup = await MetaClient.connect(c.node(firstLeader).grpc, { deadlineMs: OP_DEADLINE_MS, attempts: 3, backoffMs: 50 });
     const now = nowTs();
     for (const d of DIRS) {
@@ -444,12 +319,12 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
     const faults: string[] = [];
     const fr = rng(clientSeeds[0] ^ 0x5bd1e995);
     const killAndRestart = async (role: 'leader' | 'follower'): Promise<void> => {
-      const leader = await c.leader();
+      const leader = await c.agreedLeader();
       const victim = role === 'leader' ? leader.id : pick(fr, c.nodes.filter((n) => n.id !== leader.id)).id;
       down.add(victim);
       const tKill = performance.now();
       await c.kill(victim);
-      const next = await c.leader([victim]);
+      const next = await c.agreedLeader([victim]);
       if (role === 'leader') expect(next.term, 'a new term after the leader died').toBeGreaterThan(leader.term);
       await progress(PHASE_OPS, `with ${victim} (${role}) dead`);
       await c.start([victim]);
@@ -459,10 +334,10 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
     };
     const pauses: Array<{ id: string; fromMs: number; toMs: number }> = [];
     const pauseLeader = async (): Promise<void> => {
-      const leader = await c.leader();
+      const leader = await c.agreedLeader();
       const tStop = performance.now();
       c.pause(leader.id);
-      const next = await c.leader([leader.id]);
+      const next = await c.agreedLeader([leader.id]);
       expect(next.term).toBeGreaterThan(leader.term);
       await progress(PHASE_OPS / 2, `with ${leader.id} stopped`);
       c.resume(leader.id);
@@ -485,7 +360,7 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
     if (clientError !== null) throw clientError as Error;
 
     // A last look at every name, one at a time, through the leader: the final state is checked too.
-    const { id: lastLeader } = await c.leader();
+    const { id: lastLeader } = await c.agreedLeader();
     const audit = workload[0][c.nodes.findIndex((n) => n.id === lastLeader)];
     for (const input of [...PATHS.map((p): NsInput => ({ op: 'stat', path: p })), ...REGS.map((p): NsInput => ({ op: 'read', path: p }))]) {
       const id = rec.invoke('audit', input);

@@ -6,8 +6,8 @@
 // both mounts; the whole new cluster restarts with the new membership and every file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { childExit, withDeadline, CLI, execFileAsync, shTry, waitFor } from './harness.js';
-import { RaftCluster, httpReady } from './raft-harness.js';
+import { childExit, dfs, execFileAsync, httpReady, shTry, waitFor, withDeadline } from './harness.js';
+import { RaftCluster } from './raft-harness.js';
 
 const SOURCE = '/usr/include/linux';
 
@@ -18,15 +18,8 @@ interface AdminJson {
   message: string;
 }
 
-async function cli(args: string[], timeoutMs = 90_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], { timeout: timeoutMs });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+/** Membership calls wait for a learner to catch up: a longer deadline than the harness's default. */
+const CLI_DEADLINE_MS = 90_000;
 
 function diffTree(copy: string): Promise<{ code: number; out: string }> {
   return shTry(`diff -r ${SOURCE} '${copy}' 2>&1 | head -50`, { timeoutMs: 120_000 });
@@ -51,13 +44,13 @@ describe('raft membership: add a member and remove the leader under load, restar
 
   it('rejects bad membership requests with a one-line error', async () => {
     await c.leader();
-    const voter = await cli(['cluster', 'add-member', 'node3', c.node('node3').grpc, '--addr', c.node('node1').grpc]);
+    const voter = await dfs(['cluster', 'add-member', 'node3', c.node('node3').grpc, '--addr', c.node('node1').grpc], CLI_DEADLINE_MS);
     expect(voter.code).toBe(1);
     expect(voter.stderr.trim()).toMatch(/already a voter/);
-    const bad = await cli(['cluster', 'add-member', 'node9', 'nowhere', '--addr', c.node('node1').grpc, '--json']);
+    const bad = await dfs(['cluster', 'add-member', 'node9', 'nowhere', '--addr', c.node('node1').grpc, '--json'], CLI_DEADLINE_MS);
     expect(bad.code).toBe(1);
     expect((JSON.parse(bad.stdout) as AdminJson).message).toMatch(/HOST:PORT/);
-    const unknown = await cli(['cluster', 'remove-member', 'node9', '--addr', c.node('node2').grpc]);
+    const unknown = await dfs(['cluster', 'remove-member', 'node9', '--addr', c.node('node2').grpc], CLI_DEADLINE_MS);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr.trim()).toMatch(/not a member/);
   });
@@ -66,7 +59,7 @@ describe('raft membership: add a member and remove the leader under load, restar
     // node1 leads, so that removing the leader is what the test exercises.
     const first = await c.leader();
     if (first.id !== 'node1') {
-      const t = await cli(['raft', 'transfer-leader', 'node1', '--addr', c.node('node2').grpc]);
+      const t = await dfs(['raft', 'transfer-leader', 'node1', '--addr', c.node('node2').grpc], CLI_DEADLINE_MS);
       expect(t.code, t.stderr).toBe(0);
     }
     await waitFor('node1 to lead', 20_000, async () => (await c.leader()).id === 'node1');
@@ -82,7 +75,7 @@ describe('raft membership: add a member and remove the leader under load, restar
     const before = await c.status('node1');
     expect(before.members.map((m) => m.nodeId).sort()).toEqual(['node1', 'node2', 'node3']);
 
-    const add = await cli(['cluster', 'add-member', 'node4', n4.grpc, '--addr', c.node('node3').grpc, '--json']);
+    const add = await dfs(['cluster', 'add-member', 'node4', n4.grpc, '--addr', c.node('node3').grpc, '--json'], CLI_DEADLINE_MS);
     expect(add.code, add.stdout + add.stderr).toBe(0);
     expect((JSON.parse(add.stdout) as AdminJson).ok).toBe(true);
     const added = await c.status('node1');
@@ -96,7 +89,7 @@ describe('raft membership: add a member and remove the leader under load, restar
     }
 
     // The leader removes itself: it hands leadership to another voter first.
-    const rm = await cli(['cluster', 'remove-member', 'node1', '--addr', c.node('node1').grpc, '--json']);
+    const rm = await dfs(['cluster', 'remove-member', 'node1', '--addr', c.node('node1').grpc, '--json'], CLI_DEADLINE_MS);
     expect(rm.code, rm.stdout + rm.stderr).toBe(0);
     const after = await c.status('node2');
     expect(after.members.map((m) => m.nodeId).sort()).toEqual(['node2', 'node3', 'node4']);
