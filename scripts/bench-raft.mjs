@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Benchmark of a whole Raft group (issue #4, "Speed"): commits/s and per-proposal latency
 // with 1, 16 and 256 concurrent proposers against 3 voters, each a separate process on
-// 127.0.0.1 with its own disk log (LogStore, fdatasync on), the gRPC transport and the
+// 127.0.0.1 with its own disk log (LogStore, fdatasync on), a Raft transport (--transport
+// grpc: GrpcTransport, the default; tcp: TcpTransport behind a PortMux) and the
 // real driver (RaftDriver), over a trivial state machine (a counter). The proposers run
 // inside the leader's process in closed loops; a proposal's latency is from propose() to
 // the resolution of its promise (committed by a quorum and applied on the leader).
@@ -10,7 +11,7 @@
 // `node scripts/bench-raft.mjs`).
 // Usage: node scripts/bench-raft.mjs [--concurrency 1,16,256] [--seconds 5] [--warmup 1]
 //        [--entry-bytes 100] [--tick-ms 100] [--snapshot-every N] [--json] [--cpu-prof]
-//        [--dir /tmp]
+//        [--dir /tmp] [--transport grpc|tcp]
 //   --tick-ms, --snapshot-every  driver options; default: DEFAULT_DRIVER_OPTIONS (tick
 //               100 ms, a snapshot + compaction every 20 000 applied entries, as the daemon).
 //   --cpu-prof  run the voters under `node --cpu-prof` and print the leader's top
@@ -54,6 +55,7 @@ async function voter() {
   const { LogStore } = await import(dist('cluster/raft/log-store.js'));
   const { GrpcTransport, RAFT_SERVER_OPTIONS } = await import(dist('cluster/raft/transport.js'));
   const { DEFAULT_DRIVER_OPTIONS, RaftDriver } = await import(dist('cluster/raft/driver.js'));
+  const transportKind = opt('transport', 'grpc');
 
   const id = opt('id', '');
   const dir = opt('dir', '');
@@ -83,11 +85,29 @@ async function voter() {
 
   let driver = null;
   const server = new grpc.Server(RAFT_SERVER_OPTIONS);
-  const transport = new GrpcTransport({ selfId: id, peers: new Map(), onMessage: (m) => driver?.receive(m), logger });
-  await transport.register(server);
-  const port = await new Promise((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  let transport;
+  let port;
+  let mux = null;
+  if (transportKind === 'tcp') {
+    // As a daemon would serve it: the framed transport behind a PortMux, on the gRPC port.
+    const { TcpTransport } = await import(dist('cluster/raft/tcp-transport.js'));
+    const { PortMux } = await import(dist('cluster/raft/port-mux.js'));
+    transport = new TcpTransport({ selfId: id, peers: new Map(), onMessage: (m) => driver?.receive(m), logger });
+    mux = await PortMux.listen({
+      address: '127.0.0.1:0',
+      grpcServer: server,
+      grpcCredentials: grpc.ServerCredentials.createInsecure(),
+      onRaftConnection: (s) => transport.acceptConnection(s),
+      logger,
+    });
+    port = mux.port;
+  } else {
+    transport = new GrpcTransport({ selfId: id, peers: new Map(), onMessage: (m) => driver?.receive(m), logger });
+    await transport.register(server);
+    port = await new Promise((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  }
   // Same segment size as the daemon (src/daemon/daemon.ts).
   const store = await LogStore.open(dir, { segmentBytes: 16 * 1024 * 1024 });
   emit({ event: 'listening', id, port, pid: process.pid });
@@ -102,6 +122,7 @@ async function voter() {
       transport.close();
       await store.close();
       server.forceShutdown();
+      if (mux) await mux.close();
     } finally {
       clearTimeout(deadline);
       // process.exit (not a natural end) so that --cpu-prof writes its profile now.
@@ -377,7 +398,9 @@ async function parent() {
   const log = (s) => process.stderr.write(s + '\n');
 
   const snapshotEvery = opt('snapshot-every', null);
-  const voterArgs = ['--tick-ms', String(tickMs), ...(snapshotEvery ? ['--snapshot-every', snapshotEvery] : [])];
+  const transportKind = opt('transport', 'grpc');
+  if (transportKind !== 'grpc' && transportKind !== 'tcp') throw new Error(`--transport grpc|tcp, not ${transportKind}`);
+  const voterArgs = ['--tick-ms', String(tickMs), '--transport', transportKind, ...(snapshotEvery ? ['--snapshot-every', snapshotEvery] : [])];
   const voters = VOTERS.map((id) => new Voter(id, path.join(base, id), nodeArgs, voterArgs));
   const cleanup = async () => {
     await Promise.all(voters.map((v) => v.stop()));
@@ -454,9 +477,9 @@ async function parent() {
     }
 
     if (json) {
-      console.log(JSON.stringify({ voters: 3, fsync: true, leader: lead, seconds, warmupSeconds: warmup, entryBytes, tickMs, snapshotEvery: snapshotEvery ?? 'default', machine, results, profile }, null, 2));
+      console.log(JSON.stringify({ voters: 3, fsync: true, transport: transportKind, leader: lead, seconds, warmupSeconds: warmup, entryBytes, tickMs, snapshotEvery: snapshotEvery ?? 'default', machine, results, profile }, null, 2));
     } else {
-      console.log(`\nRaft: 3 voters (separate processes, 127.0.0.1), fdatasync on, ${entryBytes}-byte entries, ${seconds} s per level after ${warmup} s warm-up; proposers in the leader (${lead}); ${machine.cores} cores, load ${machine.loadavg.join(' ')}\n`);
+      console.log(`\nRaft: 3 voters (separate processes, 127.0.0.1, ${transportKind} transport), fdatasync on, ${entryBytes}-byte entries, ${seconds} s per level after ${warmup} s warm-up; proposers in the leader (${lead}); ${machine.cores} cores, load ${machine.loadavg.join(' ')}\n`);
       console.log('| proposers | commits/s | p50 ms | p90 ms | p99 ms | max ms | leader fsyncs/s | entries/fsync | CPU % n1/n2/n3 | other CPU % | leader ELD p99 ms |');
       console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|');
       for (const r of results) {
