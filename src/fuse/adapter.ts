@@ -1,10 +1,11 @@
 // FUSE ops adapter: turns kernel requests from the native binding into Vfs calls and
 // Vfs results into replies. No filesystem logic lives here, only translation.
+import { readFile } from 'node:fs/promises';
 import type { Attr, Result } from '../meta/types.js';
 import { Errno, S_IFMT } from '../meta/types.js';
 import { Arg, ATTR_FIELDS, loadNative, Op, OpenFlag, SetAttr } from './binding.js';
 import type { NativeFuse, Req, Session } from './binding.js';
-import type { FuseVfs } from './vfs-api.js';
+import type { FuseVfs, OpenResult } from './vfs-api.js';
 import type { SetAttrFields } from '../meta/types.js';
 
 export interface AdapterOptions {
@@ -34,6 +35,64 @@ export type OpObserver = (op: number, errno: number, startNs: bigint) => void;
 
 /** How long unmount waits for requests already in JavaScript to be answered. */
 const UNMOUNT_DRAIN_MS = 5_000;
+const EINTR = 4;
+/**
+ * An interrupted request whose caller is not dying (it caught the signal, or the signal
+ * is a stop) is answered normally; the caller is looked at again this often, in case a
+ * fatal signal follows (the kernel sends one INTERRUPT per request)...
+ */
+const INTERRUPT_RECHECK_MS = 100;
+/** ...and at most this many times (1 min): past it the request's own deadlines rule. */
+const INTERRUPT_RECHECKS_MAX = 600;
+
+/** Signals whose default action is to stop, continue or nothing: they never kill. */
+const NON_FATAL_DEFAULT = [17, 18, 19, 20, 21, 22, 23, 28]; // CHLD CONT STOP TSTP TTIN TTOU URG WINCH
+const SIGKILL_BIT = 1n << 8n;
+const FATAL_BY_DEFAULT = NON_FATAL_DEFAULT.reduce((m, sig) => m & ~(1n << BigInt(sig - 1)), (1n << 64n) - 1n);
+
+/**
+ * Whether /proc/<tid>/status text says the thread is dying: SIGKILL pending (the kernel
+ * turns every fatal signal of a thread group into a pending SIGKILL on each thread), or a
+ * pending signal that is not blocked, ignored or caught and whose default action kills.
+ */
+export function fatalSignalPending(status: string): boolean {
+  const mask = (field: string): bigint => {
+    const m = new RegExp(`^${field}:\\s*([0-9a-fA-F]+)`, 'm').exec(status);
+    return m ? BigInt(`0x${m[1]}`) : 0n;
+  };
+  const pending = mask('SigPnd') | mask('ShdPnd');
+  if (pending & SIGKILL_BIT) return true;
+  return (pending & ~mask('SigBlk') & ~mask('SigIgn') & ~mask('SigCgt') & FATAL_BY_DEFAULT) !== 0n;
+}
+
+/** Whether the thread that sent a request is dying, or cannot be seen (then: answer it). */
+async function callerDying(tid: number): Promise<boolean> {
+  // 0: the caller is in a pid namespace this process cannot see.
+  if (tid <= 0) return true;
+  try {
+    return fatalSignalPending(await readFile(`/proc/${tid}/status`, 'latin1'));
+  } catch {
+    return true;
+  }
+}
+
+const enum ReqState {
+  PENDING,
+  ANSWERED,
+  /** Answered EINTR on an interrupt: the call's own answer, when it comes, is dropped. */
+  INTERRUPTED,
+}
+
+/** A request handed to JavaScript, until it is answered (exactly once). */
+interface Pending {
+  readonly req: Req;
+  readonly op: number;
+  /** Thread id of the caller, as the kernel sent it. */
+  readonly tid: number;
+  readonly start: bigint;
+  state: ReqState;
+  interruptSeen: boolean;
+}
 
 export const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k.toLowerCase()]));
 
@@ -67,6 +126,13 @@ export class FuseAdapter {
   private resolveExit: (code: number) => void = () => undefined;
   private inflight = 0;
   private onIdle: (() => void) | null = null;
+  /**
+   * Requests in JavaScript not answered yet, by request pointer. A pointer is unique only
+   * while its request is unanswered (libfuse reuses the memory), so entries leave at the
+   * answer and everything after that goes through the Pending object, never the pointer.
+   */
+  private readonly live = new Map<Req, Pending>();
+  readonly interrupts = { seen: 0, answered: 0, undone: 0 };
 
   constructor(
     private readonly vfs: FuseVfs,
@@ -80,6 +146,61 @@ export class FuseAdapter {
 
   get requestsInFlight(): number {
     return this.inflight;
+  }
+
+  /**
+   * Claims the one answer of a request: true once, for whoever answers first (the call's
+   * result or an interrupt); after that the request pointer must not be used again.
+   */
+  private claim(p: Pending, state: ReqState.ANSWERED | ReqState.INTERRUPTED): boolean {
+    if (p.state !== ReqState.PENDING) return false;
+    p.state = state;
+    this.live.delete(p.req);
+    return true;
+  }
+
+  /** The bookkeeping of an answered request (once per request). */
+  private settle(p: Pending, errno: number): void {
+    this.inflight--;
+    if (this.inflight === 0 && this.onIdle) this.onIdle();
+    this.observe(p.op, errno, p.start);
+  }
+
+  /**
+   * The kernel interrupted a request: its caller got a signal. Only a dying caller gets
+   * EINTR (at once, whatever the call is waiting for), as NFS does since TASK_KILLABLE: a
+   * process that handles signals (timers, SIGCHLD, Go's preemption) gets its answer as
+   * usual, since most programs do not expect EINTR from stat or mkdir. A call already sent
+   * to the meta service may still commit after the EINTR, as a local filesystem may
+   * complete a syscall before the signal lands; what it opened is then closed (undo()).
+   */
+  private interrupted(p: Pending): void {
+    if (p.state !== ReqState.PENDING || p.interruptSeen) return;
+    p.interruptSeen = true;
+    this.interrupts.seen++;
+    void (async () => {
+      for (let i = 0; i < INTERRUPT_RECHECKS_MAX && p.state === ReqState.PENDING; i++) {
+        if (await callerDying(p.tid)) {
+          if (!this.claim(p, ReqState.INTERRUPTED)) return;
+          this.native.replyErr(p.req, EINTR);
+          this.interrupts.answered++;
+          this.settle(p, EINTR);
+          return;
+        }
+        await new Promise<void>((resolve) => setTimeout(resolve, INTERRUPT_RECHECK_MS).unref());
+      }
+    })();
+  }
+
+  /** A call answered after its request got EINTR: release what the kernel never saw. */
+  private undo(p: Pending, value: unknown): void {
+    if (p.op === Op.OPEN || p.op === Op.CREATE) {
+      this.interrupts.undone++;
+      void Promise.resolve(this.vfs.release((value as OpenResult).fh)).catch(() => undefined);
+    } else if (p.op === Op.OPENDIR) {
+      this.interrupts.undone++;
+      this.vfs.releasedir(value as number);
+    }
   }
 
   /** Mount at `mountpoint`; throws on failure (the caller checks the mount point first). */
@@ -146,47 +267,69 @@ export class FuseAdapter {
       if (session) void this.finish(session, a[Arg.OFF]);
       return;
     }
-    // Copy what the handler needs now: the shared array is overwritten by the next request.
-    const req: Req = a[Arg.REQ];
-    const ino = a[Arg.INO];
-    const start = process.hrtime.bigint();
-    this.inflight++;
-    const done = (errno: number) => {
-      this.inflight--;
-      if (this.inflight === 0 && this.onIdle) this.onIdle();
-      this.observe(op, errno, start);
-    };
-    let p: Promise<number>;
-    try {
-      p = this.handle(op, req, ino, name, name2, data);
-    } catch (e) {
-      p = Promise.reject(e);
+    if (op === Op.INTERRUPT) {
+      // The request is unanswered (libfuse tells of no other), so its pointer is unique.
+      const p = this.live.get(a[Arg.REQ]);
+      if (p) this.interrupted(p);
+      return;
     }
-    p.then(done, (e: unknown) => {
-      this.native.replyErr(req, Errno.EIO);
-      done(Errno.EIO);
-      process.emitWarning(`dfs fuse: ${OP_NAMES[op] ?? op} failed: ${e instanceof Error ? e.stack : String(e)}`);
-    });
+    // Copy what the handler needs now: the shared array is overwritten by the next request.
+    const p: Pending = { req: a[Arg.REQ], op, tid: a[Arg.PID], start: process.hrtime.bigint(), state: ReqState.PENDING, interruptSeen: false };
+    const ino = a[Arg.INO];
+    this.inflight++;
+    this.live.set(p.req, p);
+    if (a[Arg.INTR]) this.interrupted(p);
+    let result: Promise<number>;
+    try {
+      result = this.handle(op, p, ino, name, name2, data);
+    } catch (e) {
+      result = Promise.reject(e);
+    }
+    result.then(
+      (errno) => {
+        if (p.state === ReqState.ANSWERED) this.settle(p, errno);
+      },
+      (e: unknown) => {
+        if (this.claim(p, ReqState.ANSWERED)) this.native.replyErr(p.req, Errno.EIO);
+        if (p.state === ReqState.ANSWERED) this.settle(p, Errno.EIO);
+        process.emitWarning(`dfs fuse: ${OP_NAMES[op] ?? op} failed: ${e instanceof Error ? e.stack : String(e)}`);
+      },
+    );
   }
 
-  private replyResult<T>(req: Req, r: Result<T>, ok: (v: T) => void): number {
+  /**
+   * Answers `p` with `r` unless it was answered already (interrupted): then a value the
+   * call produced is undone, and the errno reported is EINTR, what the caller saw.
+   */
+  private replyResult<T>(p: Pending, r: Result<T>, ok: (v: T) => void): number {
+    if (!this.claim(p, ReqState.ANSWERED)) {
+      if (r.ok) this.undo(p, r.value);
+      return EINTR;
+    }
     if (!r.ok) {
-      this.native.replyErr(req, r.errno);
+      this.native.replyErr(p.req, r.errno);
       return r.errno;
     }
     ok(r.value);
     return 0;
   }
 
-  private entry(req: Req, r: Result<Attr>): number {
-    return this.replyResult(req, r, (attr) => this.native.replyEntry(req, attrArray(attr), this.opts.entryTimeoutS, this.opts.attrTimeoutS));
+  /** Answers `p` with an errno (0: success without data) unless it was answered already. */
+  private replyErr(p: Pending, errno: number): number {
+    if (!this.claim(p, ReqState.ANSWERED)) return EINTR;
+    this.native.replyErr(p.req, errno);
+    return errno;
+  }
+
+  private entry(p: Pending, r: Result<Attr>): number {
+    return this.replyResult(p, r, (attr) => this.native.replyEntry(p.req, attrArray(attr), this.opts.entryTimeoutS, this.opts.attrTimeoutS));
   }
 
   private caller() {
     return { uid: this.args[Arg.UID], gid: this.args[Arg.GID] };
   }
 
-  private async handle(op: number, req: Req, ino: number, name: string | null, name2: string | null, data: Buffer | null): Promise<number> {
+  private async handle(op: number, p: Pending, ino: number, name: string | null, name2: string | null, data: Buffer | null): Promise<number> {
     const a = this.args;
     const n = this.native;
     const vfs = this.vfs;
@@ -194,13 +337,14 @@ export class FuseAdapter {
       case Op.LOOKUP: {
         const r = await vfs.lookup(ino, name!);
         if (!r.ok && r.errno === Errno.ENOENT && this.opts.negativeTimeoutS > 0) {
-          n.replyNegative(req, this.opts.negativeTimeoutS);
+          if (!this.claim(p, ReqState.ANSWERED)) return EINTR;
+          n.replyNegative(p.req, this.opts.negativeTimeoutS);
           return r.errno;
         }
-        return this.entry(req, r);
+        return this.entry(p, r);
       }
       case Op.GETATTR:
-        return this.replyResult(req, await vfs.getattr(ino), (attr) => n.replyAttr(req, attrArray(attr), this.opts.attrTimeoutS));
+        return this.replyResult(p, await vfs.getattr(ino), (attr) => n.replyAttr(p.req, attrArray(attr), this.opts.attrTimeoutS));
       case Op.SETATTR: {
         const toSet = a[Arg.TOSET];
         const set: SetAttrFields = {};
@@ -212,77 +356,77 @@ export class FuseAdapter {
         else if (toSet & SetAttr.ATIME) set.atime = { sec: a[Arg.S_ATIME_S], nsec: a[Arg.S_ATIME_NS] };
         if (toSet & SetAttr.MTIME_NOW) set.mtime = 'now';
         else if (toSet & SetAttr.MTIME) set.mtime = { sec: a[Arg.S_MTIME_S], nsec: a[Arg.S_MTIME_NS] };
-        return this.replyResult(req, await vfs.setattr(ino, set), (attr) => n.replyAttr(req, attrArray(attr), this.opts.attrTimeoutS));
+        return this.replyResult(p, await vfs.setattr(ino, set), (attr) => n.replyAttr(p.req, attrArray(attr), this.opts.attrTimeoutS));
       }
       case Op.READLINK:
-        return this.replyResult(req, await vfs.readlink(ino), (t) => n.replyReadlink(req, t));
+        return this.replyResult(p, await vfs.readlink(ino), (t) => n.replyReadlink(p.req, t));
       case Op.MKNOD: {
         const caller = this.caller();
-        return this.entry(req, await vfs.mknod(ino, name!, a[Arg.MODE], a[Arg.RDEV], caller));
+        return this.entry(p, await vfs.mknod(ino, name!, a[Arg.MODE], a[Arg.RDEV], caller));
       }
       case Op.MKDIR: {
         const caller = this.caller();
-        return this.entry(req, await vfs.mkdir(ino, name!, a[Arg.MODE], caller));
+        return this.entry(p, await vfs.mkdir(ino, name!, a[Arg.MODE], caller));
       }
       case Op.SYMLINK: {
         const caller = this.caller();
-        return this.entry(req, await vfs.symlink(ino, name!, name2!, caller));
+        return this.entry(p, await vfs.symlink(ino, name!, name2!, caller));
       }
       case Op.LINK: {
         const newParent = a[Arg.INO2];
-        return this.entry(req, await vfs.link(ino, newParent, name!));
+        return this.entry(p, await vfs.link(ino, newParent, name!));
       }
       case Op.UNLINK:
-        return this.replyResult(req, await vfs.unlink(ino, name!), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.unlink(ino, name!), () => n.replyErr(p.req, 0));
       case Op.RMDIR:
-        return this.replyResult(req, await vfs.rmdir(ino, name!), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.rmdir(ino, name!), () => n.replyErr(p.req, 0));
       case Op.RENAME: {
         const newParent = a[Arg.INO2];
         const flags = a[Arg.FLAGS];
-        return this.replyResult(req, await vfs.rename(ino, name!, newParent, name2!, flags), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.rename(ino, name!, newParent, name2!, flags), () => n.replyErr(p.req, 0));
       }
       case Op.OPEN: {
         const flags = a[Arg.FLAGS];
-        return this.replyResult(req, await vfs.open(ino, flags), (o) => n.replyOpen(req, o.fh, o.keepCache ? OpenFlag.KEEP_CACHE : 0));
+        return this.replyResult(p, await vfs.open(ino, flags), (o) => n.replyOpen(p.req, o.fh, o.keepCache ? OpenFlag.KEEP_CACHE : 0));
       }
       case Op.CREATE: {
         const flags = a[Arg.FLAGS];
         const mode = a[Arg.MODE];
         const caller = this.caller();
-        return this.replyResult(req, await vfs.create(ino, name!, mode, flags, caller), (o) =>
-          n.replyCreate(req, attrArray(o.attr), this.opts.entryTimeoutS, this.opts.attrTimeoutS, o.fh, 0),
+        return this.replyResult(p, await vfs.create(ino, name!, mode, flags, caller), (o) =>
+          n.replyCreate(p.req, attrArray(o.attr), this.opts.entryTimeoutS, this.opts.attrTimeoutS, o.fh, 0),
         );
       }
       case Op.READ: {
         const fh = a[Arg.FH];
         const size = a[Arg.SIZE];
         const off = a[Arg.OFF];
-        return this.replyResult(req, await vfs.read(fh, off, size), (bufs) => {
-          if (bufs.length === 1) n.replyBuf(req, bufs[0]);
-          else if (bufs.length <= 64) n.replyBufs(req, bufs);
-          else n.replyBuf(req, Buffer.concat(bufs));
+        return this.replyResult(p, await vfs.read(fh, off, size), (bufs) => {
+          if (bufs.length === 1) n.replyBuf(p.req, bufs[0]);
+          else if (bufs.length <= 64) n.replyBufs(p.req, bufs);
+          else n.replyBuf(p.req, Buffer.concat(bufs));
         });
       }
       case Op.WRITE: {
         const fh = a[Arg.FH];
         const off = a[Arg.OFF];
-        return this.replyResult(req, await vfs.write(fh, off, data!), (count) => n.replyWrite(req, count));
+        return this.replyResult(p, await vfs.write(fh, off, data!), (count) => n.replyWrite(p.req, count));
       }
       case Op.FLUSH:
-        return this.replyResult(req, await vfs.flush(a[Arg.FH]), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.flush(a[Arg.FH]), () => n.replyErr(p.req, 0));
       case Op.FSYNC:
-        return this.replyResult(req, await vfs.fsync(a[Arg.FH]), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.fsync(a[Arg.FH]), () => n.replyErr(p.req, 0));
       case Op.RELEASE:
-        return this.replyResult(req, await vfs.release(a[Arg.FH]), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.release(a[Arg.FH]), () => n.replyErr(p.req, 0));
       case Op.FALLOCATE: {
         const fh = a[Arg.FH];
         const mode = a[Arg.FLAGS];
         const off = a[Arg.OFF];
         const len = a[Arg.SIZE];
-        return this.replyResult(req, await vfs.fallocate(fh, mode, off, len), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.fallocate(fh, mode, off, len), () => n.replyErr(p.req, 0));
       }
       case Op.OPENDIR:
-        return this.replyResult(req, await vfs.opendir(ino), (fh) => n.replyOpen(req, fh, 0));
+        return this.replyResult(p, await vfs.opendir(ino), (fh) => n.replyOpen(p.req, fh, 0));
       case Op.READDIR:
       case Op.READDIRPLUS: {
         const plus = op === Op.READDIRPLUS;
@@ -291,7 +435,7 @@ export class FuseAdapter {
         const off = a[Arg.OFF];
         // A dirent takes at least 24 bytes (plain) or ~150 (plus): ask for what can fit.
         const want = Math.max(1, Math.ceil(size / (plus ? 150 : 32)));
-        return this.replyResult(req, await vfs.readdir(fh, off, want), (listing) => {
+        return this.replyResult(p, await vfs.readdir(fh, off, want), (listing) => {
           const stride = plus ? 3 + ATTR_FIELDS : 3;
           const nums = new Float64Array(listing.entries.length * stride);
           const names: string[] = [];
@@ -312,20 +456,19 @@ export class FuseAdapter {
               nums[base + 2] = e.type;
             }
           });
-          n.replyDir(req, size, plus, names, nums);
+          n.replyDir(p.req, size, plus, names, nums);
         });
       }
       case Op.RELEASEDIR:
-        return this.replyResult(req, vfs.releasedir(a[Arg.FH]), () => n.replyErr(req, 0));
+        return this.replyResult(p, vfs.releasedir(a[Arg.FH]), () => n.replyErr(p.req, 0));
       case Op.FSYNCDIR:
         // Namespace changes are durable when their command returns.
-        n.replyErr(req, 0);
-        return 0;
+        return this.replyErr(p, 0);
       case Op.STATFS:
-        return this.replyResult(req, await vfs.statfs(), (s) => {
+        return this.replyResult(p, await vfs.statfs(), (s) => {
           const bsize = s.blockSizeBytes;
           n.replyStatfs(
-            req,
+            p.req,
             new Float64Array([
               bsize,
               bsize,
@@ -341,30 +484,29 @@ export class FuseAdapter {
         });
       case Op.SETXATTR: {
         const flags = a[Arg.FLAGS];
-        return this.replyResult(req, await vfs.setxattr(ino, name!, data ?? Buffer.alloc(0), flags), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.setxattr(ino, name!, data ?? Buffer.alloc(0), flags), () => n.replyErr(p.req, 0));
       }
       case Op.GETXATTR: {
         const size = a[Arg.SIZE];
-        return this.replyResult(req, await vfs.getxattr(ino, name!), (value) => {
-          if (size === 0) n.replyXattr(req, value.length);
-          else if (value.length > size) n.replyErr(req, Errno.ERANGE);
-          else n.replyBuf(req, value);
+        return this.replyResult(p, await vfs.getxattr(ino, name!), (value) => {
+          if (size === 0) n.replyXattr(p.req, value.length);
+          else if (value.length > size) n.replyErr(p.req, Errno.ERANGE);
+          else n.replyBuf(p.req, value);
         });
       }
       case Op.LISTXATTR: {
         const size = a[Arg.SIZE];
-        return this.replyResult(req, await vfs.listxattr(ino), (names) => {
+        return this.replyResult(p, await vfs.listxattr(ino), (names) => {
           const buf = Buffer.from(names.map((x) => x + '\0').join(''), 'latin1');
-          if (size === 0) n.replyXattr(req, buf.length);
-          else if (buf.length > size) n.replyErr(req, Errno.ERANGE);
-          else n.replyBuf(req, buf);
+          if (size === 0) n.replyXattr(p.req, buf.length);
+          else if (buf.length > size) n.replyErr(p.req, Errno.ERANGE);
+          else n.replyBuf(p.req, buf);
         });
       }
       case Op.REMOVEXATTR:
-        return this.replyResult(req, await vfs.removexattr(ino, name!), () => n.replyErr(req, 0));
+        return this.replyResult(p, await vfs.removexattr(ino, name!), () => n.replyErr(p.req, 0));
       default:
-        n.replyErr(req, Errno.ENOSYS);
-        return Errno.ENOSYS;
+        return this.replyErr(p, Errno.ENOSYS);
     }
   }
 }

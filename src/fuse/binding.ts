@@ -37,6 +37,8 @@ export const Op = {
   FORGET: 30,
   INIT: 31,
   EXIT: 32,
+  /** The kernel interrupted request Arg.REQ (its caller got a signal); not a request itself. */
+  INTERRUPT: 33,
 } as const;
 
 /** Index of each numeric argument in the shared Float64Array. */
@@ -63,6 +65,8 @@ export const Arg = {
   S_ATIME_NS: 19,
   S_MTIME_S: 20,
   S_MTIME_NS: 21,
+  /** 1 when the kernel had interrupted the request before it reached JavaScript. */
+  INTR: 22,
 } as const;
 
 /** FUSE_SET_ATTR_* bits of a setattr request. */

@@ -31,14 +31,14 @@ enum {
   OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH,
   OP_RELEASE, OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_FSYNCDIR, OP_STATFS,
   OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE,
-  OP_READDIRPLUS, OP_FORGET, OP_INIT, OP_EXIT
+  OP_READDIRPLUS, OP_FORGET, OP_INIT, OP_EXIT, OP_INTERRUPT
 };
 
 // Layout of the shared Float64Array through which numeric arguments reach JavaScript.
 enum {
   A_REQ = 0, A_INO, A_INO2, A_SIZE, A_OFF, A_FH, A_FLAGS, A_MODE, A_RDEV, A_UID, A_GID,
   A_PID, A_UMASK, A_TOSET, A_S_MODE, A_S_UID, A_S_GID, A_S_SIZE, A_S_ATIME_S,
-  A_S_ATIME_NS, A_S_MTIME_S, A_S_MTIME_NS, A_COUNT
+  A_S_ATIME_NS, A_S_MTIME_S, A_S_MTIME_NS, A_INTR, A_COUNT
 };
 
 #define ATTR_FIELDS 15
@@ -57,6 +57,8 @@ typedef struct {
   char *name, *name2;
   char *data;
   size_t data_len;
+  // The kernel interrupted the request before it reached JavaScript.
+  int interrupted;
 } dfs_req_t;
 
 /** Requests read from /dev/fuse per readable event before yielding to the event loop. */
@@ -75,6 +77,10 @@ typedef struct {
   unsigned max_write;
   unsigned max_readahead;
   int writeback_cache;
+  // Set while fuse_req_interrupt_func runs: it calls the interrupt callback at once when
+  // the interrupt came first, and the request must not be answered from inside it.
+  int registering;
+  int registered_interrupted;
 } dfs_session_t;
 
 static void call_js(dfs_session_t *s, dfs_req_t *r);
@@ -89,6 +95,26 @@ static void call_js(dfs_session_t *s, dfs_req_t *r);
 
 static char *dup_str(const char *s) { return s ? strdup(s) : NULL; }
 
+// Interrupts (FUSE_INTERRUPT): the kernel sends one when the process waiting for a request
+// we already read gets a signal. libfuse calls this with the request still unanswered
+// (fuse_free_req clears the callback under the session lock before a reply frees it) and
+// holding a reference of its own, with no libfuse lock that a reply takes: so JavaScript
+// is told right here (OP_INTERRUPT, the request in A_REQ) and may answer the request at
+// once or later; whether to answer EINTR, and that only one answer is ever sent, is the
+// adapter's business (adapter.ts).
+static void on_interrupt(fuse_req_t req, void *data) {
+  dfs_session_t *s = data;
+  if (s->registering) {
+    s->registered_interrupted = 1;
+    return;
+  }
+  dfs_req_t *r = calloc(1, sizeof(dfs_req_t));
+  if (!r) return; // the request is then answered when its call completes, as without interrupts
+  r->op = OP_INTERRUPT;
+  r->req = req;
+  call_js(s, r);
+}
+
 static dfs_req_t *new_req(int op, fuse_req_t req) {
   dfs_req_t *r = calloc(1, sizeof(dfs_req_t));
   if (!r) return NULL;
@@ -100,6 +126,12 @@ static dfs_req_t *new_req(int op, fuse_req_t req) {
     r->gid = ctx->gid;
     r->pid = ctx->pid;
     r->umask = ctx->umask;
+    dfs_session_t *s = fuse_req_userdata(req);
+    s->registering = 1;
+    s->registered_interrupted = 0;
+    fuse_req_interrupt_func(req, on_interrupt, s);
+    s->registering = 0;
+    r->interrupted = s->registered_interrupted;
   }
   return r;
 }
@@ -436,15 +468,17 @@ static void finalize_data(napi_env env, void *data, void *hint) { free(data); }
 // Calls the JS handler for one request (or OP_EXIT, with r->req == NULL).
 static void call_js(dfs_session_t *s, dfs_req_t *r) {
   napi_env env = s->env;
+  // An interrupt notice names a request that JavaScript answers; it is never answered here.
+  fuse_req_t answer = r->op == OP_INTERRUPT ? NULL : r->req;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) {
-    if (r->req) fuse_reply_err(r->req, EIO);
+    if (answer) fuse_reply_err(answer, EIO);
     free_req(r);
     return;
   }
   napi_value js_cb = NULL;
   if (napi_get_reference_value(env, s->handler_ref, &js_cb) != napi_ok || js_cb == NULL) {
-    if (r->req) fuse_reply_err(r->req, EIO);
+    if (answer) fuse_reply_err(answer, EIO);
     free_req(r);
     napi_close_handle_scope(env, scope);
     return;
@@ -464,6 +498,7 @@ static void call_js(dfs_session_t *s, dfs_req_t *r) {
   a[A_PID] = (double)r->pid;
   a[A_UMASK] = (double)r->umask;
   a[A_TOSET] = (double)r->to_set;
+  a[A_INTR] = (double)r->interrupted;
   if (r->op == OP_SETATTR) {
     a[A_S_MODE] = (double)r->st.st_mode;
     a[A_S_UID] = (double)r->st.st_uid;
@@ -497,7 +532,7 @@ static void call_js(dfs_session_t *s, dfs_req_t *r) {
     // A handler must never throw; if it did, answer EIO and report it on the JS side.
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
-    if (r->req) fuse_reply_err(r->req, EIO);
+    if (answer) fuse_reply_err(answer, EIO);
     napi_fatal_exception(env, exc);
   }
   free_req(r);
