@@ -816,7 +816,7 @@ export class TcpTransport {
    */
   send(msgs: Message[]): void {
     for (const m of msgs) {
-      assert(m.to !== this.selfId, `message ${m.type} addressed to self`);
+      if (m.to === this.selfId) assert(false, `message ${m.type} addressed to self`);
       assert(m.type !== 'MsgSnap' || m.snapshot !== null, 'MsgSnap without a snapshot');
       if (this.closed) {
         this.counters.messagesDropped++;

@@ -117,18 +117,25 @@ const TWO_32 = 2 ** 32;
 /** High half of the largest safe integer (2^53 - 1). */
 const MAX_SAFE_HIGH = 2 ** 21 - 1;
 
-function assert(cond: boolean, what: string): asserts cond {
-  if (!cond) throw new Error(`raft wire codec: assertion failed: ${what}`);
+// Hot path: the message is built only on failure (a template literal in every call costs
+// more than the encoding itself).
+function fail(what: string): never {
+  throw new Error(`raft wire codec: assertion failed: ${what}`);
+}
+
+function isAsciiString(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 function stringBytes(s: string): number {
-  const n = Buffer.byteLength(s, 'utf8');
-  assert(n <= MAX_WIRE_STRING_BYTES, `string of ${n} bytes exceeds ${MAX_WIRE_STRING_BYTES}`);
+  const n = s.length <= MAX_WIRE_STRING_BYTES && isAsciiString(s) ? s.length : Buffer.byteLength(s, 'utf8');
+  if (n > MAX_WIRE_STRING_BYTES) fail(`string of ${n} bytes exceeds ${MAX_WIRE_STRING_BYTES}`);
   return 1 + n;
 }
 
 function confBytes(ids: readonly string[]): number {
-  assert(ids.length <= 0xffff, `${ids.length} ids in a conf list`);
+  if (ids.length > 0xffff) fail(`${ids.length} ids in a conf list`);
   let n = 2;
   for (const id of ids) n += stringBytes(id);
   return n;
@@ -149,14 +156,29 @@ export function encodedMessageBytes(m: Message, withSnapshotMeta = false): numbe
 // ---- encoding (programmer errors throw: the core never makes a message this codec cannot carry) ----
 
 function putU64(buf: Buffer, at: number, v: number): number {
-  assert(Number.isSafeInteger(v) && v >= 0, `${v} is not a safe unsigned integer`);
-  const high = Math.floor(v / TWO_32);
-  buf.writeUInt32BE(high, at);
-  buf.writeUInt32BE(v - high * TWO_32, at + 4);
+  if (!(Number.isSafeInteger(v) && v >= 0)) fail(`${v} is not a safe unsigned integer`);
+  // Byte stores, not writeUInt32BE: this runs 7 times per message. `>>> 0` is exact
+  // modulo 2^32 for any safe integer.
+  const high = (v / TWO_32) >>> 0;
+  const low = v >>> 0;
+  buf[at] = high >>> 24;
+  buf[at + 1] = high >>> 16;
+  buf[at + 2] = high >>> 8;
+  buf[at + 3] = high;
+  buf[at + 4] = low >>> 24;
+  buf[at + 5] = low >>> 16;
+  buf[at + 6] = low >>> 8;
+  buf[at + 7] = low;
   return at + 8;
 }
 
 function putString(buf: Buffer, at: number, s: string): number {
+  // Node ids are short ASCII: a JS loop beats a call into Buffer.write.
+  if (s.length <= MAX_WIRE_STRING_BYTES && isAsciiString(s)) {
+    buf[at] = s.length;
+    for (let i = 0; i < s.length; i++) buf[at + 1 + i] = s.charCodeAt(i);
+    return at + 1 + s.length;
+  }
   const n = buf.write(s, at + 1, 'utf8');
   buf[at] = n;
   return at + 1 + n;
@@ -172,7 +194,7 @@ function putConf(buf: Buffer, at: number, ids: readonly string[]): number {
 /** Writes `m` at `at` (exactly encodedMessageBytes(m, withSnapshotMeta) bytes); returns the end. */
 export function encodeMessageInto(buf: Buffer, at: number, m: Message, withSnapshotMeta = false): number {
   const code = CODE_OF_TYPE.get(m.type);
-  assert(code !== undefined, `unknown message type ${String(m.type)}`);
+  if (code === undefined) fail(`unknown message type ${String(m.type)}`);
   buf[at++] = code;
   at = putString(buf, at, m.from);
   at = putString(buf, at, m.to);
@@ -186,18 +208,21 @@ export function encodeMessageInto(buf: Buffer, at: number, m: Message, withSnaps
   if (m.context !== null) {
     buf.writeUInt32BE(m.context.length, at);
     at += 4;
-    at += m.context.copy(buf, at);
+    buf.set(m.context, at);
+    at += m.context.length;
   }
   buf.writeUInt32BE(m.entries.length, at);
   at += 4;
   for (const e of m.entries) {
     at = putU64(buf, at, e.term);
     at = putU64(buf, at, e.index);
-    assert(e.type === EntryType.Normal || e.type === EntryType.ConfChange, `unknown entry type ${String(e.type)}`);
+    if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) fail(`unknown entry type ${String(e.type)}`);
     buf[at++] = e.type;
     buf.writeUInt32BE(e.data.length, at);
     at += 4;
-    at += e.data.copy(buf, at);
+    // TypedArray.set is inlined by V8; Buffer.copy is a call into C++ (slower for small data).
+    buf.set(e.data, at);
+    at += e.data.length;
   }
   if (meta) {
     at = putU64(buf, at, meta.index);
@@ -230,12 +255,12 @@ export function encodeBatchFrame(messages: readonly Message[], messageBytes: num
   buf.writeUInt32BE(messages.length, at);
   at += 4;
   for (const m of messages) at = encodeMessageInto(buf, at, m);
-  assert(at === buf.length, `batch encoded to ${at} bytes, expected ${buf.length}`);
+  if (at !== buf.length) fail(`batch encoded to ${at} bytes, expected ${buf.length}`);
   return buf;
 }
 
 export function encodeHello(hello: Hello): Buffer {
-  assert(hello.token.length <= 0xffff, 'auth token longer than 65535 bytes');
+  if (hello.token.length > 0xffff) fail('auth token longer than 65535 bytes');
   const payload = Buffer.allocUnsafe(2 + 1 + stringBytes(hello.nodeId) + 2 + hello.token.length);
   payload.writeUInt16BE(hello.protocolVersion, 0);
   payload[2] = hello.purpose;
@@ -247,7 +272,7 @@ export function encodeHello(hello: Hello): Buffer {
 }
 
 export function encodeSnapshotHeader(m: Message): Buffer {
-  assert(m.type === 'MsgSnap' && m.snapshot !== null, 'snapshot header without a MsgSnap and its snapshot');
+  if (m.type !== 'MsgSnap' || m.snapshot === null) fail('snapshot header without a MsgSnap and its snapshot');
   const payload = Buffer.allocUnsafe(8 + encodedMessageBytes(m, true));
   putU64(payload, 0, m.snapshot.data.length);
   encodeMessageInto(payload, 8, m, true);
@@ -263,11 +288,6 @@ export function encodeError(code: ErrorCode, reason: string): Buffer {
 }
 
 // ---- decoding (every check throws WireError) ----
-
-function isAscii(bytes: Buffer): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
-  return true;
-}
 
 /** Sequential reads over one frame's payload, each bounds-checked. */
 class Reader {
@@ -306,8 +326,10 @@ class Reader {
 
   u64(field: string): number {
     this.need(8, field);
-    const high = this.buf.readUInt32BE(this.at);
-    const low = this.buf.readUInt32BE(this.at + 4);
+    const b = this.buf;
+    const at = this.at;
+    const high = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+    const low = ((b[at + 4] << 24) | (b[at + 5] << 16) | (b[at + 6] << 8) | b[at + 7]) >>> 0;
     this.at += 8;
     if (high > MAX_SAFE_HIGH) throw new WireError(`${this.what}: ${field} is beyond 2^53 - 1`);
     return high * TWO_32 + low;
@@ -322,12 +344,25 @@ class Reader {
   }
 
   string(field: string): string {
-    const n = this.u8(`${field} length`);
-    const bytes = this.bytes(n, field);
+    const n = this.u8(field);
+    this.need(n, field);
+    const start = this.at;
+    this.at += n;
+    // Node ids are short ASCII: built in JS, without a subarray and a call into C++.
+    let s = '';
+    for (let i = start; i < start + n; i++) {
+      const c = this.buf[i];
+      if (c > 0x7f) return this.utf8(start, n, field);
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+
+  private utf8(start: number, n: number, field: string): string {
+    const bytes = this.buf.subarray(start, start + n);
     const s = bytes.toString('utf8');
     // Refuse rather than silently replace invalid UTF-8: ids are compared byte for byte.
-    // Node ids are ASCII, so the exact round-trip check is rarely needed.
-    if (!isAscii(bytes) && !Buffer.from(s, 'utf8').equals(bytes)) throw new WireError(`${this.what}: ${field} is not valid UTF-8`);
+    if (!Buffer.from(s, 'utf8').equals(bytes)) throw new WireError(`${this.what}: ${field} is not valid UTF-8`);
     return s;
   }
 
