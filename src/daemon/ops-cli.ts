@@ -1,6 +1,6 @@
 // The pure parts of the cluster-health commands (`dfs status`, `dfs nodes`, `dfs events`,
 // `dfs drain`, `dfs fsck`, `dfs nodes what-if-lost`): how healthy a cluster or a chunk is,
-// and how it is shown. No I/O here: bin/dfs.ts fetches, fsck.ts and ns-walk.ts walk.
+// and how it is shown. No I/O here: src/cli/ fetches, fsck.ts and ns-walk.ts walk.
 import { chunkIdHex } from '../chunks/store.js';
 import type { ChunkRef, Layout } from '../meta/types.js';
 import type { HealthStatusReply__Output } from '../meta/gen/dfs/meta/HealthStatusReply.js';

@@ -1,0 +1,50 @@
+// `dfs layout set|get`: a directory's layout (R replicas or k+m erasure coding), inherited
+// by what is created under it.
+import type { Command } from 'commander';
+import { parseEcScheme } from '../chunks/ec.js';
+import { errnoName, getattrOrFail, isDirAttr, layoutText, parseLayoutOptions, wallClock } from '../daemon/inspect.js';
+import { Errno, S_IFMT, S_IFREG } from '../meta/types.js';
+import { CliError, printJson, withPath } from './common.js';
+
+/** `dfs layout set|get`. */
+export function registerLayout(program: Command): void {
+  const layout = program
+    .command('layout')
+    .description('how file data is protected: R replicas or k+m erasure coding, set per directory and inherited by what is created under it');
+  layout
+    .command('set')
+    .description('set the layout of a directory; files and directories created under it afterwards inherit it (existing files keep theirs)')
+    .argument('<path>', 'a directory inside a dfs mount (or, with --addr, an absolute path in the filesystem)')
+    .option('--replicas <n>', 'keep N full copies on distinct nodes (1-16)')
+    .option('--ec <k+m>', 'erasure code: k data + m parity shards on distinct nodes (k 1-24, m 1-6), e.g. 6+3')
+    .option('--addr <host:port>', 'a daemon of the cluster, when PATH is not in a mount')
+    .option('--json', 'machine-readable output')
+    .action(async (p: string, o: { replicas?: string; ec?: string; addr?: string; json?: boolean }) => {
+      const wanted = parseLayoutOptions(o, parseEcScheme);
+      await withPath(p, o, async (client, loc) => {
+        const attr = await getattrOrFail(client, loc);
+        if (!isDirAttr(attr)) throw new CliError(`${p} is not a directory: layouts are set on directories (a file keeps the layout it was created with)`);
+        const r = await client.execute({ op: 'setlayout', ino: loc.ino, layout: wanted, now: wallClock() });
+        if (!r.ok) {
+          if (r.errno === Errno.EINVAL) throw new CliError(`the namespace refused layout ${layoutText(wanted)} for ${p}`);
+          throw new CliError(`${p}: setting the layout failed: ${errnoName(r.errno)}`);
+        }
+        if (o.json) printJson({ path: p, ino: loc.ino, layout: r.value.layout });
+        else process.stdout.write(`${p}: ${layoutText(r.value.layout)} (inherited by files and directories created under it from now on)\n`);
+      });
+    });
+  layout
+    .command('get')
+    .description('the layout of a directory (what new entries under it inherit) or of a file (what its data was written with)')
+    .argument('<path>', 'a file or directory inside a dfs mount (or, with --addr, an absolute path in the filesystem)')
+    .option('--addr <host:port>', 'a daemon of the cluster, when PATH is not in a mount')
+    .option('--json', 'machine-readable output')
+    .action(async (p: string, o: { addr?: string; json?: boolean }) => {
+      await withPath(p, o, async (client, loc) => {
+        const attr = await getattrOrFail(client, loc);
+        const type = isDirAttr(attr) ? 'directory' : (attr.mode & S_IFMT) === S_IFREG ? 'file' : 'other';
+        if (o.json) printJson({ path: p, ino: loc.ino, type, layout: attr.layout });
+        else process.stdout.write(`${p}: ${layoutText(attr.layout)}\n`);
+      });
+    });
+}
