@@ -51,6 +51,12 @@ export const DEFAULT_MEMORY_VFS_OPTIONS: MemoryVfsOptions = {
 
 /** Data is kept in blocks of this size; a read answers with up to 64 of them, uncopied. */
 export const MEMORY_BLOCK_BYTES = 256 * 1024;
+/**
+ * A block's buffer starts at what its first write needs (a power of two, at least this)
+ * and doubles as writes reach further, so a 16 KiB file holds 16 KiB, not a whole block:
+ * fresh memory is slow to touch on this machine's VM (fsbench reports ~100 MiB/s when busy).
+ */
+const MIN_BUFFER_BYTES = 4096;
 const DIR_SIZE_BYTES = 4096;
 /** Largest file, as in the namespace (every offset an exact JS integer). */
 const FILE_SIZE_MAX_BYTES = 2 ** 50;
@@ -70,7 +76,7 @@ interface Node {
   parent: Ino;
   /** Directory: name → inode, in insertion order. */
   entries: Map<string, Ino> | null;
-  /** Regular file: data blocks by index; holes are absent. */
+  /** Regular file: data blocks by index, each as long as written so far (past it, zeros); holes are absent. */
   blocks: Array<Buffer | undefined> | null;
   /** Symlink target. */
   target: string;
@@ -92,6 +98,15 @@ function ok<T>(value: T): Result<T> {
 
 function err<T>(errno: number): Result<T> {
   return { ok: false, errno };
+}
+
+/** Buffer length for a block that must hold `reach` bytes: a power of two, ≥ MIN_BUFFER_BYTES, doubling. */
+function bufferBytes(current: Buffer | undefined, reach: number): number {
+  const have = current?.length ?? 0;
+  if (reach <= have) return have;
+  let n = Math.max(MIN_BUFFER_BYTES, have * 2);
+  while (n < reach) n *= 2;
+  return Math.min(n, MEMORY_BLOCK_BYTES);
 }
 
 function nowTimespec(): Timespec {
@@ -504,8 +519,10 @@ export class MemoryVfs implements FuseVfs {
       const index = Math.floor(pos / MEMORY_BLOCK_BYTES);
       const within = pos - index * MEMORY_BLOCK_BYTES;
       const take = Math.min(MEMORY_BLOCK_BYTES - within, end - pos);
-      const b = n.blocks![index] ?? ZEROS;
-      out.push(b.subarray(within, within + take));
+      const b = n.blocks![index];
+      const have = b ? Math.max(0, Math.min(take, b.length - within)) : 0;
+      if (have > 0) out.push(b!.subarray(within, within + have));
+      if (have < take) out.push(ZEROS.subarray(0, take - have));
       pos += take;
     }
     return ok(out);
@@ -517,21 +534,28 @@ export class MemoryVfs implements FuseVfs {
     const end = offset + data.length;
     if (end > FILE_SIZE_MAX_BYTES) return err(Errno.EFBIG);
     const blocks = n.blocks!;
-    const first = Math.floor(offset / MEMORY_BLOCK_BYTES);
-    let missing = 0;
-    for (let i = first; i * MEMORY_BLOCK_BYTES < end; i++) if (!blocks[i]) missing++;
-    if (this.dataBytes + missing * MEMORY_BLOCK_BYTES > this.opts.capacityBytes) return err(Errno.ENOSPC);
+    let growth = 0;
+    for (let pos = offset; pos < end; ) {
+      const index = Math.floor(pos / MEMORY_BLOCK_BYTES);
+      const reach = Math.min(MEMORY_BLOCK_BYTES, end - index * MEMORY_BLOCK_BYTES);
+      growth += Math.max(0, bufferBytes(blocks[index], reach) - (blocks[index]?.length ?? 0));
+      pos = (index + 1) * MEMORY_BLOCK_BYTES;
+    }
+    if (this.dataBytes + growth > this.opts.capacityBytes) return err(Errno.ENOSPC);
     for (let pos = offset; pos < end; ) {
       const index = Math.floor(pos / MEMORY_BLOCK_BYTES);
       const within = pos - index * MEMORY_BLOCK_BYTES;
       const take = Math.min(MEMORY_BLOCK_BYTES - within, end - pos);
       let b = blocks[index];
-      if (!b) {
-        // Bytes of a block past the size are always zero (truncate keeps it so), so only
-        // a block written whole may start uninitialised.
-        b = take === MEMORY_BLOCK_BYTES ? Buffer.allocUnsafeSlow(MEMORY_BLOCK_BYTES) : Buffer.alloc(MEMORY_BLOCK_BYTES);
-        blocks[index] = b;
-        this.dataBytes += MEMORY_BLOCK_BYTES;
+      const want = bufferBytes(b, within + take);
+      if (!b || b.length < want) {
+        // Bytes of a buffer past the size are always zero (truncate keeps it so), so only a
+        // block written whole may start uninitialised.
+        const grown = within === 0 && take === MEMORY_BLOCK_BYTES ? Buffer.allocUnsafeSlow(want) : Buffer.alloc(want);
+        if (b) b.copy(grown);
+        this.dataBytes += want - (b?.length ?? 0);
+        blocks[index] = grown;
+        b = grown;
       }
       data.copy(b, within, pos - offset, pos - offset + take);
       pos += take;
@@ -545,12 +569,11 @@ export class MemoryVfs implements FuseVfs {
   private truncate(n: Node, size: number): void {
     const blocks = n.blocks!;
     const keep = Math.ceil(size / MEMORY_BLOCK_BYTES);
-    for (let i = keep; i < blocks.length; i++) {
-      if (blocks[i]) this.dataBytes -= MEMORY_BLOCK_BYTES;
-    }
+    for (let i = keep; i < blocks.length; i++) this.dataBytes -= blocks[i]?.length ?? 0;
     if (blocks.length > keep) blocks.length = keep;
     const tail = size % MEMORY_BLOCK_BYTES;
-    if (tail > 0 && blocks[keep - 1]) blocks[keep - 1]!.fill(0, tail);
+    const last = blocks[keep - 1];
+    if (tail > 0 && last && last.length > tail) last.fill(0, tail);
     n.attr.size = size;
   }
 

@@ -43,12 +43,38 @@ describe('MemoryVfs', () => {
     expect(back.length).toBe(10 + data.length);
     expect(back.subarray(0, 10).equals(Buffer.alloc(10))).toBe(true);
     expect(back.subarray(10).equals(data)).toBe(true);
-    // A write far past the end leaves a hole that reads as zeros and holds no memory.
+    // A write far past the end leaves a hole that reads as zeros and holds no memory; the
+    // block it lands in holds only a small buffer.
     const used = fs.usedBytes;
     v(fs.write(o.fh, 10 * MEMORY_BLOCK_BYTES, Buffer.from('end')));
-    expect(fs.usedBytes).toBe(used + MEMORY_BLOCK_BYTES);
+    expect(fs.usedBytes).toBe(used + 4096);
     expect(readAll(fs, o.fh, 5 * MEMORY_BLOCK_BYTES, 16).equals(Buffer.alloc(16))).toBe(true);
     expect(readAll(fs, o.fh, 10 * MEMORY_BLOCK_BYTES, 100).toString()).toBe('end');
+    v(fs.release(o.fh));
+  });
+
+  it('a small file holds a small buffer that grows, keeping its bytes, as writes reach further', () => {
+    const fs = new MemoryVfs();
+    const o = v(fs.create(ROOT_INO, 'f', 0o644, 1, caller));
+    v(fs.write(o.fh, 0, Buffer.alloc(16 * 1024, 1)));
+    expect(fs.usedBytes).toBe(16 * 1024);
+    v(fs.write(o.fh, 20 * 1024, Buffer.alloc(100, 2)));
+    expect(fs.usedBytes).toBe(32 * 1024);
+    v(fs.write(o.fh, 200 * 1024, Buffer.alloc(100, 3)));
+    expect(fs.usedBytes).toBe(MEMORY_BLOCK_BYTES);
+    const back = readAll(fs, o.fh, 0, 300 * 1024);
+    expect(back.length).toBe(200 * 1024 + 100);
+    expect(back.subarray(0, 16 * 1024).equals(Buffer.alloc(16 * 1024, 1))).toBe(true);
+    expect(back.subarray(16 * 1024, 20 * 1024).equals(Buffer.alloc(4 * 1024))).toBe(true);
+    expect(back.subarray(20 * 1024, 20 * 1024 + 100).equals(Buffer.alloc(100, 2))).toBe(true);
+    expect(back.subarray(20 * 1024 + 100, 200 * 1024).equals(Buffer.alloc(180 * 1024 - 100))).toBe(true);
+    expect(back.subarray(200 * 1024).equals(Buffer.alloc(100, 3))).toBe(true);
+    // A read past a short buffer but inside the size answers zeros.
+    v(fs.setattr(o.attr.ino, { size: 10 }));
+    v(fs.setattr(o.attr.ino, { size: 3 * MEMORY_BLOCK_BYTES }));
+    const tail = readAll(fs, o.fh, 5, 2 * MEMORY_BLOCK_BYTES);
+    expect(tail.subarray(0, 5).equals(Buffer.alloc(5, 1))).toBe(true);
+    expect(tail.subarray(5).equals(Buffer.alloc(2 * MEMORY_BLOCK_BYTES - 5))).toBe(true);
     v(fs.release(o.fh));
   });
 
