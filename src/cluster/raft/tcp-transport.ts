@@ -48,12 +48,18 @@ export interface TcpTransportLimits extends GrpcTransportLimits {
   maxFrameBytes: number;
   /** An inbound connection must present its hello within this. */
   helloTimeoutMs: number;
+  /**
+   * Inbound connections at once (each peer keeps one, plus one per snapshot in flight);
+   * beyond it new ones are refused with RESOURCE_EXHAUSTED.
+   */
+  maxInboundConnections: number;
 }
 
 export const DEFAULT_TCP_TRANSPORT_LIMITS: TcpTransportLimits = {
   ...DEFAULT_TRANSPORT_LIMITS,
   maxFrameBytes: MAX_WIRE_MESSAGE_BYTES,
   helloTimeoutMs: 5_000,
+  maxInboundConnections: 1024,
 };
 
 /** Hello frames are small: node id + token. */
@@ -806,7 +812,11 @@ export class TcpTransport {
       socket.destroy();
       return;
     }
-    this.inbound.add(new Inbound(socket, this, this.ctx));
+    const conn = new Inbound(socket, this, this.ctx);
+    this.inbound.add(conn);
+    if (this.inbound.size > this.limits.maxInboundConnections) {
+      conn.refuse(ErrorCode.ResourceExhausted, `too many raft connections (limit ${this.limits.maxInboundConnections})`);
+    }
   }
 
   /**

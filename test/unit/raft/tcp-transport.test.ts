@@ -449,6 +449,30 @@ describe('TcpTransport', () => {
     }
   });
 
+  it('bounds inbound connections', async () => {
+    const b = await startNode('b', { limits: { maxInboundConnections: 2 } });
+    const first = await rawClient(b.port);
+    const second = await rawClient(b.port);
+    first.write(hello('x'));
+    second.write(hello('y'));
+    await waitFor('two accepted', () => first.frames.length === 1 && second.frames.length === 1);
+    const third = await rawClient(b.port);
+    third.write(hello('z'));
+    await waitFor('third refused', () => third.closed());
+    expect(errorOf(third.frames)?.code).toBe(ErrorCode.ResourceExhausted);
+    // A slot frees when a connection ends (the server notices the close a moment later).
+    first.socket.destroy();
+    let accepted = false;
+    for (let attempt = 0; attempt < 50 && !accepted; attempt++) {
+      const next = await rawClient(b.port);
+      next.write(hello('w'));
+      await waitFor('an answer', () => next.frames.length > 0 || next.closed());
+      accepted = next.frames[0]?.type === FrameType.Accept;
+      if (!accepted) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(accepted).toBe(true);
+  });
+
   it('closes everything on close(): later sends are dropped, inbound connections end', async () => {
     const a = await startNode('a');
     const b = await startNode('b');
