@@ -6,9 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PortMux } from '../../../src/cluster/raft/port-mux.js';
-import { TcpTransport, type TcpTransportLimits } from '../../../src/cluster/raft/tcp-transport.js';
+import { TcpTransport, tokenSecurity, type RaftConnectionSecurity, type TcpTransportLimits } from '../../../src/cluster/raft/tcp-transport.js';
 import { EntryType, type Message, type NodeId } from '../../../src/cluster/raft/types.js';
 import {
   ConnectionPurpose,
@@ -447,6 +448,47 @@ describe('TcpTransport', () => {
       expect(Date.now() - started, mode).toBeGreaterThanOrEqual(mode === 'mute' ? 350 : 250);
       expect(a.transport.stats().streamFailures).toBeGreaterThanOrEqual(1);
     }
+  });
+
+  it('never crashes on random bytes after a hello, and delivers nothing from them', async () => {
+    const b = await startNode('b');
+    const rejectedBefore = b.transport.stats().invalidRejected;
+    const samples = fc.sample(fc.uint8Array({ minLength: 1, maxLength: 2048 }), { numRuns: 40, seed: 42 });
+    for (const junk of samples) {
+      const raw = await rawClient(b.port);
+      // A plausible frame header first, so the junk reaches the message decoder too.
+      const header = Buffer.from([0, 0, (junk.length + 2) >> 8, (junk.length + 2) & 0xff, WIRE_VERSION, FrameType.Batch]);
+      raw.write(Buffer.concat([hello('x'), header, Buffer.from(junk)]));
+      await waitFor('refused', () => raw.closed());
+    }
+    expect(b.received).toEqual([]);
+    expect(b.transport.stats().invalidRejected - rejectedBefore).toBe(samples.length);
+  });
+
+  it('takes a custom security (the seam for mutual TLS): its authenticate decides', async () => {
+    const seen: string[] = [];
+    const security: RaftConnectionSecurity = {
+      ...tokenSecurity(),
+      // Stands in for "the node id in the peer's certificate must match the hello".
+      authenticate: (h) => (seen.push(h.nodeId), h.nodeId === 'evil' ? 'node evil has no server certificate' : null),
+    };
+    const received: Message[] = [];
+    const b = new TcpTransport({ selfId: 'b', peers: new Map(), onMessage: (m) => received.push(m), security, limits: FAST });
+    cleanups.push(() => b.close());
+    const listener = net.createServer((s) => b.acceptConnection(s));
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => listener.close(() => r())));
+    const address = `127.0.0.1:${(listener.address() as net.AddressInfo).port}`;
+    const good = await startNode('good');
+    const evil = await startNode('evil');
+    good.transport.setPeers(new Map([['b', address]]));
+    evil.transport.setPeers(new Map([['b', address]]));
+    good.transport.send([msg('good', 'b')]);
+    evil.transport.send([msg('evil', 'b')]);
+    await waitFor('good delivered, evil refused', () => received.length === 1 && evil.unreachable.includes('b'));
+    expect(received[0].from).toBe('good');
+    expect(seen.sort()).toEqual(['evil', 'good']);
+    expect(b.stats().authRejected).toBe(1);
   });
 
   it('bounds inbound connections', async () => {
