@@ -33,6 +33,7 @@ import { MetaClient } from '../../src/meta/grpc.js';
 import { Errno, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type Ino, type Result, type Timespec } from '../../src/meta/types.js';
 import { checkOperations, HistoryRecorder, type CheckResult, type Operation } from '../../src/cluster/raft/lincheck/checker.js';
 import { namespaceModel, type NsErrno, type NsInput, type NsOutput } from '../../src/cluster/raft/lincheck/models.js';
+import { seededRandom } from '../prng.js';
 import { waitFor, withDeadline } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
 
@@ -58,18 +59,6 @@ const PATHS = DIRS.flatMap((d) => NAMES.map((n) => `${d}/${n}`));
 const REGS = DIRS.map((d) => `${d}/reg`);
 /** Every written value has this length, so a write of chunk 0 replaces the whole content. */
 const VALUE_LEN = 6;
-
-/** A seeded generator (mulberry32): the seed is printed so a run's choice of operations can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(r: () => number, xs: readonly T[]): T {
   return xs[Math.floor(r() * xs.length)];
@@ -264,7 +253,7 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
     // it answers after SIGCONT is part of the test).
     const down = new Set<string>();
     let stop = false;
-    const master = rng(seed);
+    const master = seededRandom(seed);
     console.log(`lincheck seed ${seed} (DFS_LINCHECK_SEED to replay the choice of operations)`);
     for (let i = 0; i < CLIENTS; i++) {
       workload.push(await Promise.all(c.nodes.map((n) => MetaClient.connect(n.grpc, { deadlineMs: OP_DEADLINE_MS, attempts: 2, backoffMs: 50 }))));
@@ -300,7 +289,7 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
       }
     };
     const clientSeeds = Array.from({ length: CLIENTS }, () => Math.floor(master() * 2 ** 31));
-    const running = clientSeeds.map((s, i) => runClient(i, rng(s)));
+    const running = clientSeeds.map((s, i) => runClient(i, seededRandom(s)));
     // A client that throws (a bug in this test) must stop the run, not hang it.
     let clientError: unknown = null;
     const allDone = Promise.all(running).catch((e: unknown) => {
@@ -317,7 +306,7 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
       });
     };
     const faults: string[] = [];
-    const fr = rng(clientSeeds[0] ^ 0x5bd1e995);
+    const fr = seededRandom(clientSeeds[0] ^ 0x5bd1e995);
     const killAndRestart = async (role: 'leader' | 'follower'): Promise<void> => {
       const leader = await c.agreedLeader();
       const victim = role === 'leader' ? leader.id : pick(fr, c.nodes.filter((n) => n.id !== leader.id)).id;

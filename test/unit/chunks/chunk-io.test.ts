@@ -10,6 +10,7 @@ import { encodeStripe, shardSizeBytes } from '../../../src/chunks/ec.js';
 import { minCopies, placeCopies, type PlacementNode } from '../../../src/cluster/placement.js';
 import type { ChunkRef, Layout } from '../../../src/meta/types.js';
 import { memoryLogger, patternBytes } from './helpers.js';
+import { seededRandom } from '../../prng.js';
 
 /** A ChunkError code, or 'hang': a plain Error as a timed-out RPC rejects (no real wait). */
 type Fault = ChunkErrorCode | 'hang' | null;
@@ -61,18 +62,6 @@ class FakeServer implements ChunkApi {
   }
 }
 
-/** mulberry32: a small seeded PRNG returning numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface ClusterOptions {
   /** 'random': placement.ts with a seeded draw; 'first-fit': eligible nodes in list order (to aim faults). */
   mode?: 'random' | 'first-fit';
@@ -103,7 +92,7 @@ class FakeCluster implements ChunkPlacer {
     this.nodes = ids.map((nodeId) => ({ nodeId, zone: '', rack: '', totalBytes: 0, freeBytes: 0, state: 'up' }));
     for (const id of ids) this.servers.set(id, new FakeServer(id));
     this.mode = options.mode ?? 'random';
-    this.random = seeded(options.seed ?? 1);
+    this.random = seededRandom(options.seed ?? 1);
     this.registered = options.registered;
     this.localId = options.localId ?? '';
     this.staleAnswers = options.staleAnswers ?? false;

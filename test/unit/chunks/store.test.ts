@@ -6,6 +6,7 @@ import { DEFAULT_BLOCK_SIZE_BYTES } from '../../../src/chunks/crc.js';
 import { FIXED_HEADER_BYTES, prefixLengthBytes } from '../../../src/chunks/format.js';
 import { chunkObjectPath, ChunkStore } from '../../../src/chunks/store.js';
 import { memoryLogger, patternBytes, TempDirs } from './helpers.js';
+import { seededInt } from '../../prng.js';
 
 const MiB = 1024 * 1024;
 const BS = DEFAULT_BLOCK_SIZE_BYTES;
@@ -57,11 +58,7 @@ describe('ChunkStore round trip', () => {
 
   it('round-trips random sizes and ids', async () => {
     const { store } = await openStore();
-    let seed = 12345;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
+    const rand = seededInt(12345);
     const written = new Map<number, Buffer>();
     for (let i = 0; i < 30; i++) {
       const id = rand(2 ** 31) * 2 ** 21 + rand(2 ** 21);

@@ -3,21 +3,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hasRoom, minCopies, placeCopies, RESERVE_BYTES, type PlacementNode } from '../../../src/cluster/placement.js';
+import { seededRandom as seeded } from '../../prng.js';
 
 const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
-
-/** mulberry32: a small seeded PRNG returning numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function node(nodeId: string, over: Partial<PlacementNode> = {}): PlacementNode {
   return { nodeId, zone: '', rack: '', totalBytes: 100 * GiB, freeBytes: 50 * GiB, state: 'up', ...over };

@@ -8,23 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { chunkHealth, planDrain, planRebalance, planRepair, utilization, type Move, type PlanChunk, type PlanNode } from '../../../src/cluster/planner.js';
 import { hasRoom } from '../../../src/cluster/placement.js';
 import type { NodeState } from '../../../src/meta/types.js';
+import { seededRandom as seeded } from '../../prng.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const TiB = 1024 * GiB;
-
-/** mulberry32: a small seeded PRNG returning numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- the rules, restated ------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 import { RawNode, confChangeOf } from '../../../src/cluster/raft/core.js';
 import { MemoryStorage } from '../../../src/cluster/raft/memory-storage.js';
 import type { ConfChangeType, ConfState, Message, MessageType, NodeId, ReadState } from '../../../src/cluster/raft/types.js';
+import { seededInt } from '../../prng.js';
 
 export interface NetOptions {
   preVote?: boolean;
@@ -73,7 +74,7 @@ export class Network {
   private newNode(p: Peer): RawNode {
     const position = this.peers.size === 0 ? 0 : [...this.peers.keys()].indexOf(p.id);
     const r = this.opts.random;
-    const random = r === 'ordered' ? (n: number) => position % n : seeded(r * 7919 + position);
+    const random = r === 'ordered' ? (n: number) => position % n : seededInt(r * 7919 + position);
     return new RawNode({
       id: p.id,
       electionTicks: this.opts.electionTicks,
@@ -237,19 +238,6 @@ export class Network {
       })
       .join('\n');
   }
-}
-
-/** mulberry32: a small seeded PRNG for reproducible elections. */
-function seeded(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const x = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return Math.floor(x * n);
-  };
 }
 
 /**
