@@ -1,5 +1,5 @@
 // The bytes of an EntryType.ConfChange entry: a ConfChange as JSON (versioned).
-import type { ConfChange, ConfChangeType, Entry } from './types.js';
+import type { ConfChange, ConfChangeType, ConfState, Entry } from './types.js';
 import { EntryType } from './types.js';
 import { assert } from './util.js';
 
@@ -25,4 +25,26 @@ export function decodeConfChange(data: Buffer): ConfChange {
 /** The ConfChange carried by a committed entry, or null for an application command. */
 export function confChangeOf(e: Entry): ConfChange | null {
   return e.type === EntryType.ConfChange ? decodeConfChange(e.data) : null;
+}
+
+/** The configuration after applying `cc` to `conf` (the core's rule; pure). */
+export function nextConf(conf: ConfState, cc: ConfChange): ConfState {
+  const { node } = cc;
+  let voters = conf.voters;
+  let learners = conf.learners;
+  switch (cc.type) {
+    case 'addVoter':
+      learners = learners.filter((n) => n !== node);
+      if (!voters.includes(node)) voters = [...voters, node];
+      break;
+    case 'addLearner':
+      voters = voters.filter((n) => n !== node);
+      if (!learners.includes(node)) learners = [...learners, node];
+      break;
+    case 'removeNode':
+      voters = voters.filter((n) => n !== node);
+      learners = learners.filter((n) => n !== node);
+      break;
+  }
+  return { voters: [...voters], learners: [...learners] };
 }

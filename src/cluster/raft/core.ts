@@ -3,7 +3,7 @@
 // apply through ready()/advance(). No timers, no I/O, no clock; randomness only from
 // config.random, so a seed reproduces a run.
 import type { ProposeResult, RaftNode, RaftStatus, Progress as ProgressView } from './api.js';
-import { encodeConfChange } from './conf-change.js';
+import { encodeConfChange, nextConf } from './conf-change.js';
 import { RaftLog } from './log.js';
 import { Progress } from './progress.js';
 import type {
@@ -115,24 +115,10 @@ export class RawNode implements RaftNode {
   }
 
   applyConfChange(cc: ConfChange): ConfState {
-    const { node } = cc;
-    const wasVoter = this.voters.includes(node);
-    const wasLearner = this.learners.includes(node);
-    switch (cc.type) {
-      case 'addVoter':
-        if (wasLearner) this.learners = this.learners.filter((n) => n !== node);
-        if (!wasVoter) this.voters = [...this.voters, node];
-        break;
-      case 'addLearner':
-        if (wasVoter) this.voters = this.voters.filter((n) => n !== node);
-        if (!wasLearner) this.learners = [...this.learners, node];
-        break;
-      case 'removeNode':
-        this.voters = this.voters.filter((n) => n !== node);
-        this.learners = this.learners.filter((n) => n !== node);
-        break;
-    }
-    if (this.role === 'leader') this.leaderConfChanged(node);
+    const next = nextConf(this.confState(), cc);
+    this.voters = next.voters;
+    this.learners = next.learners;
+    if (this.role === 'leader') this.leaderConfChanged(cc.node);
     return this.confState();
   }
 
@@ -523,7 +509,8 @@ export class RawNode implements RaftNode {
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
     if (!pr.recentActive) return false; // don't ship a snapshot to a node that may be down
     const snap = this.log.snapshot();
-    assert(snap !== null, `log compacted below ${pr.next} without a snapshot`);
+    // A restarted driver attaches its snapshot's image once it has one: try again later.
+    if (snap === null) return false;
     this.send({ ...blank('MsgSnap', this.id, to), snapshot: snap });
     pr.becomeSnapshot(snap.meta.index);
     return true;

@@ -3,10 +3,10 @@
 // It also turns proposals and reads into promises for the service above it.
 import type { Logger } from 'pino';
 import { RawNode } from './core.js';
-import { decodeConfChange, encodeConfChange } from './conf-change.js';
-import type { LogStore } from './log-store.js';
+import { decodeConfChange, encodeConfChange, nextConf } from './conf-change.js';
+import { realClock, type Clock, type TimerHandle } from './clock.js';
 import type { ProposeRefusal, RaftStatus } from './api.js';
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot } from './types.js';
+import type { ConfChange, ConfState, Entry, HardState, LogReader, Message, NodeId, Ready, Snapshot, SnapshotMeta } from './types.js';
 import { EntryType } from './types.js';
 
 /** What the driver applies committed commands to (the namespace, in dfs). */
@@ -21,6 +21,23 @@ export interface StateMachine {
   snapshot(): Promise<Buffer>;
   /** Replace the whole state (a follower too far behind). */
   restore(data: Buffer): Promise<void>;
+}
+
+/**
+ * The durable log the driver persists each Ready into (LogStore implements it; the
+ * simulator runs that same LogStore over a simulated file system). Every promise resolves
+ * only once what it wrote is durable; the LogReader view changes when a write is admitted.
+ */
+export interface RaftLogStorage extends LogReader {
+  append(entries: Entry[]): Promise<void>;
+  setHardState(hs: HardState): Promise<void>;
+  setConfState(conf: ConfState): Promise<void>;
+  createSnapshot(index: number, conf: ConfState, data: Buffer): Promise<Snapshot>;
+  applySnapshot(snapshot: Snapshot): Promise<void>;
+  compact(index: number): Promise<void>;
+  /** After a reopen: the image of the latest snapshot, so snapshot() can serve it. */
+  attachSnapshotData(data: Buffer): void;
+  snapshotMeta(): SnapshotMeta;
 }
 
 /** What the driver needs from a transport (GrpcTransport implements it). */
@@ -43,6 +60,8 @@ export interface RaftDriverOptions {
   proposalTimeoutMs: number;
   logger: Logger;
   random?: (n: number) => number;
+  /** Time and timers; default the real ones (the simulator injects virtual ones). */
+  clock?: Clock;
 }
 
 export const DEFAULT_DRIVER_OPTIONS: Omit<RaftDriverOptions, 'id' | 'logger'> = {
@@ -62,12 +81,12 @@ export type ProposalOutcome =
 interface PendingProposal {
   term: number;
   resolve: (o: ProposalOutcome) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 interface PendingRead {
   resolve: (o: { ok: true } | { ok: false; reason: 'timeout' | 'stopped'; leader: NodeId | null }) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
   /** Set once the ReadState arrived: wait until applied reaches it. */
   index: number | null;
 }
@@ -89,9 +108,12 @@ export class RaftDriver {
   private readonly core: RawNode;
   private running = false;
   private stopped = false;
-  private tickTimer: NodeJS.Timeout | null = null;
+  private tickTimer: TimerHandle | null = null;
+  private readonly clock: Clock;
   private applied: number;
   private lastSnapshotIndex: number;
+  /** Last committed index the core handed out (applied, or skipped as already applied). */
+  private replayedTo = 0;
   private readonly proposals = new Map<number, PendingProposal>();
   private readonly reads = new Map<string, PendingRead>();
   private nextReadId = 1;
@@ -113,13 +135,14 @@ export class RaftDriver {
   readonly stats: DriverStats = { readies: 0, entriesPersisted: 0, messagesSent: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposals: 0 };
 
   private constructor(
-    private readonly store: LogStore,
+    private readonly store: RaftLogStorage,
     private transport: RaftTransport,
     private readonly sm: StateMachine,
     private readonly opts: RaftDriverOptions,
     applied: number,
-    coreApplied: number,
+    snapIndex: number,
   ) {
+    this.clock = opts.clock ?? realClock;
     this.applied = applied;
     this.lastSnapshotIndex = store.snapshotMeta().index;
     this.core = new RawNode({
@@ -131,9 +154,10 @@ export class RaftDriver {
       preVote: true,
       checkQuorum: true,
       random: opts.random ?? ((n) => Math.floor(Math.random() * n)),
-      storage: store,
-      applied: coreApplied,
+      storage: coreView(store),
+      applied: snapIndex,
     });
+    this.replayedTo = snapIndex;
   }
 
   /**
@@ -143,7 +167,7 @@ export class RaftDriver {
    * joins later always starts from a snapshot that names the membership.
    */
   static async start(
-    store: LogStore,
+    store: RaftLogStorage,
     transport: RaftTransport,
     sm: StateMachine,
     opts: RaftDriverOptions,
@@ -157,21 +181,31 @@ export class RaftDriver {
     let applied = await sm.appliedIndex();
     const snapIndex = store.snapshotMeta().index;
     if (applied < snapIndex) {
-      // The state machine is behind the log's snapshot (a fresh bootstrap): adopt it.
+      const installed = store.snapshot();
+      // The state machine is behind the log's snapshot: a crash came between installing a
+      // snapshot from the leader in the log (which keeps its image) and restoring the state
+      // machine from it; restore now. Without an image (a fresh bootstrap) it is the state.
+      if (installed !== null) await sm.restore(installed.data);
       applied = snapIndex;
     }
-    // The durable commit index may lag what was applied (it is written lazily): the core
-    // starts from the lower one and the driver skips entries the state machine already has.
-    const coreApplied = Math.min(applied, Math.max(store.initialState().hardState.commit, snapIndex));
-    const driver = new RaftDriver(store, transport, sm, opts, applied, coreApplied);
+    // The core restarts from the snapshot: its configuration is the snapshot's, and it
+    // hands out every committed entry after it again. The driver skips what the state
+    // machine already has (its applied index may be ahead of the lazily written commit
+    // index) but still applies each ConfChange to the core, so the core's configuration at
+    // every index is the one every other node had there. (Starting from the latest stored
+    // ConfState instead gave a restarted node, whose state machine had lost unsynced
+    // applies, a configuration from its future while it re-applied older entries: found by
+    // the simulator.)
+    const driver = new RaftDriver(store, transport, sm, opts, applied, snapIndex);
     // After a reopen the store has the snapshot's metadata but not its image; the state
-    // machine holds exactly that image when nothing was applied past it.
+    // machine holds exactly that image when nothing was applied past it. Otherwise a new
+    // snapshot is taken now, at the applied index (a leader may have to send it before the
+    // core has replayed that far); the log is kept from the old snapshot on for the replay.
     if (snapIndex > 0 && store.snapshot() === null) {
-      if ((await sm.appliedIndex()) === snapIndex || applied === snapIndex) store.attachSnapshotData(await sm.snapshot());
+      if (applied === snapIndex) store.attachSnapshotData(await sm.snapshot());
       else await driver.takeSnapshot();
     }
-    driver.tickTimer = setInterval(() => driver.tick(), opts.tickMs);
-    driver.tickTimer.unref();
+    driver.tickTimer = driver.clock.setInterval(() => driver.tick(), opts.tickMs);
     return driver;
   }
 
@@ -212,7 +246,7 @@ export class RaftDriver {
   private renewLease(): void {
     if (this.leader !== this.opts.id || this.leaseRound) return;
     const context = `lease:${this.opts.id}:${++this.leaseSeq}`;
-    this.leaseRound = { context, issuedAtMs: performance.now() };
+    this.leaseRound = { context, issuedAtMs: this.clock.nowMs() };
     this.core.readIndex(Buffer.from(context));
   }
 
@@ -222,7 +256,7 @@ export class RaftDriver {
 
   /** True when a read served from the local state now is linearizable. */
   canReadLocally(): boolean {
-    if (this.leader !== this.opts.id || this.applied < this.leaseIndex || performance.now() >= this.leaseUntilMs) return false;
+    if (this.leader !== this.opts.id || this.applied < this.leaseIndex || this.clock.nowMs() >= this.leaseUntilMs) return false;
     return this.core.status().leadTransferee === null;
   }
 
@@ -234,7 +268,7 @@ export class RaftDriver {
     this.stats.proposals++;
     this.kick();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.proposals.delete(r.index);
         resolve({ ok: false, reason: 'timeout', leader: this.leader });
       }, this.opts.proposalTimeoutMs);
@@ -249,7 +283,7 @@ export class RaftDriver {
     if (!r.ok) return Promise.resolve({ ok: false, reason: r.reason, leader: r.leader });
     this.kick();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.proposals.delete(r.index);
         resolve({ ok: false, reason: 'timeout', leader: this.leader });
       }, this.opts.proposalTimeoutMs);
@@ -267,7 +301,7 @@ export class RaftDriver {
     this.core.readIndex(Buffer.from(id));
     this.kick();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.reads.delete(id);
         resolve({ ok: false, reason: 'timeout', leader: this.leader });
       }, timeoutMs);
@@ -295,6 +329,11 @@ export class RaftDriver {
 
   get appliedIndex(): number {
     return this.applied;
+  }
+
+  /** Why the node stopped taking part (a failed fsync or apply), or null while it runs. */
+  get failed(): unknown {
+    return this.failure;
   }
 
   /** Calls `cb` on every leader change; returns a function that unsubscribes it. */
@@ -336,18 +375,18 @@ export class RaftDriver {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.tickTimer) this.clock.clearInterval(this.tickTimer);
     for (const [index, p] of this.proposals) {
-      clearTimeout(p.timer);
+      this.clock.clearTimeout(p.timer);
       p.resolve({ ok: false, reason: 'stopped', leader: this.leader });
       this.proposals.delete(index);
     }
     for (const [id, r] of this.reads) {
-      clearTimeout(r.timer);
+      this.clock.clearTimeout(r.timer);
       r.resolve({ ok: false, reason: 'stopped', leader: this.leader });
       this.reads.delete(id);
     }
-    while (this.running) await new Promise((r) => setImmediate(r));
+    while (this.running) await new Promise<void>((r) => this.clock.defer(r));
     if (this.lazyHardState && !this.failure) await this.store.setHardState(this.lazyHardState).catch(() => undefined);
   }
 
@@ -356,7 +395,7 @@ export class RaftDriver {
   private kick(): void {
     if (this.running || this.stopped || this.failure) return;
     this.running = true;
-    setImmediate(() => {
+    this.clock.defer(() => {
       this.loop().then(
         () => {
           this.running = false;
@@ -464,8 +503,10 @@ export class RaftDriver {
   }
 
   private async installSnapshot(snap: Snapshot): Promise<void> {
-    await this.sm.restore(snap.data);
+    // The log first: it keeps the image durably, so a crash before the state machine has
+    // it is repaired at the next start (never a state machine ahead of its log).
     await this.store.applySnapshot(snap);
+    await this.sm.restore(snap.data);
     this.applied = snap.meta.index;
     this.lastSnapshotIndex = snap.meta.index;
     this.stats.snapshotsInstalled++;
@@ -482,7 +523,15 @@ export class RaftDriver {
       batch = [];
     };
     for (const e of entries) {
-      if (e.index <= this.applied) continue;
+      this.replayedTo = e.index;
+      if (e.index <= this.applied) {
+        // Replayed after a restart: the state machine has it; the core's configuration must follow.
+        if (e.type === EntryType.ConfChange) {
+          const cc = decodeConfChange(e.data);
+          this.notifyConf(cc, this.core.applyConfChange(cc));
+        }
+        continue;
+      }
       if (e.type === EntryType.ConfChange) {
         await flush();
         const cc = decodeConfChange(e.data);
@@ -507,7 +556,7 @@ export class RaftDriver {
     const p = this.proposals.get(e.index);
     if (!p) return;
     this.proposals.delete(e.index);
-    clearTimeout(p.timer);
+    this.clock.clearTimeout(p.timer);
     // Another leader's entry took this index: ours was overwritten and never applied.
     if (p.term !== e.term) p.resolve({ ok: false, reason: 'overwritten', leader: this.leader });
     else p.resolve(outcome);
@@ -517,7 +566,7 @@ export class RaftDriver {
     for (const [id, r] of this.reads) {
       if (r.index !== null && r.index <= this.applied) {
         this.reads.delete(id);
-        clearTimeout(r.timer);
+        this.clock.clearTimeout(r.timer);
         r.resolve({ ok: true });
       }
     }
@@ -528,18 +577,42 @@ export class RaftDriver {
     await this.takeSnapshot();
   }
 
+  /**
+   * Snapshot at the applied index. Its configuration is the core's, plus the ConfChanges
+   * the core has not replayed yet (after a restart the state machine may be ahead of the
+   * core's replay). The log is compacted up to the snapshot, but never past the replay:
+   * the core still hands those entries out.
+   */
   private async takeSnapshot(): Promise<void> {
     const index = this.applied;
     if (index <= this.store.snapshotMeta().index) return;
     await this.sm.sync();
     const image = await this.sm.snapshot();
-    const conf = this.core.status().conf;
+    let conf = this.core.status().conf;
+    if (this.replayedTo < index) {
+      for (const e of this.store.entries(this.replayedTo + 1, index + 1, Number.MAX_SAFE_INTEGER)) {
+        if (e.type === EntryType.ConfChange) conf = nextConf(conf, decodeConfChange(e.data));
+      }
+    }
     await this.store.createSnapshot(index, conf, image);
-    await this.store.compact(index);
+    const upTo = Math.min(index, this.replayedTo);
+    if (upTo >= this.store.firstIndex()) await this.store.compact(upTo);
     this.lastSnapshotIndex = index;
     this.stats.snapshotsTaken++;
     this.opts.logger.info({ index, bytes: image.length }, 'snapshot taken, log compacted');
   }
+}
+
+/** The log as the core sees it at start: the configuration is the snapshot's (see start()). */
+function coreView(store: RaftLogStorage): LogReader {
+  return {
+    firstIndex: () => store.firstIndex(),
+    lastIndex: () => store.lastIndex(),
+    term: (index) => store.term(index),
+    entries: (lo, hi, maxBytes) => store.entries(lo, hi, maxBytes),
+    snapshot: () => store.snapshot(),
+    initialState: () => ({ hardState: store.initialState().hardState, conf: store.snapshotMeta().conf }),
+  };
 }
 
 export { encodeConfChange };

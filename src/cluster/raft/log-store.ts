@@ -6,6 +6,7 @@
 // Layout of the directory:
 //   log-<firstIndex as 16 hex>.seg   append-only segments, preallocated to segmentBytes
 //   snapshot.meta                    JSON, replaced atomically (tmp + fdatasync + rename + dir fsync)
+//   snapshot-<index as 16 hex>.data  the image of a snapshot installed from the leader (same way)
 //   *.tmp                            preallocated spares / half-written metadata; deleted on open
 //
 // Decisions (why):
@@ -30,9 +31,13 @@
 //   daemon may not read files synchronously). The bound is `maxMemoryBytes` /
 //   `maxMemoryEntries`; past it, append() rejects with LogStoreError('FULL') until the
 //   daemon snapshots and compacts.
-// - A snapshot's data is not stored here (the state machine owns its image); snapshot()
-//   returns the metadata with the data handed in by createSnapshot/applySnapshot or, after a
-//   reopen, by attachSnapshotData().
+// - The data of a snapshot this node took itself is not stored here (the state machine owns
+//   its image, synced before createSnapshot); snapshot() returns the metadata with the data
+//   handed in by createSnapshot or, after a reopen, by attachSnapshotData(). The data of a
+//   snapshot installed from the leader (applySnapshot) is written durably before its
+//   metadata, so a crash between installing it here and restoring the state machine from
+//   it leaves the image to restore from at the next start (found by the simulator: the
+//   other order left a state machine ahead of its log).
 import { join } from 'node:path';
 import type { LogFile, LogFs } from './log-fs.js';
 import { nodeLogFs } from './log-fs.js';
@@ -120,6 +125,7 @@ export interface LogStoreStats {
 
 const SEGMENT_RE = /^log-([0-9a-f]{16})\.seg$/;
 const SNAPSHOT_META = 'snapshot.meta';
+const SNAPSHOT_DATA_RE = /^snapshot-([0-9a-f]{16})\.data$/;
 const META_VERSION = 1;
 /** In-memory cost of an entry besides its data (object, array slot), for the memory bound. */
 const ENTRY_MEMORY_OVERHEAD_BYTES = 64;
@@ -166,7 +172,7 @@ type Op =
   | RecordsOp
   | { kind: 'compact'; index: number }
   | { kind: 'snapshotMeta'; meta: SnapshotMeta }
-  | { kind: 'installSnapshot'; meta: SnapshotMeta };
+  | { kind: 'installSnapshot'; meta: SnapshotMeta; data: Buffer };
 
 interface Pending {
   op: Op;
@@ -184,6 +190,8 @@ export class LogStore implements LogReader {
   private conf: ConfState;
   private snap: SnapshotMeta;
   private snapData: Buffer | null = null;
+  /** File holding the data of the snapshot installed from the leader, if that is the latest. */
+  private receivedDataPath: string | null = null;
 
   // ---- writer state (what is on disk)
   private active: ActiveSegment | null = null;
@@ -244,6 +252,8 @@ export class LogStore implements LogReader {
     assert(this.maxQueuedBytes >= 1 && this.maxBatchBytes >= 1, 'queue and batch bounds must be >= 1');
 
     this.snap = recovered.snap;
+    this.snapData = recovered.snapData;
+    this.receivedDataPath = recovered.snapDataPath;
     this.ents = [dummy(recovered.snap.index, recovered.snap.term), ...recovered.entries];
     for (const e of recovered.entries) this.memBytes += memoryBytes(e);
     this.hardState = { ...recovered.hardState };
@@ -377,7 +387,7 @@ export class LogStore implements LogReader {
       this.ents = [dummy(meta.index, meta.term)];
       this.memBytes = 0;
       this.conf = copyConf(meta.conf);
-      return { op: { kind: 'installSnapshot', meta: copyMeta(meta) }, bytes: 0 };
+      return { op: { kind: 'installSnapshot', meta: copyMeta(meta), data: snapshot.data }, bytes: 0 };
     });
   }
 
@@ -609,15 +619,20 @@ export class LogStore implements LogReader {
         return;
       case 'snapshotMeta':
         await this.writeSnapshotMeta();
+        await this.dropReceivedData(null);
         return;
       case 'installSnapshot': {
-        // Order: the metadata first (with resetSeq = the next segment's seq, so a crash from
-        // here on ignores every older segment and the state copies in the metadata stand),
-        // then a new segment after the snapshot, then the old segments go.
+        // Order: the image, then the metadata (with resetSeq = the next segment's seq, so a
+        // crash from here on ignores every older segment and the state copies in the
+        // metadata stand), then a new segment after the snapshot, then the old segments and
+        // the previous image go.
+        const dataPath = await this.writeFileAtomically(snapshotDataName(op.meta.index), op.data);
         this.resetSeq = this.seq + 1;
         this.diskLastIndex = op.meta.index;
         this.diskConf = copyConf(op.meta.conf);
         await this.writeSnapshotMeta();
+        await this.dropReceivedData(dataPath);
+        this.receivedDataPath = dataPath;
         await this.roll(op.meta.index + 1, true);
         return;
       }
@@ -705,6 +720,8 @@ export class LogStore implements LogReader {
       minLater = Math.min(minLater, s.firstIndex);
     }
     this.sealed = keep.reverse();
+    // Oldest first, so what a crash leaves of them is a contiguous run before the survivors.
+    drop.reverse();
     for (const s of drop) {
       await this.fs.unlink(s.path);
       this.counters.segmentsDeleted++;
@@ -745,6 +762,31 @@ export class LogStore implements LogReader {
     return path;
   }
 
+  /** Write `data` as `name` in the log directory: tmp, fdatasync, rename, directory fsync. */
+  private async writeFileAtomically(name: string, data: Buffer): Promise<string> {
+    const tmp = join(this.dir, `${name}.tmp`);
+    const file = await this.fs.createFile(tmp);
+    try {
+      await file.write(data, 0);
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+    const path = join(this.dir, name);
+    await this.fs.rename(tmp, path);
+    await this.fs.syncDir(this.dir);
+    this.counters.metaSyncs += 2;
+    return path;
+  }
+
+  /** Delete the image of an earlier installed snapshot (not `keep`): a newer snapshot stands. */
+  private async dropReceivedData(keep: string | null): Promise<void> {
+    const old = this.receivedDataPath;
+    if (old === null || old === keep) return;
+    this.receivedDataPath = null;
+    await this.fs.unlink(old).catch(() => undefined);
+  }
+
   private async writeSnapshotMeta(): Promise<void> {
     const meta: SnapshotMetaFile = {
       version: META_VERSION,
@@ -775,6 +817,9 @@ export class LogStore implements LogReader {
 interface Recovered {
   fresh: boolean;
   snap: SnapshotMeta;
+  /** The image of the latest snapshot when it was installed from the leader, else null. */
+  snapData: Buffer | null;
+  snapDataPath: string | null;
   entries: Entry[];
   hardState: HardState;
   conf: ConfState;
@@ -843,6 +888,12 @@ async function recover(dir: string, fs: LogFs, bootstrapConf: ConfState): Promis
             ents = [e];
           } else {
             const last = ents[ents.length - 1].index;
+            if (e.index > last + 1 && e.index <= meta.index + 1) {
+              // A gap below the snapshot: a crash during compaction left some of the older
+              // segments (their deletion is not synced). Nothing before the snapshot counts.
+              ents = [e];
+              break;
+            }
             if (e.index > last + 1) throw new LogStoreError('CORRUPT', `${s.path}: entry ${e.index} after ${last} (gap)`);
             if (e.index <= last) ents.length = e.index - ents[0].index; // overwrite
             ents.push(e);
@@ -863,12 +914,25 @@ async function recover(dir: string, fs: LogFs, bootstrapConf: ConfState): Promis
 
   // The log continues right after the snapshot.
   const snap: SnapshotMeta = { index: meta.index, term: meta.term, conf: copyConf(meta.conf) };
+  // The image of an installed snapshot is kept while that snapshot is the latest; others are stale.
+  let snapData: Buffer | null = null;
+  let snapDataPath: string | null = null;
+  for (const n of names) {
+    if (!SNAPSHOT_DATA_RE.test(n)) continue;
+    const path = join(dir, n);
+    if (snap.index > 0 && n === snapshotDataName(snap.index)) {
+      snapData = await fs.readFile(path);
+      snapDataPath = path;
+    } else {
+      await fs.unlink(path);
+    }
+  }
   const keepFrom = ents.findIndex((e) => e.index > snap.index);
   const entries = keepFrom < 0 ? [] : ents.slice(keepFrom);
   if (entries.length > 0 && entries[0].index !== snap.index + 1) {
     throw new LogStoreError('CORRUPT', `${dir}: log starts at ${entries[0].index}, snapshot at ${snap.index}`);
   }
-  return { fresh, snap, entries, hardState, conf, segments, seq, resetSeq: meta.resetSeq };
+  return { fresh, snap, snapData, snapDataPath, entries, hardState, conf, segments, seq, resetSeq: meta.resetSeq };
 }
 
 function parseMeta(buf: Buffer): SnapshotMetaFile {
@@ -880,6 +944,10 @@ function parseMeta(buf: Buffer): SnapshotMetaFile {
   }
   if (m.version !== META_VERSION) throw new LogStoreError('CORRUPT', `${SNAPSHOT_META}: unknown version ${String(m.version)}`);
   return m;
+}
+
+function snapshotDataName(index: number): string {
+  return `snapshot-${index.toString(16).padStart(16, '0')}.data`;
 }
 
 function segmentName(firstIndex: number): string {

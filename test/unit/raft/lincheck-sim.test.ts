@@ -10,13 +10,13 @@ import { appendLogModel } from '../../../src/cluster/raft/lincheck/models.js';
 import { SimHistory } from '../../../src/cluster/raft/lincheck/sim-history.js';
 import { replaySeed, runSeed, SimFailure, type SimProfile } from '../../../src/cluster/raft/sim/index.js';
 
-const SEEDS = process.env.DFS_LINCHECK_SEEDS ? Number(process.env.DFS_LINCHECK_SEEDS) : 100;
+const SEEDS = process.env.DFS_LINCHECK_SEEDS ? Number(process.env.DFS_LINCHECK_SEEDS) : 20;
 const CHECK = { timeoutMs: 10_000 };
 
 describe('raft simulator histories are linearizable', () => {
   for (const nodes of [3, 5]) {
     for (const profile of ['default', 'harsh', 'chaos'] as SimProfile[]) {
-      it(`${nodes} nodes, ${profile}: ${SEEDS} seeds`, () => {
+      it(`${nodes} nodes, ${profile}: ${SEEDS} seeds`, async () => {
         const t0 = performance.now();
         let ops = 0;
         let incomplete = 0;
@@ -25,7 +25,7 @@ describe('raft simulator histories are linearizable', () => {
         let worstMs = 0;
         for (let seed = 1; seed <= SEEDS; seed++) {
           const h = new SimHistory();
-          runSeed(seed, { nodes, profile, clients: h });
+          await runSeed(seed, { nodes, profile, clients: h });
           const hist = h.history();
           ops += hist.length;
           incomplete += hist.filter((o) => o.output === undefined).length;
@@ -48,17 +48,17 @@ describe('raft simulator histories are linearizable', () => {
     }
   }
 
-  it('recording does not change the run (same trace hash)', () => {
+  it('recording does not change the run (same trace hash)', async () => {
     for (const seed of [1, 2, 3]) {
-      const plain = replaySeed(seed, { nodes: 3, profile: 'harsh' });
+      const plain = await replaySeed(seed, { nodes: 3, profile: 'harsh' });
       const h = new SimHistory();
-      const recorded = replaySeed(seed, { nodes: 3, profile: 'harsh', clients: h });
+      const recorded = await replaySeed(seed, { nodes: 3, profile: 'harsh', clients: h });
       expect(recorded.traceHash).toBe(plain.traceHash);
       expect(h.history().length).toBeGreaterThan(0);
     }
   });
 
-  it('a broken driver (acks before apply) yields illegal histories', () => {
+  it('a broken client (acks before apply) yields illegal histories', async () => {
     // The simulator's own read check fires too; the history recorded up to that point
     // (the bad read included) must be judged illegal on its own.
     let caught = 0;
@@ -66,7 +66,7 @@ describe('raft simulator histories are linearizable', () => {
     for (let seed = 1; seed <= 60 && caught < 5; seed++) {
       const h = new SimHistory();
       try {
-        runSeed(seed, { nodes: 3, clients: h, driverBug: 'ackBeforeApply' });
+        await runSeed(seed, { nodes: 3, clients: h, bug: 'ackBeforeApply' });
       } catch (e) {
         if (!(e instanceof SimFailure)) throw e;
         if (!/linearizable read/.test(e.reason)) continue;

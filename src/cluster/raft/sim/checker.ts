@@ -8,8 +8,15 @@
 //    log of every leader of term >= T (checked on the leader's durable log);
 //  - state machine safety: no two nodes apply different things at one index, a command
 //    is applied at one index only, membership results agree per index.
-import type { ConfState, Entry, NodeId } from '../types.js';
-import { SimViolation, type SimDisk } from './disk.js';
+import type { ConfState, Entry, LogReader, NodeId } from '../types.js';
+
+export class SimViolation extends Error {}
+
+/** The entry at `index` if the log holds it. */
+export function entryAt(log: LogReader, index: number): Entry | undefined {
+  if (index < log.firstIndex() || index > log.lastIndex()) return undefined;
+  return log.entries(index, index + 1, Number.MAX_SAFE_INTEGER)[0];
+}
 
 export function itemOf(e: Entry): string {
   if (e.data.length === 0) return '.';
@@ -58,13 +65,17 @@ export class Checker {
     else if (prev !== id) this.fail(`election safety: term ${term} has two leaders, ${prev} and ${id}`);
   }
 
-  /** After `entries` were appended to `disk` of `node`. */
-  observeAppend(node: NodeId, disk: SimDisk, entries: readonly Entry[]): void {
-    for (const e of entries) {
-      if (e.index < disk.firstIndex()) continue;
-      const prevTerm = disk.term(e.index - 1);
-      if (e.index > 1 && e.term < prevTerm) this.fail(`log: ${node} entry ${e.index} term ${e.term} below predecessor term ${prevTerm}`);
-      const sig = `${prevTerm}|${itemOf(e)}`;
+  /**
+   * `node` appended `entries` to its log; `prevTerm` is the term of the entry before the
+   * first one (null when it is not known, e.g. at the compaction point).
+   */
+  observeAppend(node: NodeId, prevTerm: number | null, entries: readonly Entry[]): void {
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
+      const before = k === 0 ? prevTerm : entries[k - 1].term;
+      if (before === null) continue;
+      if (e.index > 1 && e.term < before) this.fail(`log: ${node} entry ${e.index} term ${e.term} below predecessor term ${before}`);
+      const sig = `${before}|${itemOf(e)}`;
       const key = `${e.index}:${e.term}`;
       const prev = this.entrySig.get(key);
       if (prev === undefined) this.entrySig.set(key, sig);
@@ -72,12 +83,15 @@ export class Checker {
     }
   }
 
-  /** After node persisted a hard state whose commit went from `prevCommit` to `commit`. */
-  observeCommit(node: NodeId, disk: SimDisk, term: number, prevCommit: number, commit: number): void {
+  /**
+   * `node` made a hard state durable whose commit went from `prevCommit` to `commit`;
+   * `durableLast` is the last index of its durable log then.
+   */
+  observeCommit(node: NodeId, log: LogReader, term: number, prevCommit: number, commit: number, durableLast: number): void {
     if (commit < prevCommit) this.fail(`commit: ${node} durable commit went back from ${prevCommit} to ${commit}`);
-    if (commit > disk.lastIndex()) this.fail(`commit: ${node} commit ${commit} beyond its durable log (last ${disk.lastIndex()})`);
-    for (let i = Math.max(prevCommit + 1, disk.firstIndex()); i <= commit; i++) {
-      const e = disk.entry(i);
+    if (commit > durableLast) this.fail(`commit: ${node} commit ${commit} beyond its durable log (last ${durableLast})`);
+    for (let i = Math.max(prevCommit + 1, log.firstIndex()); i <= commit; i++) {
+      const e = entryAt(log, i);
       if (!e) continue;
       const item = itemOf(e);
       const c = this.committed.get(i);
@@ -90,13 +104,13 @@ export class Checker {
     }
   }
 
-  /** The durable log of the leader of `term` holds every entry committed in terms <= term. */
-  checkLeaderCompleteness(node: NodeId, term: number, disk: SimDisk): void {
-    for (let i = disk.firstIndex(); i <= this.maxCommitted; i++) {
+  /** The log of the leader of `term` holds every entry committed in terms <= term. */
+  checkLeaderCompleteness(node: NodeId, term: number, log: LogReader): void {
+    for (let i = log.firstIndex(); i <= this.maxCommitted; i++) {
       const c = this.committed.get(i);
       if (c === undefined || c.commitTerm > term) continue;
-      const e = disk.entry(i);
-      if (!e) this.fail(`leader completeness: leader ${node} of term ${term} lacks entry ${i} (term ${c.term}, committed by term ${c.commitTerm}); its last is ${disk.lastIndex()}`);
+      const e = entryAt(log, i);
+      if (!e) this.fail(`leader completeness: leader ${node} of term ${term} lacks entry ${i} (term ${c.term}, committed by term ${c.commitTerm}); its last is ${log.lastIndex()}`);
       if (e.term !== c.term || itemOf(e) !== c.item) {
         this.fail(`leader completeness: leader ${node} of term ${term} has ${i} as term ${e.term} "${itemOf(e)}", committed was term ${c.term} "${c.item}"`);
       }

@@ -1,120 +1,116 @@
-// The deterministic cluster simulator (after TigerBeetle's VOPR): N RawNodes, each with a
-// simulated durable disk and a state machine, a faulty network, crashes injected between
-// the steps of the Ready contract, client writes and linearizable reads, compaction and
-// membership changes — all driven by one seeded PRNG, so a seed replays a whole run.
-// Invariants are checked after every step (checker.ts); at the end the network heals,
-// faults stop and the cluster must converge (liveness, reported separately).
+// The deterministic cluster simulator (after TigerBeetle's VOPR): N production
+// RaftDrivers, each over the production LogStore on a simulated disk (fs.ts) and a
+// simulated state machine, connected by a faulty network, with virtual clocks that
+// drift — all driven by one seeded PRNG and one event queue (scheduler.ts), so a seed
+// replays a whole run. Faults: crashes (power loss: unsynced bytes are gone) at any
+// event, disk latency/stalls/EIO/ENOSPC, drops, duplicates, delays, partitions,
+// leadership transfers, membership changes, clock drift. Invariants are checked as the
+// run observes durable writes, commits, applies and client answers (checker.ts); at the
+// end the network heals, faults stop and the cluster must converge (liveness).
 import { createHash, type Hash } from 'node:crypto';
-import type { RaftNode } from '../api.js';
-import { RawNode } from '../core.js';
-import type { ConfChange, ConfState, Entry, Message, NodeId, RaftConfig, Ready } from '../types.js';
-import { Checker, itemOf } from './checker.js';
-import { SimDisk, SimViolation } from './disk.js';
+import { pino, type Logger } from 'pino';
+import { RaftDriver, type ProposalOutcome, type RaftLogStorage } from '../driver.js';
+import { LogStore, LogStoreError } from '../log-store.js';
+import type { ConfChange, ConfState, Entry, HardState, NodeId, Snapshot, SnapshotMeta } from '../types.js';
+import { EntryType } from '../types.js';
+import { Checker, entryAt, itemOf, SimViolation } from './checker.js';
+import { DEFAULT_DISK_FAULTS, SimFs, type DiskFaultOptions } from './fs.js';
 import { SimNetwork, type NetworkOptions } from './network.js';
 import { Prng } from './prng.js';
-import { isCommand, SimStateMachine } from './state-machine.js';
+import { Scheduler, type SimClock } from './scheduler.js';
+import { SimStateMachine } from './state-machine.js';
 
 /**
- * A deliberately broken driver, to prove the checkers can fail:
- *  - sendBeforePersist: messages (votes, acks) leave before the Ready is made durable;
- *  - ackBeforeApply: a client is answered as soon as propose() returns;
- *  - forgetVote: the vote is not persisted (a restarted node may vote twice in a term).
+ * Deliberately broken parts, to prove the checkers can fail. They sit in the storage the
+ * driver writes through and in the client, so the driver itself runs unchanged:
+ *  - earlyAck: the log store answers an append before its fsync (the follower acks, the
+ *    leader counts entries that are not durable);
+ *  - lostHardState: a hard state write is answered but never made (a restarted node may
+ *    vote twice in a term, or forget its term);
+ *  - lyingDisk: the disk's fsync does nothing (a volatile write cache that lies);
+ *  - ackBeforeApply: the client is answered as soon as it proposed.
  */
-export type DriverBug = 'sendBeforePersist' | 'ackBeforeApply' | 'forgetVote';
+export type SimBug = 'earlyAck' | 'lostHardState' | 'lyingDisk' | 'ackBeforeApply';
+/** The old name of the option. */
+export type DriverBug = SimBug;
 
 export interface FaultOptions {
-  /** Per-Ready probability that the node crashes at one of the contract's step boundaries. */
-  crashInReadyProbability: number;
-  /** Per-step weights (out of 1000) of the fault actions. */
+  /** Per chaos tick (every chaosTickMs of virtual time), weights out of 1000. */
   crashWeight: number;
   restartWeight: number;
   partitionWeight: number;
   healWeight: number;
-  compactWeight: number;
   confChangeWeight: number;
   transferWeight: number;
+  /** Largest |rate - 1| of a node's clock (drift); each incarnation draws its rate. */
+  clockDrift: number;
 }
 
-/**
- * Optional observer of what clients see, for an external linearizability check
- * (../lincheck records these as a history). It never influences the run: no PRNG draws,
- * no trace events, so a seed replays the same with or without it.
- */
+/** Optional observer of what clients see, for an external linearizability check (../lincheck). */
 export interface SimClientObserver {
-  /** A client is about to propose the command (the operation's invocation). */
   writeInvoked(cmd: string): void;
   /** The proposing node applied it where propose() put it: the client's success answer. */
   writeAcked(cmd: string): void;
   /** Known to have had no effect: propose() refused it, or its log slot went to another term. */
   writeFailed(cmd: string): void;
   readInvoked(ctx: string): void;
-  /** The read was served: the application commands applied up to its read index, oldest first. */
+  /** The read was served: the application commands applied at its read point, oldest first. */
   readServed(ctx: string, commands: readonly string[]): void;
 }
 
 export interface SimOptions {
-  /** Name of the preset the options came from (printed in the replay line). */
   profile: SimProfile;
   nodes: number;
-  /** Faulty steps before the quiet (liveness) phase. */
-  steps: number;
-  /** Bound on quiet steps to converge after healing. */
-  quietSteps: number;
+  /** Virtual milliseconds of the faulty phase. */
+  durationMs: number;
+  /** Bound on the quiet phase (virtual ms) to converge after healing. */
+  quietMs: number;
   network: NetworkOptions;
+  disk: DiskFaultOptions;
   faults: FaultOptions;
-  /** Per-step weights (out of 1000) of client actions. */
-  proposeWeight: number;
-  readWeight: number;
+  /** Mean virtual ms between client operations. */
+  clientIntervalMs: number;
+  /** Share of client operations that are reads (half ReadIndex, half lease reads). */
+  readShare: number;
+  /** Client operations in flight at most. */
+  maxClientOps: number;
   membership: boolean;
-  /** Compact every node before a node joins, so it is caught up by snapshot (see confChange). */
-  compactBeforeJoin: boolean;
-  driverBug: DriverBug | null;
-  /** Fixed protocol options; null picks them from the seed (on in most runs). */
-  preVote: boolean | null;
-  checkQuorum: boolean | null;
-  /** Keep the whole trace (otherwise the last `traceTail` events). */
+  bug: SimBug | null;
   fullTrace: boolean;
   traceTail: number;
-  makeNode: (cfg: RaftConfig) => RaftNode;
-  /** Client-history observer (lincheck); null: none. */
   clients: SimClientObserver | null;
+  /** Bound on events of one run (a runaway stops with a failure). */
+  maxEvents: number;
 }
+
+const TICK_MS = 10;
+const ELECTION_TICKS = 10;
+const CHAOS_TICK_MS = 5;
 
 export const defaultSimOptions: SimOptions = {
   profile: 'default',
   nodes: 3,
-  steps: 4000,
-  quietSteps: 3000,
-  network: { minDelayTicks: 0, maxDelayTicks: 3, dropProbability: 0.05, duplicateProbability: 0.03, maxInFlightPerLink: 64 },
-  faults: {
-    crashInReadyProbability: 0.004,
-    crashWeight: 6,
-    restartWeight: 20,
-    partitionWeight: 4,
-    healWeight: 8,
-    compactWeight: 10,
-    confChangeWeight: 3,
-    transferWeight: 2,
-  },
-  proposeWeight: 120,
-  readWeight: 30,
+  durationMs: 2_000,
+  quietMs: 10_000,
+  network: { minDelayMs: 0.05, maxDelayMs: 2, dropProbability: 0.03, duplicateProbability: 0.02, maxInFlightPerLink: 256 },
+  disk: { ...DEFAULT_DISK_FAULTS },
+  faults: { crashWeight: 8, restartWeight: 40, partitionWeight: 6, healWeight: 12, confChangeWeight: 6, transferWeight: 4, clockDrift: 0.05 },
+  clientIntervalMs: 4,
+  readShare: 0.25,
+  maxClientOps: 16,
   membership: true,
-  compactBeforeJoin: true,
-  driverBug: null,
-  preVote: null,
-  checkQuorum: null,
+  bug: null,
   fullTrace: false,
-  traceTail: 60,
-  makeNode: (cfg) => new RawNode(cfg),
+  traceTail: 80,
   clients: null,
+  maxEvents: 2_000_000,
 };
 
 export interface SimStats {
   seed: number;
   nodes: number;
-  steps: number;
-  quietSteps: number;
-  ticks: number;
+  events: number;
+  virtualMs: number;
   leadersElected: number;
   commits: number;
   crashes: number;
@@ -122,11 +118,15 @@ export interface SimStats {
   proposals: number;
   acked: number;
   readsServed: number;
+  leaseReads: number;
   snapshotsInstalled: number;
-  compactions: number;
+  snapshotsTaken: number;
   confChanges: number;
   partitions: number;
   delivered: number;
+  diskErrors: number;
+  tornWrites: number;
+  lostWrites: number;
   /** sha256 of the whole event trace: equal for equal seeds. */
   traceHash: string;
 }
@@ -140,42 +140,13 @@ export class SimFailure extends Error {
     readonly trace: readonly string[],
     readonly replay: string,
   ) {
-    super(`raft sim ${kind} failure: seed ${seed} step ${step}: ${reason}\n  replay: ${replay}\n  last events:\n    ${trace.join('\n    ')}`);
+    super(`raft sim ${kind} failure: seed ${seed} at ${step} ms: ${reason}\n  replay: ${replay}\n  last events:\n    ${trace.join('\n    ')}`);
   }
-}
-
-interface Pending {
-  cmd: string;
-  term: number;
-}
-
-interface ReadRequest {
-  /** Highest index of a write acknowledged before the read was issued. */
-  minIndex: number;
-  /** Writes acknowledged before the read was issued. */
-  minCount: number;
-}
-
-interface SimNode {
-  id: NodeId;
-  disk: SimDisk;
-  raft: RaftNode | null;
-  sm: SimStateMachine;
-  incarnation: number;
-  /** Out of the configuration for good: never restarted. */
-  retired: boolean;
-  /** Proposals this incarnation accepted: index -> command. */
-  pending: Map<number, Pending>;
-  /** ReadStates waiting for applied >= index. */
-  waitingReads: { index: number; ctx: string }[];
-  /** Reports to hand the core after advance(). */
-  reports: { to: NodeId; kind: 'unreachable' | 'snapOk' | 'snapFail' }[];
 }
 
 class Trace {
   private readonly hash: Hash = createHash('sha256');
   readonly events: string[] = [];
-  count = 0;
   constructor(
     private readonly full: boolean,
     private readonly tail: number,
@@ -183,7 +154,6 @@ class Trace {
   add(ev: string): void {
     this.hash.update(ev);
     this.hash.update('\n');
-    this.count++;
     this.events.push(ev);
     if (!this.full && this.events.length > this.tail * 2) this.events.splice(0, this.events.length - this.tail);
   }
@@ -195,34 +165,141 @@ class Trace {
   }
 }
 
-const CRASH_POINTS = ['beforePersist', 'afterPersist', 'midSend', 'afterSend', 'midApply', 'beforeAdvance'] as const;
-type CrashPoint = (typeof CRASH_POINTS)[number];
+/** What the checker knows a node's log store made durable (to prove recovery keeps it). */
+interface DurableView {
+  hardState: HardState;
+  /** index -> "term|item" of every entry whose append resolved (and was not cut or compacted). */
+  entries: Map<number, string>;
+  last: number;
+}
 
-class Crashed extends Error {}
+interface SimNode {
+  id: NodeId;
+  fs: SimFs;
+  sm: SimStateMachine;
+  /** Scheduler owner id of the running incarnation; null while down. */
+  owner: number | null;
+  incarnation: number;
+  driver: RaftDriver | null;
+  store: ObservedStorage | null;
+  clock: SimClock | null;
+  retired: boolean;
+  /** Started with the cluster's bootstrap configuration (else it joined). */
+  bootstrap: ConfState | null;
+  durable: DurableView;
+  /** The configuration the driver's core switched to at the latest ConfChange it applied. */
+  appliedConf: ConfState | null;
+}
+
+const SILENT: Logger = pino({ level: 'silent' });
+const DIR = '/raft';
+
+/** The LogStore seen through the checker: every durable write is observed. */
+class ObservedStorage implements RaftLogStorage {
+  constructor(
+    private readonly inner: LogStore,
+    private readonly cluster: Cluster,
+    private readonly node: SimNode,
+    private readonly bug: SimBug | null,
+  ) {}
+
+  firstIndex(): number {
+    return this.inner.firstIndex();
+  }
+  lastIndex(): number {
+    return this.inner.lastIndex();
+  }
+  term(index: number): number {
+    return this.inner.term(index);
+  }
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.inner.entries(lo, hi, maxBytes);
+  }
+  snapshot(): Snapshot | null {
+    return this.inner.snapshot();
+  }
+  initialState(): { hardState: HardState; conf: ConfState } {
+    return this.inner.initialState();
+  }
+  snapshotMeta(): SnapshotMeta {
+    return this.inner.snapshotMeta();
+  }
+  attachSnapshotData(data: Buffer): void {
+    this.inner.attachSnapshotData(data);
+  }
+  setConfState(conf: ConfState): Promise<void> {
+    return this.inner.setConfState(conf);
+  }
+  createSnapshot(index: number, conf: ConfState, data: Buffer): Promise<Snapshot> {
+    return this.inner.createSnapshot(index, conf, data);
+  }
+
+  append(entries: Entry[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    let prevTerm: number | null = null;
+    try {
+      prevTerm = this.inner.term(entries[0].index - 1);
+    } catch {
+      prevTerm = null;
+    }
+    this.cluster.checker.observeAppend(this.node.id, prevTerm, entries);
+    const p = this.inner.append(entries);
+    const done = (): void => this.cluster.durableAppend(this.node, entries);
+    if (this.bug === 'earlyAck') {
+      p.then(done, () => undefined);
+      return Promise.resolve();
+    }
+    return p.then(done);
+  }
+
+  setHardState(hs: HardState): Promise<void> {
+    if (this.bug === 'lostHardState' && hs.vote !== null && this.cluster.rng.chance(0.5)) return Promise.resolve();
+    return this.inner.setHardState(hs).then(() => this.cluster.durableHardState(this.node, hs, this.inner));
+  }
+
+  applySnapshot(snapshot: Snapshot): Promise<void> {
+    return this.inner.applySnapshot(snapshot).then(() => this.cluster.durableSnapshot(this.node, snapshot.meta));
+  }
+
+  compact(index: number): Promise<void> {
+    return this.inner.compact(index).then(() => {
+      for (const i of [...this.node.durable.entries.keys()]) if (i <= index) this.node.durable.entries.delete(i);
+    });
+  }
+}
+
+interface ReadCheck {
+  /** Acknowledged writes (in ack order) when the read was issued. */
+  ackedBefore: number;
+}
+
+const NO_EFFECT: ReadonlySet<string> = new Set(['notLeader', 'transferring', 'confChangePending', 'tooLarge', 'overwritten']);
 
 export class Cluster {
   readonly rng: Prng;
+  readonly sched = new Scheduler();
   readonly net: SimNetwork;
-  readonly checker: Checker = new Checker();
+  readonly checker = new Checker();
   readonly nodes = new Map<NodeId, SimNode>();
   readonly trace: Trace;
-  now = 0;
-  step = 0;
+  readonly stats: SimStats;
   private readonly opts: SimOptions;
   private readonly initialVoters: NodeId[];
+  private readonly snapshotEvery: number;
+  private readonly segmentBytes: number;
   private nextNodeNo: number;
+  private nextOwner = 1;
   private cmdSeq = 0;
   private readSeq = 0;
+  private clientOps = 0;
   private leaderGuess: NodeId;
-  private readonly reads = new Map<string, ReadRequest>();
-  private ackedCount = 0;
-  private ackedMaxIndex = 0;
-  /** Acknowledged command -> index. */
-  readonly acked = new Map<string, number>();
-  private readonly electionTicks = 10;
-  private readonly preVote: boolean;
-  private readonly checkQuorum: boolean;
-  readonly stats: SimStats;
+  /** Acknowledged commands in ack order with their index (null: acked by a broken client). */
+  private readonly ackedList: { cmd: string; index: number | null }[] = [];
+  readonly acked = new Map<string, number | null>();
+  private faultsOn = true;
+  private failure: SimViolation | null = null;
+  private readonly removed = new Set<NodeId>();
+  private readonly everMember = new Set<NodeId>();
 
   constructor(
     readonly seed: number,
@@ -230,23 +307,21 @@ export class Cluster {
   ) {
     this.opts = opts;
     this.rng = new Prng(seed);
-    this.net = new SimNetwork(this.rng.fork(), { ...opts.network });
+    this.net = new SimNetwork(this.sched, this.rng.fork(), { ...opts.network });
     this.trace = new Trace(opts.fullTrace, opts.traceTail);
-    // Vary the protocol options by seed: pre-vote and check-quorum on most runs.
-    const preVote = this.rng.chance(0.8);
-    const checkQuorum = this.rng.chance(0.8);
-    this.preVote = opts.preVote ?? preVote;
-    this.checkQuorum = opts.checkQuorum ?? checkQuorum;
+    this.net.trace = (ev) => this.log(ev);
+    this.snapshotEvery = this.rng.pick([8, 20, 50, 200]);
+    this.segmentBytes = this.rng.pick([4096, 16384, 65536]);
     this.initialVoters = [];
     for (let i = 1; i <= opts.nodes; i++) this.initialVoters.push(`n${i}`);
+    for (const id of this.initialVoters) this.everMember.add(id);
     this.nextNodeNo = opts.nodes + 1;
     this.leaderGuess = this.initialVoters[0];
     this.stats = {
       seed,
       nodes: opts.nodes,
-      steps: 0,
-      quietSteps: 0,
-      ticks: 0,
+      events: 0,
+      virtualMs: 0,
       leadersElected: 0,
       commits: 0,
       crashes: 0,
@@ -254,390 +329,398 @@ export class Cluster {
       proposals: 0,
       acked: 0,
       readsServed: 0,
+      leaseReads: 0,
       snapshotsInstalled: 0,
-      compactions: 0,
+      snapshotsTaken: 0,
       confChanges: 0,
       partitions: 0,
       delivered: 0,
+      diskErrors: 0,
+      tornWrites: 0,
+      lostWrites: 0,
       traceHash: '',
     };
-    this.log(`seed ${seed} nodes ${opts.nodes} preVote ${this.preVote} checkQuorum ${this.checkQuorum}`);
+    this.log(`seed ${seed} nodes ${opts.nodes} snapshotEvery ${this.snapshotEvery} segmentBytes ${this.segmentBytes}`);
     const boot: ConfState = { voters: [...this.initialVoters], learners: [] };
     for (const id of this.initialVoters) this.addNode(id, boot);
   }
 
-  private log(ev: string): void {
-    this.trace.add(`${this.step}@${this.now} ${ev}`);
+  log(ev: string): void {
+    this.trace.add(`${this.sched.now.toFixed(3)} ${ev}`);
   }
 
-  private addNode(id: NodeId, boot: ConfState): SimNode {
+  /** Record a violation found inside an event (thrown at the end of that event). */
+  private violate(reason: string): void {
+    if (!this.failure) this.failure = new SimViolation(reason);
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof SimViolation) this.violate(e.message);
+      else this.violate(`simulator threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ nodes
+
+  private addNode(id: NodeId, boot: ConfState | null): SimNode {
+    const sm = new SimStateMachine(id, this.sched, this.rng.fork(), {
+      applied: (node, index, item, e) => this.guard(() => this.observeApply(node, index, item, e)),
+    });
     const n: SimNode = {
       id,
-      disk: new SimDisk(boot),
-      raft: null,
-      sm: new SimStateMachine(boot),
+      fs: new SimFs(this.sched, this.rng.fork(), { ...this.opts.disk }),
+      sm,
+      owner: null,
       incarnation: 0,
+      driver: null,
+      store: null,
+      clock: null,
       retired: false,
-      pending: new Map(),
-      waitingReads: [],
-      reports: [],
+      bootstrap: boot,
+      durable: { hardState: { term: 0, vote: null, commit: 0 }, entries: new Map(), last: 0 },
+      appliedConf: null,
     };
+    n.fs.trace = (ev) => this.log(`fs ${id} ${ev}`);
     this.nodes.set(id, n);
+    this.net.attach(id, {
+      owner: () => (n.driver ? n.owner : null),
+      receive: (m) => n.driver?.receive(m),
+      reportSnapshot: (to, ok) => n.driver?.reportSnapshot(to, ok),
+      reportUnreachable: (to) => n.driver?.reportUnreachable(to),
+    });
     this.start(n);
     return n;
   }
 
-  /** (Re)start a node from its disk: the state machine is rebuilt from the snapshot. */
+  /** (Re)start a node from its disk, as a new incarnation (asynchronous, like a real boot). */
   private start(n: SimNode): void {
-    const snap = n.disk.snapshot();
-    if (snap) {
-      n.sm = this.restoreSm(n, snap.data, snap.meta.index);
-    } else {
-      n.sm = new SimStateMachine(n.disk.initialState().conf);
-    }
+    const owner = this.nextOwner++;
+    n.owner = owner;
     n.incarnation++;
-    n.pending = new Map();
-    n.waitingReads = [];
-    n.reports = [];
+    n.fs.owner = owner;
+    n.sm.owner = owner;
+    const drift = this.opts.faults.clockDrift;
+    const rate = 1 + drift * (this.rng.int(2001) / 1000 - 1);
+    n.clock = this.sched.clockFor(owner, rate, this.rng.int(1_000_000));
     const rng = this.rng.fork();
-    n.raft = this.opts.makeNode({
-      id: n.id,
-      electionTicks: this.electionTicks,
-      heartbeatTicks: 2,
-      maxMsgBytes: 256,
-      maxInflightMsgs: 4,
-      preVote: this.preVote,
-      checkQuorum: this.checkQuorum,
-      random: (k) => rng.int(k),
-      storage: n.disk,
-      applied: n.sm.applied,
+    this.log(`start ${n.id}#${n.incarnation} rate ${rate.toFixed(3)}`);
+    const boot = n.bootstrap;
+    void (async () => {
+      const store = await LogStore.open(DIR, {
+        fs: n.fs,
+        segmentBytes: this.segmentBytes,
+        preallocate: 'sparse',
+        maxEntryBytes: 1024,
+        bootstrapConf: boot ?? { voters: [], learners: [] },
+      });
+      if (n.owner !== owner) return;
+      this.checkRecovery(n, store);
+      const observed = new ObservedStorage(store, this, n, this.opts.bug);
+      const clock = n.clock as SimClock;
+      const driver = await RaftDriver.start(
+        observed,
+        this.net.transportFor(n.id, owner),
+        n.sm,
+        {
+          id: n.id,
+          tickMs: TICK_MS,
+          electionTicks: ELECTION_TICKS,
+          heartbeatTicks: 1,
+          maxMsgBytes: 512,
+          maxInflightMsgs: 8,
+          snapshotEveryEntries: this.snapshotEvery,
+          proposalTimeoutMs: 2_000,
+          logger: SILENT,
+          random: (k) => rng.int(k),
+          clock,
+        },
+        boot,
+      );
+      if (n.owner !== owner) return;
+      n.store = observed;
+      n.driver = driver;
+      driver.onLeaderChange((leader) => this.guard(() => this.leaderChanged(n, owner, leader)));
+      driver.onConfChange((change, conf) => {
+        if (change && n.owner === owner) n.appliedConf = { voters: [...conf.voters], learners: [...conf.learners] };
+      });
+      this.log(`up ${n.id}#${n.incarnation} applied ${driver.appliedIndex} last ${store.lastIndex()} hs ${JSON.stringify(store.initialState().hardState)}`);
+    })().catch((e: unknown) => {
+      if (n.owner !== owner) return;
+      if (isIoError(e)) {
+        this.log(`boot of ${n.id}#${n.incarnation} failed: ${(e as Error).message}`);
+        this.crash(n, 'boot failed on a disk error');
+        return;
+      }
+      this.violate(`boot of ${n.id} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     });
-    this.log(`start ${n.id}#${n.incarnation} applied ${n.sm.applied} last ${n.disk.lastIndex()} hs ${JSON.stringify(n.disk.hardState())}`);
   }
 
-  private restoreSm(n: SimNode, data: Buffer, index: number): SimStateMachine {
-    let sm: SimStateMachine;
-    try {
-      sm = SimStateMachine.restore(data, index);
-    } catch (e) {
-      return this.checker.fail(`snapshot: ${n.id} cannot restore image at ${index}: ${(e as Error).message}`);
-    }
-    for (let i = 1; i <= sm.applied; i++) this.checker.observeApply(n.id, i, sm.items[i - 1]);
-    return sm;
-  }
-
-  live(): SimNode[] {
-    const out: SimNode[] = [];
-    for (const n of this.nodes.values()) if (n.raft) out.push(n);
-    return out;
-  }
-
-  /** Current membership (the latest applied ConfChange, else the bootstrap). */
-  members(): ConfState {
-    return this.checker.latestConf ?? { voters: [...this.initialVoters], learners: [] };
-  }
-
-  // ---------------------------------------------------------------- the driver
-
-  /** Run the Ready loop of a node until it has nothing more to do (or crashes). */
-  private drive(n: SimNode): void {
-    for (let guard = 0; n.raft && n.raft.hasReady(); guard++) {
-      if (guard > 1000) this.checker.fail(`driver: ${n.id} still has a Ready after 1000 rounds`);
-      const raft = n.raft;
-      const rd = raft.ready();
-      try {
-        this.handleReady(n, raft, rd);
-      } catch (e) {
-        if (e instanceof Crashed) return;
-        throw e;
-      }
-      const reports = n.reports;
-      n.reports = [];
-      for (const r of reports) {
-        if (r.kind === 'unreachable') raft.reportUnreachable(r.to);
-        else raft.reportSnapshot(r.to, r.kind === 'snapOk');
-      }
-    }
-  }
-
-  private crash(n: SimNode, where: string): never {
-    this.crashNow(n, where);
-    throw new Crashed();
-  }
-
-  private crashNow(n: SimNode, where: string): void {
-    n.raft = null;
-    n.pending = new Map();
-    n.waitingReads = [];
-    n.reports = [];
+  /** Power loss of one node: its events die, its disk and state machine lose what was not synced. */
+  private crash(n: SimNode, why: string): void {
+    if (n.owner === null) return;
+    this.sched.kill(n.owner);
+    n.owner = null;
+    n.driver = null;
+    n.store = null;
+    n.clock = null;
+    n.fs.crash();
+    n.sm.crash();
     this.stats.crashes++;
-    this.log(`crash ${n.id}#${n.incarnation} ${where}`);
+    this.log(`crash ${n.id}#${n.incarnation} (${why}); state machine keeps ${n.sm.applied}`);
   }
 
-  private handleReady(n: SimNode, raft: RaftNode, rd: Ready): void {
-    const crashAt: CrashPoint | null = this.faultsOn && this.rng.chance(this.opts.faults.crashInReadyProbability) ? this.rng.pick(CRASH_POINTS) : null;
-    this.log(
-      `ready ${n.id} ${rd.softState ? `ss ${rd.softState.role}/${rd.softState.leader ?? '-'} ` : ''}${rd.hardState ? `hs ${rd.hardState.term}/${rd.hardState.vote ?? '-'}/${rd.hardState.commit} ` : ''}` +
-        `ents ${spanOf(rd.entries)} ${rd.snapshot ? `snap ${rd.snapshot.meta.index}/${rd.snapshot.meta.term} ` : ''}apply ${spanOf(rd.committedEntries)} msgs ${rd.messages.length} reads ${rd.readStates.length}`,
-    );
-    const bug = this.opts.driverBug;
-    if (bug === 'sendBeforePersist') {
-      this.send(n, rd.messages, crashAt === 'midSend');
-      if (crashAt === 'beforePersist' || crashAt === 'afterSend') this.crash(n, 'after send, before persist');
+  /** After a reopen: everything the log store had made durable is still there. */
+  private checkRecovery(n: SimNode, store: LogStore): void {
+    const hs = store.initialState().hardState;
+    const was = n.durable.hardState;
+    if (hs.term < was.term) this.violate(`durability: ${n.id} recovered term ${hs.term}, it had made term ${was.term} durable`);
+    else if (hs.term === was.term && was.vote !== null && hs.vote !== was.vote) {
+      this.violate(`durability: ${n.id} recovered vote ${hs.vote ?? 'none'} in term ${hs.term}, it had made vote ${was.vote} durable`);
     }
-    // 1. persist (and fsync) hard state, entries, snapshot.
-    if (crashAt === 'beforePersist') this.crash(n, 'before persist');
-    this.persist(n, raft, rd);
-    if (crashAt === 'afterPersist') this.crash(n, 'after persist');
-    // 2. send.
-    if (bug !== 'sendBeforePersist') {
-      this.send(n, rd.messages, crashAt === 'midSend');
-      if (crashAt === 'afterSend') this.crash(n, 'after send');
+    if (hs.commit < was.commit) this.violate(`durability: ${n.id} recovered commit ${hs.commit} < durable ${was.commit}`);
+    const first = store.firstIndex();
+    for (const [i, sig] of n.durable.entries) {
+      if (i < first) continue;
+      const e = entryAt(store, i);
+      const got = e ? `${e.term}|${itemOf(e)}` : 'nothing';
+      if (got !== sig) this.violate(`durability: ${n.id} lost entry ${i} (${sig}) that its log store had acknowledged durable; recovered ${got} (last ${store.lastIndex()})`);
     }
-    // 3. apply.
-    if (rd.snapshot) {
-      n.sm = this.restoreSm(n, rd.snapshot.data, rd.snapshot.meta.index);
-      this.stats.snapshotsInstalled++;
-      this.dropResolvedPending(n);
+    n.durable.hardState = { ...hs };
+    n.durable.entries = new Map();
+    for (let i = first; i <= store.lastIndex(); i++) {
+      const e = entryAt(store, i);
+      if (e) n.durable.entries.set(i, `${e.term}|${itemOf(e)}`);
     }
-    const cut = crashAt === 'midApply' ? this.rng.int(rd.committedEntries.length + 1) : -1;
-    for (let k = 0; k < rd.committedEntries.length; k++) {
-      if (k === cut) this.crash(n, `mid apply (${k} of ${rd.committedEntries.length})`);
-      this.applyEntry(n, raft, rd.committedEntries[k]);
-    }
-    if (cut === rd.committedEntries.length) this.crash(n, 'after apply');
-    // 4. reads.
-    for (const rs of rd.readStates) n.waitingReads.push({ index: rs.index, ctx: rs.context.toString('utf8') });
-    this.serveReads(n);
-    // 5. advance.
-    if (crashAt === 'beforeAdvance') this.crash(n, 'before advance');
-    raft.advance(rd);
+    n.durable.last = store.lastIndex();
   }
 
-  private persist(n: SimNode, raft: RaftNode, rd: Ready): void {
-    const disk = n.disk;
-    if (rd.snapshot) disk.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0) {
-      disk.append(rd.entries);
-      this.checker.observeAppend(n.id, disk, rd.entries);
-    }
-    if (rd.snapshot) {
-      const c = this.checker.committed.get(rd.snapshot.meta.index);
-      if (c && c.term !== rd.snapshot.meta.term) {
-        this.checker.fail(`snapshot: ${n.id} installed ${rd.snapshot.meta.index}/${rd.snapshot.meta.term}, committed term there is ${c.term}`);
-      }
-    }
-    if (rd.hardState) {
-      const prev = disk.hardState();
-      const hs = this.opts.driverBug === 'forgetVote' ? { ...rd.hardState, vote: null } : rd.hardState;
+  durableAppend(n: SimNode, entries: Entry[]): void {
+    const d = n.durable;
+    const first = entries[0].index;
+    for (const i of [...d.entries.keys()]) if (i >= first) d.entries.delete(i);
+    for (const e of entries) d.entries.set(e.index, `${e.term}|${itemOf(e)}`);
+    d.last = entries[entries.length - 1].index;
+  }
+
+  durableHardState(n: SimNode, hs: HardState, log: LogStore): void {
+    this.guard(() => {
+      const prev = n.durable.hardState;
       if (hs.term < prev.term) this.checker.fail(`hard state: ${n.id} term went back from ${prev.term} to ${hs.term}`);
       if (hs.term === prev.term && prev.vote !== null && hs.vote !== prev.vote) {
         this.checker.fail(`hard state: ${n.id} changed its vote in term ${hs.term} from ${prev.vote} to ${hs.vote ?? 'none'}`);
       }
-      disk.setHardState(hs);
-      this.checker.observeCommit(n.id, disk, hs.term, Math.max(prev.commit, disk.firstIndex() - 1), hs.commit);
-    }
-    const st = raft.status();
-    if (st.role === 'leader') {
-      this.checker.observeLeader(st.term, n.id);
-      if (st.lastIndex === disk.lastIndex()) this.checker.checkLeaderCompleteness(n.id, st.term, disk);
-    }
+      this.checker.observeCommit(n.id, log, hs.term, Math.max(prev.commit, log.firstIndex() - 1), hs.commit, n.durable.last);
+      n.durable.hardState = { ...hs };
+    });
   }
 
-  private send(n: SimNode, messages: readonly Message[], crashMidway: boolean): void {
-    const cut = crashMidway ? this.rng.int(messages.length + 1) : -1;
-    for (let k = 0; k < messages.length; k++) {
-      if (k === cut) this.crash(n, `mid send (${k} of ${messages.length})`);
-      const m = messages[k];
-      if (m.from !== n.id) this.checker.fail(`driver: ${n.id} emitted a message from ${m.from}`);
-      const target = this.nodes.get(m.to);
-      const outcome = target && !target.retired ? this.net.send(m, this.now, n.incarnation) : 'blocked';
-      if (outcome !== 'queued') {
-        if (m.type === 'MsgSnap') n.reports.push({ to: m.to, kind: 'snapFail' });
-        else if (outcome !== 'dropped' && this.rng.chance(0.5)) n.reports.push({ to: m.to, kind: 'unreachable' });
+  durableSnapshot(n: SimNode, meta: SnapshotMeta): void {
+    n.durable.entries.clear();
+    n.durable.last = meta.index;
+    this.stats.snapshotsInstalled++;
+    const c = this.checker.committed.get(meta.index);
+    if (c && c.term !== meta.term) this.violate(`snapshot: ${n.id} installed ${meta.index}/${meta.term}, committed term there is ${c.term}`);
+  }
+
+  private leaderChanged(n: SimNode, owner: number, leader: NodeId | null): void {
+    if (n.owner !== owner || !n.driver || !n.store) return;
+    const st = n.driver.status();
+    this.log(`leader ${n.id} sees ${leader ?? '-'} (term ${st.term})`);
+    if (leader !== n.id) return;
+    this.leaderGuess = n.id;
+    this.checker.observeLeader(st.term, n.id);
+    this.checker.checkLeaderCompleteness(n.id, st.term, n.store);
+  }
+
+  private observeApply(node: NodeId, index: number, item: string, e: Entry): void {
+    const n = this.nodes.get(node);
+    if (!n) return;
+    if (index > n.durable.last && !n.durable.entries.has(index) && this.opts.bug === null) {
+      this.checker.fail(`apply: ${node} applies ${index} before its log made it durable (durable last ${n.durable.last})`);
+    }
+    if (e.type === EntryType.ConfChange) {
+      const conf = n.appliedConf;
+      if (!conf) return this.checker.fail(`membership: ${node} applies ConfChange ${index} without the core applying it`);
+      n.appliedConf = null;
+      this.checker.observeConf(node, index, conf);
+      this.log(`conf ${node} @${index} ${item} -> v[${conf.voters.join(',')}] l[${conf.learners.join(',')}]`);
+    }
+    this.checker.observeApply(node, index, item);
+    if (index > this.stats.commits) this.stats.commits = index;
+  }
+
+  live(): SimNode[] {
+    const out: SimNode[] = [];
+    for (const n of this.nodes.values()) if (n.driver && !n.retired) out.push(n);
+    return out;
+  }
+
+  members(): ConfState {
+    return this.checker.latestConf ?? { voters: [...this.initialVoters], learners: [] };
+  }
+
+  private leader(): SimNode | null {
+    let best: SimNode | null = null;
+    let bestTerm = -1;
+    for (const n of this.live()) {
+      const st = n.driver?.status();
+      if (st && st.role === 'leader' && st.term > bestTerm) {
+        best = n;
+        bestTerm = st.term;
       }
     }
-    if (cut === messages.length) this.crash(n, 'after send (all)');
+    return best;
   }
 
-  private applyEntry(n: SimNode, raft: RaftNode, e: Entry): void {
-    if (e.index > n.disk.hardState().commit) {
-      this.checker.fail(`apply: ${n.id} applies ${e.index} beyond its durable commit ${n.disk.hardState().commit}`);
-    }
-    if (e.index !== n.sm.applied + 1) this.checker.fail(`apply: ${n.id} applies ${e.index} after ${n.sm.applied}`);
-    const item = itemOf(e);
-    const onDisk = n.disk.entry(e.index);
-    if (onDisk && (onDisk.term !== e.term || itemOf(onDisk) !== item)) {
-      this.checker.fail(`apply: ${n.id} applies ${e.index}/${e.term} "${item}" but its log has ${onDisk.term} "${itemOf(onDisk)}"`);
-    }
-    if (e.type === 1) {
-      const cc = JSON.parse(e.data.toString('utf8')) as ConfChange;
-      const conf = raft.applyConfChange({ type: cc.type, node: cc.node });
-      n.sm.conf = { voters: [...conf.voters], learners: [...conf.learners] };
-      this.checker.observeConf(n.id, e.index, conf);
-      this.log(`conf ${n.id} @${e.index} ${cc.type} ${cc.node} -> v[${conf.voters.join(',')}] l[${conf.learners.join(',')}]`);
-    }
-    n.sm.apply(e.index, item);
-    this.checker.observeApply(n.id, e.index, item);
-    if (e.index > this.stats.commits) this.stats.commits = e.index;
-    const p = n.pending.get(e.index);
-    if (p) {
-      n.pending.delete(e.index);
-      if (p.term === e.term) {
-        if (p.cmd !== item) this.checker.fail(`proposal: ${n.id} proposed ${p.cmd} at ${e.index}/${e.term} but applied "${item}" there`);
-        if (this.opts.driverBug !== 'ackBeforeApply') this.ack(p.cmd, e.index);
-      } else {
-        this.log(`lost ${p.cmd} (${n.id} proposed at ${e.index}/${p.term}, applied term ${e.term})`);
-        this.opts.clients?.writeFailed(p.cmd);
-      }
-    }
-  }
-
-  /** After a snapshot jumped the state machine, proposals it covers are answered from it. */
-  private dropResolvedPending(n: SimNode): void {
-    for (const [index, p] of n.pending) {
-      if (index > n.sm.applied) continue;
-      n.pending.delete(index);
-      // The image says what landed there; the term is unknown, so the client gets "unknown".
-      this.log(`unknown ${p.cmd} (${n.id} jumped past ${index} by snapshot)`);
-    }
-  }
-
-  private ack(cmd: string, index: number): void {
-    if (this.acked.has(cmd)) return;
-    this.acked.set(cmd, index);
-    this.ackedCount++;
-    if (index > this.ackedMaxIndex) this.ackedMaxIndex = index;
-    this.stats.acked++;
-    this.log(`ack ${cmd} @${index}`);
-    this.opts.clients?.writeAcked(cmd);
-  }
-
-  private serveReads(n: SimNode): void {
-    if (n.waitingReads.length === 0) return;
-    const keep: { index: number; ctx: string }[] = [];
-    for (const w of n.waitingReads) {
-      if (w.index > n.sm.applied) {
-        keep.push(w);
-        continue;
-      }
-      const req = this.reads.get(w.ctx);
-      if (!req) continue;
-      this.reads.delete(w.ctx);
-      const count = n.sm.commandsUpTo(w.index);
-      // Reported before the check below, so a history recorded up to a failure includes the bad read.
-      this.opts.clients?.readServed(w.ctx, n.sm.items.slice(0, w.index).filter(isCommand));
-      if (w.index < req.minIndex || count < req.minCount) {
-        this.checker.fail(
-          `linearizable read: ${w.ctx} served by ${n.id} at index ${w.index} sees ${count} writes; ${req.minCount} were acknowledged before it (last at ${req.minIndex})`,
-        );
-      }
-      this.stats.readsServed++;
-      this.log(`read ${w.ctx} ${n.id} @${w.index} = ${count}`);
-    }
-    n.waitingReads = keep;
-  }
-
-  // ---------------------------------------------------------------- actions
-
-  private deliverOne(): boolean {
-    const f = this.net.takeDue(this.now);
-    if (!f) return false;
-    const m = f.msg;
-    const target = this.nodes.get(m.to);
-    const sender = this.nodes.get(m.from);
-    if (this.net.isBlocked(m.from, m.to) || !target || !target.raft) {
-      this.log(`drop ${m.type} ${m.from}->${m.to}`);
-      if (m.type === 'MsgSnap' && sender && sender.raft && sender.incarnation === f.fromIncarnation) {
-        sender.raft.reportSnapshot(m.to, false);
-        this.drive(sender);
-      }
-      return true;
-    }
-    this.stats.delivered++;
-    this.log(`deliver ${m.type} ${m.from}->${m.to} t${m.term} i${m.index}/${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? ` rej(${m.rejectHint})` : ''}`);
-    target.raft.step(m);
-    this.drive(target);
-    if (m.type === 'MsgSnap' && sender && sender.raft && sender.incarnation === f.fromIncarnation) {
-      sender.raft.reportSnapshot(m.to, true);
-      this.drive(sender);
-    }
-    return true;
-  }
-
-  private tickAll(skew: boolean): void {
-    this.now++;
-    this.stats.ticks++;
-    for (const n of this.nodes.values()) {
-      if (!n.raft) continue;
-      // Clock skew: a node now and then misses a tick.
-      if (skew && this.rng.chance(0.05)) continue;
-      n.raft.tick();
-      this.drive(n);
-    }
-  }
+  // ------------------------------------------------------------------ clients
 
   private clientTarget(): SimNode | null {
-    const live = this.live().filter((n) => !n.retired);
+    const live = this.live();
     if (live.length === 0) return null;
-    // Clients have different, possibly stale, views: some talk to any node that believes
-    // it leads (a deposed leader included), most to the last leader seen, a few to anyone.
-    const r = this.rng.int(10);
-    if (r < 4) {
-      const leaders = live.filter((n) => n.raft?.status().role === 'leader');
-      if (leaders.length > 0) return this.rng.pick(leaders);
-    }
     const guess = this.nodes.get(this.leaderGuess);
-    if (guess && guess.raft && r < 9) return guess;
+    if (guess?.driver && this.rng.int(10) < 8) return guess;
     return this.rng.pick(live);
   }
 
-  private propose(): void {
-    const n = this.clientTarget();
-    if (!n || !n.raft) return;
-    const cmd = `c${++this.cmdSeq}`;
-    this.stats.proposals++;
-    this.opts.clients?.writeInvoked(cmd);
-    const r = n.raft.propose(Buffer.from(cmd));
-    if (!r.ok) this.opts.clients?.writeFailed(cmd);
-    if (r.ok) {
-      this.log(`propose ${cmd} -> ${n.id} @${r.index}/${r.term}`);
-      n.pending.set(r.index, { cmd, term: r.term });
-      if (this.opts.driverBug === 'ackBeforeApply') this.ack(cmd, r.index);
-    } else {
-      this.log(`propose ${cmd} -> ${n.id} refused ${r.reason} (leader ${r.leader ?? '-'})`);
-      this.leaderGuess = r.leader ?? this.rng.pick([...this.nodes.keys()]);
-    }
-    this.drive(n);
+  private clientOp(): void {
+    if (this.clientOps >= this.opts.maxClientOps) return;
+    if (this.rng.chance(this.opts.readShare)) this.read(this.rng.chance(0.5));
+    else this.write();
   }
 
-  private readIndex(): void {
+  private ack(cmd: string, index: number | null): void {
+    if (this.acked.has(cmd)) return;
+    this.acked.set(cmd, index);
+    this.ackedList.push({ cmd, index });
+    this.stats.acked++;
+    this.log(`ack ${cmd} @${index ?? '?'}`);
+    this.opts.clients?.writeAcked(cmd);
+  }
+
+  private write(): void {
     const n = this.clientTarget();
-    if (!n || !n.raft) return;
+    if (!n || !n.driver) return;
+    const owner = n.owner;
+    const cmd = `c${++this.cmdSeq}`;
+    this.stats.proposals++;
+    this.clientOps++;
+    this.opts.clients?.writeInvoked(cmd);
+    this.log(`propose ${cmd} -> ${n.id}`);
+    if (this.opts.bug === 'ackBeforeApply') this.ack(cmd, null);
+    n.driver.propose(Buffer.from(cmd)).then(
+      (out) => this.guard(() => this.writeAnswered(n, owner, cmd, out)),
+      (e: unknown) => this.violate(`propose threw: ${String(e)}`),
+    );
+  }
+
+  private writeAnswered(n: SimNode, owner: number | null, cmd: string, out: ProposalOutcome): void {
+    this.clientOps--;
+    if (out.ok) {
+      if (n.owner === owner) {
+        const at = n.sm.items[out.index - 1];
+        if (at !== cmd) this.checker.fail(`proposal: ${n.id} answered ${cmd} applied at ${out.index}, its state machine has "${at ?? '(nothing)'}" there`);
+      }
+      this.ack(cmd, out.index);
+      return;
+    }
+    this.log(`propose ${cmd} -> ${n.id}: ${out.reason} (leader ${out.leader ?? '-'})`);
+    if (out.leader) this.leaderGuess = out.leader;
+    else this.leaderGuess = this.rng.pick([...this.nodes.keys()]);
+    if (NO_EFFECT.has(out.reason)) this.opts.clients?.writeFailed(cmd);
+  }
+
+  private read(lease: boolean): void {
+    const n = this.clientTarget();
+    if (!n || !n.driver) return;
+    const owner = n.owner;
     const ctx = `r${++this.readSeq}`;
-    this.reads.set(ctx, { minIndex: this.ackedMaxIndex, minCount: this.ackedCount });
+    const check: ReadCheck = { ackedBefore: this.ackedList.length };
+    if (lease) {
+      if (!n.driver.canReadLocally()) return;
+      this.opts.clients?.readInvoked(ctx);
+      this.stats.leaseReads++;
+      this.serveRead(n, ctx, check, 'lease');
+      return;
+    }
+    this.clientOps++;
     this.opts.clients?.readInvoked(ctx);
-    this.log(`readIndex ${ctx} -> ${n.id} (acked ${this.ackedCount} up to ${this.ackedMaxIndex})`);
-    n.raft.readIndex(Buffer.from(ctx));
-    this.drive(n);
+    this.log(`readIndex ${ctx} -> ${n.id} (acked ${check.ackedBefore})`);
+    n.driver.readBarrier(1_000).then(
+      (r) => {
+        this.clientOps--;
+        if (r.ok && n.owner === owner) this.guard(() => this.serveRead(n, ctx, check, 'readIndex'));
+      },
+      (e: unknown) => this.violate(`readBarrier threw: ${String(e)}`),
+    );
+  }
+
+  /** A read sees every write acknowledged before it was issued. */
+  private serveRead(n: SimNode, ctx: string, check: ReadCheck, how: string): void {
+    const applied = n.sm.applied;
+    this.opts.clients?.readServed(ctx, n.sm.commands(applied));
+    const items = n.sm.items;
+    for (let k = 0; k < check.ackedBefore; k++) {
+      const { cmd, index } = this.ackedList[k];
+      const seen = index === null ? items.includes(cmd) : index <= applied && items[index - 1] === cmd;
+      if (!seen) {
+        this.checker.fail(`linearizable read: ${ctx} (${how}) served by ${n.id} at applied ${applied} misses ${cmd} (acked @${index ?? '?'} before the read was issued)`);
+      }
+    }
+    this.stats.readsServed++;
+    this.log(`read ${ctx} ${how} ${n.id} @${applied}`);
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  private chaos(): void {
+    // A node whose log store or apply failed stops (the driver's rule); systemd restarts it.
+    for (const n of this.nodes.values()) {
+      const f = n.driver?.failed;
+      if (n.driver && f) {
+        if (!isIoError(f)) this.checker.fail(`driver ${n.id} failed: ${f instanceof Error ? (f.stack ?? f.message) : String(f)}`);
+        this.stats.diskErrors++;
+        this.crash(n, `driver stopped: ${(f as Error).message}`);
+      }
+    }
+    this.retireRemoved();
+    if (!this.faultsOn) return;
+    const f = this.opts.faults;
+    let r = this.rng.int(1000);
+    const pick = (w: number): boolean => {
+      if (r < w) return true;
+      r -= w;
+      return false;
+    };
+    if (pick(f.crashWeight)) this.crashRandom();
+    else if (pick(f.restartWeight)) this.restartRandom();
+    else if (pick(f.partitionWeight)) {
+      if (!this.net.partitioned()) this.partition();
+    } else if (pick(f.healWeight)) {
+      if (this.net.partitioned()) {
+        this.net.heal();
+        this.log('heal');
+      }
+    } else if (pick(this.opts.membership ? f.confChangeWeight : 0)) this.confChange();
+    else if (pick(f.transferWeight)) this.transfer();
   }
 
   private crashRandom(): void {
     const live = this.live();
     const members = this.members();
-    const downVoters = members.voters.filter((id) => !this.nodes.get(id)?.raft).length;
+    const down = members.voters.filter((id) => !this.nodes.get(id)?.driver).length;
     // Keep a majority of voters up most of the time so the run makes progress.
-    if (live.length === 0 || downVoters >= Math.floor((members.voters.length - 1) / 2) + (this.rng.chance(0.1) ? 1 : 0)) return;
-    this.crashNow(this.rng.pick(live), 'between steps');
+    if (live.length === 0 || down >= Math.floor((members.voters.length - 1) / 2) + (this.rng.chance(0.1) ? 1 : 0)) return;
+    this.crash(this.rng.pick(live), 'power loss');
   }
 
   private restartRandom(): void {
-    const down = [...this.nodes.values()].filter((n) => !n.raft && !n.retired);
+    const down = [...this.nodes.values()].filter((n) => n.owner === null && !n.retired);
     if (down.length === 0) return;
-    const n = this.rng.pick(down);
     this.stats.restarts++;
-    this.start(n);
-    this.drive(n);
+    this.start(this.rng.pick(down));
   }
 
   private partition(): void {
@@ -657,303 +740,256 @@ export class Cluster {
     this.log(`partition [${a.join(',')}] ${symmetric ? '<x>' : '-x>'} [${b.join(',')}]`);
   }
 
-  private compact(n: SimNode, exact = false): void {
-    const applied = n.sm.applied;
-    const snap = n.disk.snapshot();
-    const snapIndex = snap ? snap.meta.index : 0;
-    if (applied <= snapIndex) {
-      if (exact && snapIndex > 0) n.disk.compact(snapIndex);
-      return;
-    }
-    const e = n.disk.entry(applied);
-    if (e && itemOf(e) !== n.sm.items[applied - 1]) {
-      this.checker.fail(`compact: ${n.id} log at ${applied} is "${itemOf(e)}", state machine applied "${n.sm.items[applied - 1]}"`);
-    }
-    n.disk.createSnapshot(applied, n.sm.conf, n.sm.image());
-    const to = Math.max(n.disk.firstIndex() - 1, applied - (exact ? 0 : this.rng.int(4)));
-    n.disk.compact(to);
-    this.stats.compactions++;
-    this.log(`compact ${n.id} snap ${applied} log from ${n.disk.firstIndex()}`);
-  }
-
-  private leader(): SimNode | null {
-    let best: SimNode | null = null;
-    let bestTerm = -1;
-    for (const n of this.live()) {
-      const st = n.raft?.status();
-      if (st && st.role === 'leader' && st.term > bestTerm) {
-        best = n;
-        bestTerm = st.term;
-      }
-    }
-    return best;
-  }
-
   private confChange(): void {
     const l = this.leader();
-    if (!l || !l.raft) return;
+    if (!l || !l.driver) return;
     const members = this.members();
+    const st = l.driver.status();
     let cc: ConfChange;
     if (members.learners.length > 0) {
-      cc = { type: 'addVoter', node: this.rng.pick(members.learners) };
+      const learner = this.rng.pick(members.learners);
+      const pr = st.progress[learner];
+      // Promote once it caught up (as `dfs cluster add-member` does).
+      if (!pr || pr.match + 5 < st.lastIndex) return;
+      cc = { type: 'addVoter', node: learner };
     } else if (members.voters.length > 3) {
       const others = members.voters.filter((id) => id !== l.id);
       cc = { type: 'removeNode', node: this.rng.chance(0.8) ? this.rng.pick(others) : l.id };
     } else if (this.nextNodeNo <= this.opts.nodes + 3) {
-      // The newcomer boots with an empty conf and must learn the cluster from a snapshot
-      // (the bootstrap conf is not in the log). The core sends entries from index 1 when
-      // it still has them, so (unless told not to) first compact every node past index 1.
-      if (this.opts.compactBeforeJoin) {
-        const all = [...this.nodes.values()].filter((n) => !n.retired);
-        if (all.some((n) => !n.raft || n.sm.applied < 1)) return;
-        for (const n of all) this.compact(n, true);
-      }
       const id = `n${this.nextNodeNo++}`;
-      this.addNode(id, { voters: [], learners: [] });
+      this.addNode(id, null);
       cc = { type: 'addLearner', node: id };
     } else {
       return;
     }
-    const r = l.raft.proposeConfChange(cc);
     this.stats.confChanges++;
-    this.log(`confChange ${cc.type} ${cc.node} -> ${l.id}: ${r.ok ? `@${r.index}/${r.term}` : `refused ${r.reason}`}`);
-    this.drive(l);
+    this.log(`confChange ${cc.type} ${cc.node} -> ${l.id}`);
+    l.driver.proposeConfChange(cc).then(
+      (out) => this.log(`confChange ${cc.type} ${cc.node}: ${out.ok ? `@${out.index}` : out.reason}`),
+      (e: unknown) => this.violate(`proposeConfChange threw: ${String(e)}`),
+    );
   }
 
-  /** Nodes removed from the configuration stop for good once the removal is applied everywhere it matters. */
+  /** Nodes removed from the configuration stop for good. */
   private retireRemoved(): void {
     const m = this.members();
     const inConf = new Set([...m.voters, ...m.learners]);
     for (const n of this.nodes.values()) {
-      if (n.retired || inConf.has(n.id)) continue;
-      // Only nodes that were once members and have been removed (a newcomer not yet added is kept).
-      if (!this.wasRemoved(n.id)) continue;
+      if (n.retired) continue;
+      if (inConf.has(n.id)) {
+        this.everMember.add(n.id);
+        continue;
+      }
+      if (!this.everMember.has(n.id) || this.checker.latestConf === null) continue;
+      this.removed.add(n.id);
       n.retired = true;
-      if (n.raft) this.crashNow(n, 'retired (removed from the configuration)');
-      this.net.dropTo(n.id);
+      this.crash(n, 'retired (removed from the configuration)');
+      this.net.detach(n.id);
     }
   }
 
-  private wasRemoved(id: NodeId): boolean {
-    return this.removedIds.has(id);
-  }
-
-  private readonly removedIds = new Set<NodeId>();
 
   private transfer(): void {
     const l = this.leader();
-    if (!l || !l.raft) return;
+    if (!l || !l.driver) return;
     const others = this.members().voters.filter((id) => id !== l.id);
     if (others.length === 0) return;
     const to = this.rng.pick(others);
     this.log(`transferLeader ${l.id} -> ${to}`);
-    l.raft.transferLeader(to);
-    this.drive(l);
+    l.driver.transferLeader(to);
   }
 
-  // ---------------------------------------------------------------- checks per step
+  // ------------------------------------------------------------------ the run
 
-  private checkStep(): void {
-    for (const n of this.nodes.values()) {
-      if (!n.raft) continue;
-      const st = n.raft.status();
-      if (st.role === 'leader') {
-        this.checker.observeLeader(st.term, n.id);
-        this.leaderGuess = n.id;
-      }
-      if (st.applied > st.commit) this.checker.fail(`status: ${n.id} applied ${st.applied} > commit ${st.commit}`);
-    }
-    this.stats.leadersElected = this.checker.leaders.size;
-    const m = this.members();
-    for (const id of m.voters) if (!this.nodes.has(id)) this.checker.fail(`membership: voter ${id} is not a node`);
-    // Track removals for retirement.
-    for (const id of this.nodes.keys()) {
-      if (this.checker.latestConf && !m.voters.includes(id) && !m.learners.includes(id) && this.everMember.has(id)) this.removedIds.add(id);
-      if (m.voters.includes(id) || m.learners.includes(id)) this.everMember.add(id);
-    }
-    this.retireRemoved();
+  private loop(every: number, fn: () => void): void {
+    const jitter = every * (this.rng.int(1000) / 1000);
+    this.sched.at(every / 2 + jitter, () => {
+      this.guard(fn);
+      this.loop(every, fn);
+    });
   }
 
-  private readonly everMember = new Set<NodeId>();
-  private faultsOn = true;
-
-  // ---------------------------------------------------------------- the run
-
-  private faultyStep(): void {
-    const f = this.opts.faults;
-    const due = this.net.dueCount(this.now) > 0;
-    if (due && this.rng.chance(0.6)) {
-      this.deliverOne();
-      return;
-    }
-    let r = this.rng.int(1000);
-    const pick = (w: number): boolean => {
-      if (r < w) return true;
-      r -= w;
-      return false;
-    };
-    if (pick(this.opts.proposeWeight)) this.propose();
-    else if (pick(this.opts.readWeight)) this.readIndex();
-    else if (pick(f.crashWeight)) this.crashRandom();
-    else if (pick(f.restartWeight)) this.restartRandom();
-    else if (pick(f.partitionWeight)) {
-      if (!this.net.partitioned()) this.partition();
-    } else if (pick(f.healWeight)) {
-      if (this.net.partitioned()) {
-        this.net.heal();
-        this.log('heal');
-      }
-    } else if (pick(f.compactWeight)) {
-      const live = this.live();
-      if (live.length > 0) this.compact(this.rng.pick(live));
-    } else if (pick(this.opts.membership ? f.confChangeWeight : 0)) this.confChange();
-    else if (pick(f.transferWeight)) this.transfer();
-    else this.tickAll(true);
+  private async runFor(ms: number, stop: () => boolean = () => false): Promise<void> {
+    const until = this.sched.now + ms;
+    const budget = this.opts.maxEvents - this.sched.eventsRun;
+    await this.sched.runUntil(until, () => this.failure !== null || stop(), budget);
+    if (this.failure) throw this.failure;
+    if (this.sched.eventsRun >= this.opts.maxEvents) throw new SimViolation(`runaway: ${this.opts.maxEvents} events`);
   }
 
-  /** Heal everything, stop faults, and wait (bounded) for the cluster to converge. */
-  private quiet(): void {
+  /** Heal everything, stop faults, and wait (bounded) until every member caught up. */
+  private async quiet(): Promise<void> {
     this.faultsOn = false;
     this.net.heal();
-    this.net.opts = { ...this.net.opts, dropProbability: 0, duplicateProbability: 0, minDelayTicks: 0, maxDelayTicks: 2 };
+    this.net.opts = { ...this.net.opts, dropProbability: 0, duplicateProbability: 0 };
+    for (const n of this.nodes.values()) n.fs.faults = { ...n.fs.faults, eioProbability: 0, enospcProbability: 0, stallProbability: 0 };
     this.log('quiet: heal, no more faults');
     for (const n of this.nodes.values()) {
-      if (!n.raft && !n.retired) {
+      if (n.owner === null && !n.retired) {
         this.stats.restarts++;
         this.start(n);
-        this.drive(n);
       }
     }
     let probe: string | null = null;
     let probeAt = -1;
-    let probeLeader: NodeId | null = null;
-    let probeStep = 0;
-    for (let q = 0; q < this.opts.quietSteps; q++) {
-      this.step++;
-      this.stats.quietSteps++;
-      if (!this.deliverOne()) this.tickAll(false);
-      this.checkStep();
-      const l = this.leader();
-      if (!l || !l.raft) continue;
-      const lst = l.raft.status();
-      // A probe lost with its leader (or stuck) is proposed again.
-      if (probe !== null && !this.acked.has(probe) && (probeLeader !== l.id || q - probeStep > 500)) probe = null;
-      if (probe === null) {
-        if (lst.commit !== lst.lastIndex) continue;
-        probe = `c${++this.cmdSeq}`;
-        this.opts.clients?.writeInvoked(probe);
-        const r = l.raft.propose(Buffer.from(probe));
-        if (!r.ok) {
-          this.opts.clients?.writeFailed(probe);
-          probe = null;
-          continue;
+    let converged = false;
+    const deadline = this.sched.now + this.opts.quietMs;
+    while (!converged && this.sched.now < deadline) {
+      await this.runFor(Math.min(20, deadline - this.sched.now));
+      // A node that went down meanwhile (its last disk error, or a boot that failed) restarts.
+      for (const n of this.nodes.values()) {
+        if (n.owner === null && !n.retired) {
+          this.stats.restarts++;
+          this.start(n);
         }
-        probeAt = r.index;
-        probeLeader = l.id;
-        probeStep = q;
-        l.pending.set(r.index, { cmd: probe, term: r.term });
-        this.log(`probe ${probe} -> ${l.id} @${r.index}`);
-        this.drive(l);
+      }
+      const l = this.leader();
+      if (!l || !l.driver) continue;
+      if (probe === null || (!this.acked.has(probe) && this.rng.chance(0.05))) {
+        const cmd = `c${++this.cmdSeq}`;
+        probe = cmd;
+        this.opts.clients?.writeInvoked(cmd);
+        const owner = l.owner;
+        const node = l;
+        this.log(`probe ${cmd} -> ${l.id}`);
+        l.driver.propose(Buffer.from(cmd)).then(
+          (out) => {
+            this.guard(() => this.writeAnswered(node, owner, cmd, out));
+            if (out.ok) probeAt = out.index;
+          },
+          (e: unknown) => this.violate(`propose threw: ${String(e)}`),
+        );
+        this.clientOps++;
         continue;
       }
-      if (!this.acked.has(probe) || lst.commit !== lst.lastIndex) continue;
+      if (!this.acked.has(probe)) continue;
+      const st = l.driver.status();
       const members = this.members();
-      const all = [...members.voters, ...members.learners].map((id) => this.nodes.get(id));
-      if (all.every((n) => n !== undefined && n.raft !== null && n.sm.applied === lst.lastIndex && lst.lastIndex >= probeAt)) {
-        this.log(`converged at ${lst.lastIndex}, leader ${l.id} term ${lst.term}`);
-        return;
+      const lagging = [...members.voters, ...members.learners].filter((id) => {
+        const n = this.nodes.get(id);
+        const pr = st.progress[id];
+        return !n || !n.driver || !pr || pr.match !== st.lastIndex || n.sm.applied < st.lastIndex;
+      });
+      if (lagging.length === 0 && st.lastIndex >= probeAt) {
+        converged = true;
+        this.log(`converged at ${st.lastIndex}, leader ${l.id} term ${st.term}`);
       }
     }
-    const st = [...this.nodes.values()].map((n) => {
-      const s = n.raft?.status();
-      return s ? `${n.id}:${s.role}/t${s.term}/c${s.commit}/a${n.sm.applied}/l${s.lastIndex}` : `${n.id}:${n.retired ? 'retired' : 'down'}`;
-    });
-    throw new SimFailure('liveness', this.seed, this.step, `no convergence within ${this.opts.quietSteps} quiet steps (probe ${probe ?? 'not proposed'}; ${st.join(' ')})`, this.trace.last(), this.replayLine());
+    if (!converged) {
+      const l = this.leader();
+      const st = l?.driver?.status();
+      const view = [...this.nodes.values()].map((n) => {
+        const s = n.driver?.status();
+        const pr = st?.progress[n.id];
+        return s
+          ? `${n.id}:${s.role}/t${s.term}/c${s.commit}/a${n.sm.applied}/l${s.lastIndex}${pr ? `/match${pr.match}/${pr.state}` : ''}`
+          : `${n.id}:${n.retired ? 'retired' : 'down'}`;
+      });
+      throw new SimFailure(
+        'liveness',
+        this.seed,
+        Math.round(this.sched.now),
+        `no convergence within ${this.opts.quietMs} ms after healing (probe ${probe ?? 'not proposed'}, leader ${l?.id ?? 'none'}; ${view.join(' ')})`,
+        this.trace.last(),
+        this.replayLine(),
+      );
+    }
   }
 
-  /** Every acknowledged write is on every live member, once, in one order. */
+  /** Every acknowledged write is on every member, once, at its index. */
   private finalCheck(): void {
     const m = this.members();
     for (const id of [...m.voters, ...m.learners]) {
       const n = this.nodes.get(id);
-      if (!n || !n.raft) this.checker.fail(`final: member ${id} is not running`);
+      if (!n || !n.driver) return this.checker.fail(`final: member ${id} is not running`);
       for (const [cmd, index] of this.acked) {
-        if (n.sm.items[index - 1] !== cmd) this.checker.fail(`acknowledged write lost: ${cmd} acked at ${index}, ${id} has "${n.sm.items[index - 1] ?? '(nothing)'}" there`);
+        if (index === null) {
+          if (!n.sm.items.includes(cmd)) this.checker.fail(`acknowledged write lost: ${cmd} (acked before apply) is not on ${id}`);
+        } else if (n.sm.items[index - 1] !== cmd) {
+          this.checker.fail(`acknowledged write lost: ${cmd} acked at ${index}, ${id} has "${n.sm.items[index - 1] ?? '(nothing)'}" there`);
+        }
       }
-    }
-    for (const [cmd, index] of this.acked) {
-      const at = this.checker.commandAppliedAt(cmd);
-      if (at !== index) this.checker.fail(`acknowledged write ${cmd} at ${index} applied at ${at ?? 'nowhere'}`);
     }
   }
 
   replayLine(): string {
-    const bug = this.opts.driverBug ? ` DFS_SIM_BUG=${this.opts.driverBug}` : '';
-    return `DFS_SIM_SEED=${this.seed} DFS_SIM_NODES=${this.opts.nodes} DFS_SIM_PROFILE=${this.opts.profile} DFS_SIM_STEPS=${this.opts.steps}${bug} npx vitest run test/unit/raft/sim-replay`;
+    const bug = this.opts.bug ? ` DFS_SIM_BUG=${this.opts.bug}` : '';
+    return `DFS_SIM_SEED=${this.seed} DFS_SIM_NODES=${this.opts.nodes} DFS_SIM_PROFILE=${this.opts.profile} DFS_SIM_MS=${this.opts.durationMs}${bug} npx vitest run test/unit/raft/sim-replay`;
   }
 
-  run(): SimStats {
+  async run(): Promise<SimStats> {
     try {
-      for (const n of this.nodes.values()) this.drive(n);
-      for (this.step = 1; this.step <= this.opts.steps; this.step++) {
-        this.faultyStep();
-        this.checkStep();
-      }
-      this.stats.steps = this.opts.steps;
-      this.quiet();
+      this.loop(CHAOS_TICK_MS, () => this.chaos());
+      this.loop(this.opts.clientIntervalMs, () => {
+        if (this.faultsOn) this.clientOp();
+      });
+      await this.runFor(this.opts.durationMs);
+      await this.quiet();
       this.finalCheck();
     } catch (e) {
       if (e instanceof SimFailure) throw e;
-      const reason = e instanceof SimViolation ? e.message : `core threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+      const reason = e instanceof SimViolation ? e.message : `simulator threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
       this.log(`FAIL ${reason}`);
-      throw new SimFailure('safety', this.seed, this.step, reason, this.trace.last(), this.replayLine());
+      throw new SimFailure('safety', this.seed, Math.round(this.sched.now), reason, this.trace.last(), this.replayLine());
+    }
+    this.stats.leadersElected = this.checker.leaders.size;
+    this.stats.events = this.sched.eventsRun;
+    this.stats.virtualMs = Math.round(this.sched.now);
+    this.stats.delivered = this.net.stats.delivered;
+    for (const n of this.nodes.values()) {
+      this.stats.tornWrites += n.fs.stats.tornWrites;
+      this.stats.lostWrites += n.fs.stats.lostWrites;
     }
     this.stats.traceHash = this.trace.digest();
     return this.stats;
   }
 }
 
-function spanOf(ents: readonly Entry[]): string {
-  if (ents.length === 0) return '-';
-  return `${ents[0].index}..${ents[ents.length - 1].index}/t${ents[ents.length - 1].term}`;
+function isIoError(e: unknown): boolean {
+  if (e instanceof LogStoreError) return e.code === 'IO';
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'EIO' || code === 'ENOSPC';
 }
 
-export type SimProfile = 'default' | 'harsh' | 'chaos';
+export type SimProfile = 'default' | 'harsh' | 'chaos' | 'disk';
 
 /**
- * Presets: `default` is the mix above; `harsh` crashes often (also inside Ready handling)
- * with pre-vote off, to provoke split votes and crash-recovery races; `chaos` is a bad
- * network (slow, lossy, duplicating, often partitioned).
+ * Presets: `default` is the mix above; `harsh` crashes often; `chaos` is a bad network
+ * (slow, lossy, duplicating, often partitioned); `disk` is a bad disk (stalls, EIO, ENOSPC).
  */
-export const simProfiles: Record<SimProfile, { faults?: Partial<FaultOptions>; network?: Partial<NetworkOptions>; preVote?: boolean | null }> = {
+export const simProfiles: Record<SimProfile, { faults?: Partial<FaultOptions>; network?: Partial<NetworkOptions>; disk?: Partial<DiskFaultOptions> }> = {
   default: {},
-  harsh: { preVote: false, faults: { crashInReadyProbability: 0.05, crashWeight: 30, restartWeight: 60 } },
+  harsh: { faults: { crashWeight: 40, restartWeight: 80 } },
   chaos: {
-    network: { minDelayTicks: 0, maxDelayTicks: 12, dropProbability: 0.2, duplicateProbability: 0.1, maxInFlightPerLink: 16 },
-    faults: { partitionWeight: 20, healWeight: 15 },
+    network: { minDelayMs: 0.05, maxDelayMs: 25, dropProbability: 0.2, duplicateProbability: 0.1, maxInFlightPerLink: 32 },
+    faults: { partitionWeight: 25, healWeight: 20 },
   },
+  disk: { disk: { stallProbability: 0.02, stallLatencyMs: 150, eioProbability: 0.002, enospcProbability: 0.001, maxLatencyMs: 3 } },
 };
 
-export interface RunOptions extends Partial<Omit<SimOptions, 'faults' | 'network'>> {
+export interface RunOptions extends Partial<Omit<SimOptions, 'faults' | 'network' | 'disk'>> {
   faults?: Partial<FaultOptions>;
   network?: Partial<NetworkOptions>;
+  disk?: Partial<DiskFaultOptions>;
 }
 
 /** Build the options of a run: defaults, then the profile's preset, then `opts`. */
 export function simOptions(opts: RunOptions = {}): SimOptions {
   const profile = opts.profile ?? 'default';
   const preset = simProfiles[profile];
+  const bug = opts.bug ?? null;
   return {
     ...defaultSimOptions,
-    ...(preset.preVote !== undefined ? { preVote: preset.preVote } : {}),
     ...opts,
     profile,
+    bug,
     network: { ...defaultSimOptions.network, ...preset.network, ...opts.network },
     faults: { ...defaultSimOptions.faults, ...preset.faults, ...opts.faults },
+    disk: { ...defaultSimOptions.disk, ...preset.disk, ...opts.disk, ...(bug === 'lyingDisk' ? { lyingFsync: true } : {}) },
   };
 }
 
-/** Run one seed; throws SimFailure (safety or liveness) with the replay line and a trace tail. */
-export function runSeed(seed: number, opts: RunOptions = {}): SimStats {
+/** Run one seed; rejects with SimFailure (safety or liveness) with the replay line and a trace tail. */
+export function runSeed(seed: number, opts: RunOptions = {}): Promise<SimStats> {
   return new Cluster(seed, simOptions(opts)).run();
 }

@@ -1,28 +1,32 @@
-// The simulated network: every message gets a seeded delay (which also reorders), may be
-// dropped or duplicated, and is dropped when a partition separates the two ends (at send
-// and again at delivery). Queues are bounded per directed link.
+// The simulated network between the drivers: every message gets a seeded delay (which
+// also reorders), may be dropped or duplicated, and is dropped when a partition separates
+// the two ends (at send and again at delivery). In-flight messages are bounded per
+// directed link. Each node gets a RaftTransport over it; like the gRPC transport it
+// reports snapshot outcomes and, now and then, unreachable peers.
+import type { RaftTransport } from '../driver.js';
 import type { Message, NodeId } from '../types.js';
 import type { Prng } from './prng.js';
+import type { Scheduler } from './scheduler.js';
 
 export interface NetworkOptions {
-  minDelayTicks: number;
-  maxDelayTicks: number;
+  minDelayMs: number;
+  maxDelayMs: number;
   dropProbability: number;
   duplicateProbability: number;
   /** Messages in flight per directed link; more are dropped (a full socket buffer). */
   maxInFlightPerLink: number;
 }
 
-export interface InFlight {
-  seq: number;
-  msg: Message;
-  deliverAt: number;
-  /** Incarnation of the sender when it sent (to route reportSnapshot back). */
-  fromIncarnation: number;
+/** Where the network hands a message: the receiving node's live incarnation, if any. */
+export interface Endpoint {
+  /** Incarnation owner id (scheduler owner) now running, or null when down. */
+  owner(): number | null;
+  receive(m: Message): void;
+  reportSnapshot(to: NodeId, ok: boolean): void;
+  reportUnreachable(to: NodeId): void;
 }
 
-export type SendOutcome = 'queued' | 'dropped' | 'blocked' | 'full';
-
+/** A copy of the structure (no node may share a mutable object with another); payload bytes are never written to, so they are shared. */
 function cloneMessage(m: Message): Message {
   return {
     ...m,
@@ -33,19 +37,37 @@ function cloneMessage(m: Message): Message {
   };
 }
 
+export interface NetworkStats {
+  sent: number;
+  delivered: number;
+  dropped: number;
+  duplicated: number;
+}
+
 export class SimNetwork {
-  private queue: InFlight[] = [];
-  private seq = 0;
   private readonly perLink = new Map<string, number>();
   /** Directed links "a>b" that are cut. */
   private readonly blocked = new Set<string>();
+  private readonly endpoints = new Map<NodeId, Endpoint>();
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0 };
   opts: NetworkOptions;
+  /** Optional event log (the cluster's trace). */
+  trace: (ev: string) => void = () => undefined;
 
   constructor(
+    private readonly sched: Scheduler,
     private readonly rng: Prng,
     opts: NetworkOptions,
   ) {
     this.opts = opts;
+  }
+
+  attach(id: NodeId, ep: Endpoint): void {
+    this.endpoints.set(id, ep);
+  }
+
+  detach(id: NodeId): void {
+    this.endpoints.delete(id);
   }
 
   isBlocked(from: NodeId, to: NodeId): boolean {
@@ -70,54 +92,70 @@ export class SimNetwork {
     this.blocked.clear();
   }
 
-  send(msg: Message, now: number, fromIncarnation: number): SendOutcome {
-    if (this.isBlocked(msg.from, msg.to)) return 'blocked';
-    if (this.rng.chance(this.opts.dropProbability)) return 'dropped';
+  /** The transport of node `id`'s incarnation `owner`: sends stop when it dies. */
+  transportFor(id: NodeId, owner: number): RaftTransport {
+    return {
+      send: (messages) => {
+        if (this.sched.isDead(owner)) return;
+        for (const m of messages) this.send(m, owner);
+      },
+      setPeers: () => undefined,
+      close: () => undefined,
+    };
+  }
+
+  private send(msg: Message, fromOwner: number): void {
+    this.stats.sent++;
+    const sender = this.endpoints.get(msg.from);
+    const failed = (): void => {
+      if (!sender) return;
+      // Like the gRPC transport: a failed snapshot is reported, a broken stream sometimes.
+      if (msg.type === 'MsgSnap') this.sched.at(0, () => sender.reportSnapshot(msg.to, false), fromOwner);
+      else if (this.rng.chance(0.3)) this.sched.at(0, () => sender.reportUnreachable(msg.to), fromOwner);
+    };
+    if (this.isBlocked(msg.from, msg.to) || !this.endpoints.has(msg.to)) {
+      this.stats.dropped++;
+      failed();
+      return;
+    }
+    if (this.rng.chance(this.opts.dropProbability)) {
+      this.stats.dropped++;
+      if (msg.type === 'MsgSnap') failed();
+      return;
+    }
     const copies = this.rng.chance(this.opts.duplicateProbability) ? 2 : 1;
+    if (copies === 2) this.stats.duplicated++;
     const link = `${msg.from}>${msg.to}`;
     for (let k = 0; k < copies; k++) {
       const n = this.perLink.get(link) ?? 0;
-      if (n >= this.opts.maxInFlightPerLink) return k === 0 ? 'full' : 'queued';
+      if (n >= this.opts.maxInFlightPerLink) {
+        if (k === 0) {
+          this.stats.dropped++;
+          failed();
+        }
+        return;
+      }
       this.perLink.set(link, n + 1);
-      const delay = this.rng.range(this.opts.minDelayTicks, this.opts.maxDelayTicks);
-      this.queue.push({ seq: this.seq++, msg: cloneMessage(msg), deliverAt: now + delay, fromIncarnation });
+      const copy = cloneMessage(msg);
+      const delay = this.opts.minDelayMs + (this.opts.maxDelayMs - this.opts.minDelayMs) * (this.rng.int(1000) / 1000);
+      this.sched.at(delay, () => this.deliver(copy, link, fromOwner, k === 0));
     }
-    return 'queued';
   }
 
-  /** Messages due at `now`, in queue order. */
-  dueCount(now: number): number {
-    let n = 0;
-    for (const f of this.queue) if (f.deliverAt <= now) n++;
-    return n;
-  }
-
-  /** Remove and return one due message chosen at random (reordering among due ones). */
-  takeDue(now: number): InFlight | null {
-    const due: number[] = [];
-    for (let i = 0; i < this.queue.length; i++) if (this.queue[i].deliverAt <= now) due.push(i);
-    if (due.length === 0) return null;
-    const i = this.rng.pick(due);
-    const f = this.queue[i];
-    this.queue.splice(i, 1);
-    const link = `${f.msg.from}>${f.msg.to}`;
+  private deliver(m: Message, link: string, fromOwner: number, first: boolean): void {
     this.perLink.set(link, (this.perLink.get(link) ?? 1) - 1);
-    return f;
-  }
-
-  inFlight(): number {
-    return this.queue.length;
-  }
-
-  /** Drop everything addressed to `node` (e.g. it was removed for good). */
-  dropTo(node: NodeId): void {
-    const keep: InFlight[] = [];
-    for (const f of this.queue) {
-      if (f.msg.to === node) {
-        const link = `${f.msg.from}>${f.msg.to}`;
-        this.perLink.set(link, (this.perLink.get(link) ?? 1) - 1);
-      } else keep.push(f);
+    const target = this.endpoints.get(m.to);
+    const sender = this.endpoints.get(m.from);
+    const senderLive = sender !== undefined && sender.owner() === fromOwner;
+    if (this.isBlocked(m.from, m.to) || !target || target.owner() === null) {
+      this.stats.dropped++;
+      this.trace(`drop ${m.type} ${m.from}->${m.to}`);
+      if (m.type === 'MsgSnap' && first && senderLive) sender.reportSnapshot(m.to, false);
+      return;
     }
-    this.queue = keep;
+    this.stats.delivered++;
+    this.trace(`deliver ${m.type} ${m.from}->${m.to} t${m.term} i${m.index}/${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? ` rej(${m.rejectHint})` : ''}`);
+    target.receive(m);
+    if (m.type === 'MsgSnap' && first && senderLive) sender.reportSnapshot(m.to, true);
   }
 }
