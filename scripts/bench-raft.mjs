@@ -2,7 +2,8 @@
 // Benchmark of a whole Raft group (issue #4, "Speed"): commits/s and per-proposal latency
 // with 1, 16 and 256 concurrent proposers against 3 voters, each a separate process on
 // 127.0.0.1 with its own disk log (LogStore, fdatasync on), a Raft transport (--transport
-// grpc: GrpcTransport, the default; tcp: TcpTransport behind a PortMux) and the
+// tcp: TcpTransport behind a PortMux, the default and what the daemon uses; grpc:
+// GrpcTransport, kept for comparison, decision 0009) and the
 // real driver (RaftDriver), over a trivial state machine (a counter). The proposers run
 // inside the leader's process in closed loops; a proposal's latency is from propose() to
 // the resolution of its promise (committed by a quorum and applied on the leader).
@@ -11,7 +12,7 @@
 // `node scripts/bench-raft.mjs`).
 // Usage: node scripts/bench-raft.mjs [--concurrency 1,16,256] [--seconds 5] [--warmup 1]
 //        [--entry-bytes 100] [--tick-ms 100] [--snapshot-every N] [--json] [--cpu-prof]
-//        [--dir /tmp] [--transport grpc|tcp]
+//        [--dir /tmp] [--transport tcp|grpc]
 //   --tick-ms, --snapshot-every  driver options; default: DEFAULT_DRIVER_OPTIONS (tick
 //               100 ms, a snapshot + compaction every 20 000 applied entries, as the daemon).
 //   --cpu-prof  run the voters under `node --cpu-prof` and print the leader's top
@@ -55,7 +56,7 @@ async function voter() {
   const { LogStore } = await import(dist('cluster/raft/log-store.js'));
   const { GrpcTransport, RAFT_SERVER_OPTIONS } = await import(dist('cluster/raft/transport.js'));
   const { DEFAULT_DRIVER_OPTIONS, RaftDriver } = await import(dist('cluster/raft/driver.js'));
-  const transportKind = opt('transport', 'grpc');
+  const transportKind = opt('transport', 'tcp');
 
   const id = opt('id', '');
   const dir = opt('dir', '');
@@ -398,8 +399,8 @@ async function parent() {
   const log = (s) => process.stderr.write(s + '\n');
 
   const snapshotEvery = opt('snapshot-every', null);
-  const transportKind = opt('transport', 'grpc');
-  if (transportKind !== 'grpc' && transportKind !== 'tcp') throw new Error(`--transport grpc|tcp, not ${transportKind}`);
+  const transportKind = opt('transport', 'tcp');
+  if (transportKind !== 'grpc' && transportKind !== 'tcp') throw new Error(`--transport tcp|grpc, not ${transportKind}`);
   const voterArgs = ['--tick-ms', String(tickMs), '--transport', transportKind, ...(snapshotEvery ? ['--snapshot-every', snapshotEvery] : [])];
   const voters = VOTERS.map((id) => new Voter(id, path.join(base, id), nodeArgs, voterArgs));
   const cleanup = async () => {

@@ -20,7 +20,9 @@ import { FuseAdapter, DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter.js';
 import type { DataPlane } from '../fuse/data-plane.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
 import { LogStore } from '../cluster/raft/log-store.js';
-import { GrpcTransport, RAFT_SERVER_OPTIONS } from '../cluster/raft/transport.js';
+import { TcpTransport } from '../cluster/raft/tcp-transport.js';
+import { PortMux } from '../cluster/raft/port-mux.js';
+import { DEFAULT_TRANSPORT_LIMITS } from '../cluster/raft/transport.js';
 import { DEFAULT_DRIVER_OPTIONS, RaftDriver } from '../cluster/raft/driver.js';
 import { loadEnvelopeCodec } from '../meta/envelope-codec.js';
 import { ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
@@ -43,6 +45,16 @@ const MEMBER_REFRESH_MS = 10_000;
 const DEFAULT_LAYOUT_REPLICAS = DEFAULT_LAYOUT.kind === 'replicas' ? DEFAULT_LAYOUT.replicas : 3;
 /** How often a server daemon heartbeats the meta leader. */
 const HEARTBEAT_MS = 1000;
+/**
+ * The daemon's gRPC server (meta + chunk services). Server-side keepalive notices a client
+ * that vanished without closing its streams; these are the values the server had while it
+ * also carried Raft (RAFT_SERVER_OPTIONS), kept now that Raft has its own framed transport.
+ */
+const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
+  ...CHUNK_SERVER_OPTIONS,
+  'grpc.keepalive_time_ms': DEFAULT_TRANSPORT_LIMITS.keepaliveTimeMs,
+  'grpc.keepalive_timeout_ms': DEFAULT_TRANSPORT_LIMITS.keepaliveTimeoutMs,
+};
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -107,7 +119,9 @@ export class StartupError extends Error {
 }
 
 interface Parts {
-  transport?: GrpcTransport;
+  transport?: TcpTransport;
+  /** The listener of `listen`: Raft connections to the transport, the rest to gRPC. */
+  mux?: PortMux;
   logStore?: LogStore;
   driver?: RaftDriver;
   router?: LeaderRouter;
@@ -268,19 +282,20 @@ export class Daemon {
     if (!fresh) membership.reset(store.initialState().conf, await meta.memberAddresses());
     else if (!joining) await meta.seedMembers(hints);
 
-    const server = new grpc.Server({ ...CHUNK_SERVER_OPTIONS, ...RAFT_SERVER_OPTIONS });
+    const server = new grpc.Server(GRPC_SERVER_OPTIONS);
     this.parts.grpcServer = server;
     await registerChunkService(server, chunks, { logger: this.log });
 
     let driver: RaftDriver | null = null;
-    const transport = new GrpcTransport({
+    // Raft's framed transport (decision 0009); its connections arrive on the gRPC port
+    // through the PortMux bound below, so a member's one replicated address serves both.
+    const transport = new TcpTransport({
       selfId: this.nodeId,
       peers: membership.peers(),
       onMessage: (m) => driver?.receive(m),
       logger: this.log,
     });
     this.parts.transport = transport;
-    await transport.register(server);
     membership.onChange(() => transport.setPeers(membership.peers()));
     driver = await RaftDriver.start(
       store,
@@ -370,7 +385,7 @@ export class Daemon {
         checkChunks: (req) => healer.checkChunks(req),
       },
     );
-    this.grpcPort = await this.bind(server, cfg.listen!);
+    this.grpcPort = await this.listen(server, transport, cfg.listen!);
 
     const isMember = (): boolean => {
       const conf = driver.status().conf;
@@ -633,16 +648,24 @@ export class Daemon {
     }
   }
 
-  private bind(server: grpc.Server, address: string): Promise<number> {
+  /** Listens on `address` for gRPC and Raft (one port); returns the bound port. */
+  private async listen(server: grpc.Server, transport: TcpTransport, address: string): Promise<number> {
     parseAddress(address, 'listen');
-    return new Promise((resolve, reject) => {
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
-        if (err) {
-          const inUse = /EADDRINUSE|address already in use|No address added/i.test(err.message);
-          reject(new StartupError(`cannot listen on ${address}: ${inUse ? 'address already in use' : err.message}`));
-        } else resolve(port);
+    try {
+      const mux = await PortMux.listen({
+        address,
+        grpcServer: server,
+        grpcCredentials: grpc.ServerCredentials.createInsecure(),
+        onRaftConnection: (s) => transport.acceptConnection(s),
+        logger: this.log,
       });
-    });
+      this.parts.mux = mux;
+      return mux.port;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const inUse = err.code === 'EADDRINUSE';
+      throw new StartupError(`cannot listen on ${address}: ${inUse ? 'address already in use' : (err.code ?? err.message)}`);
+    }
   }
 
   async status(): Promise<Record<string, unknown>> {
@@ -665,7 +688,14 @@ export class Daemon {
       members: Object.fromEntries(this.members),
       leader: this.parts.driver?.leaderId ?? null,
       raft: this.parts.driver
-        ? { ...this.parts.driver.status(), driver: this.parts.driver.stats, reads: this.parts.replicated?.readStats, log: this.parts.logStore?.stats() }
+        ? {
+            ...this.parts.driver.status(),
+            driver: this.parts.driver.stats,
+            reads: this.parts.replicated?.readStats,
+            log: this.parts.logStore?.stats(),
+            transport: this.parts.transport?.stats(),
+            listener: this.parts.mux?.stats(),
+          }
         : null,
       gc: this.parts.gc?.stats() ?? null,
       client: this.parts.vfs ? { dirtyBytes: this.parts.vfs.dirtyBytes, openHandles: this.parts.vfs.openHandles, ...this.parts.vfs.counters } : null,
@@ -695,7 +725,7 @@ export class Daemon {
     if (p.driver) await p.driver.stop();
     p.router?.close();
     p.dataPlane?.close();
-    if (p.transport) await p.transport.close();
+    p.transport?.close();
     if (p.logStore) await p.logStore.close();
     if (p.http) await new Promise((resolve) => p.http!.close(resolve));
     if (p.grpcServer) {
@@ -711,6 +741,8 @@ export class Daemon {
         });
       });
     }
+    // After the gRPC shutdown (which also ends the sessions the mux injected); frees the port.
+    if (p.mux) await p.mux.close();
     if (this.memberRefresh) clearInterval(this.memberRefresh);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     p.leaderClient?.close();

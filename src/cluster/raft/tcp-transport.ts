@@ -16,8 +16,9 @@ import { timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import { DEFAULT_TRANSPORT_LIMITS, MAX_SNAPSHOT_PIECE_BYTES, MAX_WIRE_MESSAGE_BYTES, type GrpcTransportLimits, type TransportStats } from './transport.js';
-import type { Message, MessageType, NodeId } from './types.js';
+// SHEDDABLE: the queue-overflow policy is GrpcTransport's, shared so the two cannot drift.
+import { DEFAULT_TRANSPORT_LIMITS, MAX_SNAPSHOT_PIECE_BYTES, MAX_WIRE_MESSAGE_BYTES, SHEDDABLE, type GrpcTransportLimits, type TransportStats } from './transport.js';
+import type { Message, NodeId } from './types.js';
 import {
   ConnectionPurpose,
   encodeBatchFrame,
@@ -108,12 +109,6 @@ export interface TcpTransportOptions {
   security?: RaftConnectionSecurity;
   limits?: Partial<TcpTransportLimits>;
 }
-
-/**
- * Messages whose loss Raft repairs on its own at the next heartbeat or append; dropped
- * first when a queue overflows (the policy of GrpcTransport, whose set is not exported).
- */
-const SHEDDABLE = new Set<MessageType>(['MsgApp', 'MsgAppResp', 'MsgHeartbeat', 'MsgHeartbeatResp']);
 
 function assert(cond: boolean, what: string): asserts cond {
   if (!cond) throw new Error(`raft tcp transport: assertion failed: ${what}`);

@@ -168,7 +168,7 @@ const TYPE_OF_WIRE = new Map<WireMessageType, MessageType>(
  * transfer and read requests are rare, and losing them costs an election timeout or a
  * client retry, so they are kept while anything else can go.
  */
-const SHEDDABLE = new Set<MessageType>(['MsgApp', 'MsgAppResp', 'MsgHeartbeat', 'MsgHeartbeatResp']);
+export const SHEDDABLE = new Set<MessageType>(['MsgApp', 'MsgAppResp', 'MsgHeartbeat', 'MsgHeartbeatResp']);
 
 /** Rough wire size: fixed fields + ids + payloads. Used for queue and batch bounds only. */
 function estimateBytes(m: Message): number {
