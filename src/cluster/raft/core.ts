@@ -65,6 +65,16 @@ export class RawNode implements RaftNode {
   /** Read requests waiting for the leader's first commit in its term. */
   private readsAwaitingCommit: Array<{ context: Buffer; from: NodeId }> = [];
 
+  /**
+   * Leader: appends to every follower are owed (new entries, a new commit index). They are
+   * built when the next Ready is (flushAppends), so a follower gets one MsgApp per Ready
+   * carrying every entry proposed since the last one and the latest commit, instead of one
+   * per proposal and one per commit advance.
+   */
+  private appendsOwed = false;
+  /** Leader: the commit index advanced (or a probe is due): owed appends go out even empty. */
+  private emptyAppendsOwed = false;
+
   /** Candidates: votes received for the current campaign. */
   private votes = new Map<NodeId, boolean>();
 
@@ -158,6 +168,7 @@ export class RawNode implements RaftNode {
       this.log.unstableEntries.length > 0 ||
       this.log.unstableSnapshot !== null ||
       this.msgs.length > 0 ||
+      (this.appendsOwed && this.role === 'leader') ||
       this.readStates.length > 0 ||
       this.log.hasNextCommitted()
     );
@@ -165,6 +176,16 @@ export class RawNode implements RaftNode {
 
   ready(): Ready {
     assert(this.outstanding === null, 'ready() called again before advance()');
+    this.flushAppends();
+    // No message reveals a commit index beyond what this node has made durable: the
+    // driver may send a leader's appends and heartbeats before it persists this Ready's
+    // entries (Raft thesis §10.2.1), and with a single voter (and learners) the commit
+    // index can already cover them. With more voters it never does here: a quorum needs a
+    // follower's ack of entries sent in an earlier Ready, whose entries are durable.
+    const durable = this.log.persistedIndex();
+    for (const m of this.msgs) {
+      if ((m.type === 'MsgApp' || m.type === 'MsgHeartbeat') && m.commit > durable) m.commit = durable;
+    }
     const soft = this.softState();
     const hard = this.hardState();
     const rd: Ready = {
@@ -435,7 +456,7 @@ export class RawNode implements RaftNode {
     if (data.length > this.cfg.maxMsgBytes) return { ok: false, reason: 'tooLarge', leader: this.id };
     const index = this.log.lastIndex() + 1;
     this.appendEntry({ term: this.term, index, type, data });
-    this.bcastAppend();
+    this.appendsOwed = true;
     return { ok: true, index, term: this.term };
   }
 
@@ -469,13 +490,15 @@ export class RawNode implements RaftNode {
       pr.freeInflightsTo(m.index);
     }
     if (this.maybeCommit()) {
+      // Every follower gets the new commit index (with whatever entries it lacks) when
+      // the next Ready is built: acks arriving together make one round of appends.
       this.bcastAppend();
-    } else if (wasPaused) {
-      this.sendAppend(m.from, true);
-    }
-    // Fill the pipeline with whatever else the follower lacks.
-    while (this.sendAppend(m.from, false)) {
-      /* keep sending */
+    } else {
+      if (wasPaused) this.sendAppend(m.from, true);
+      // Fill the pipeline with whatever else the follower lacks.
+      while (this.sendAppend(m.from, false)) {
+        /* keep sending */
+      }
     }
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
       this.send(blank('MsgTimeoutNow', this.id, m.from));
@@ -516,8 +539,26 @@ export class RawNode implements RaftNode {
     return true;
   }
 
+  /** Owe every follower an append, even an empty one (a commit index, a probe). */
   private bcastAppend(): void {
-    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, true);
+    this.appendsOwed = true;
+    this.emptyAppendsOwed = true;
+  }
+
+  /** Send the appends owed since the last Ready: per follower, what it lacks (pipelined). */
+  private flushAppends(): void {
+    if (!this.appendsOwed) return;
+    const sendIfEmpty = this.emptyAppendsOwed;
+    this.appendsOwed = false;
+    this.emptyAppendsOwed = false;
+    if (this.role !== 'leader') return;
+    for (const id of this.progress.keys()) {
+      if (id === this.id) continue;
+      this.sendAppend(id, sendIfEmpty);
+      while (this.sendAppend(id, false)) {
+        /* keep sending */
+      }
+    }
   }
 
   private bcastHeartbeat(): void {
@@ -743,6 +784,8 @@ export class RawNode implements RaftNode {
     this.leadTransferee = null;
     this.votes.clear();
     this.progress.clear();
+    this.appendsOwed = false;
+    this.emptyAppendsOwed = false;
     this.reads = [];
     this.readsAwaitingCommit = [];
   }

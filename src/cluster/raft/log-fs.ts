@@ -1,6 +1,7 @@
 // The file operations the Raft log store needs, as an interface: the real one is Node's
 // fs/promises (every call runs in the libuv thread pool, so the event loop never waits on
 // the disk); tests wrap it to count and order writes and datasyncs or to inject faults.
+import { constants } from 'node:fs';
 import { open, mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 
@@ -9,6 +10,12 @@ export interface LogFile {
   write(buf: Buffer, position: number): Promise<void>;
   /** fdatasync: the data, and metadata only if needed to read it back (size). */
   datasync(): Promise<void>;
+  /**
+   * Optional: write all of `buf` at `position` and make it durable as by datasync(), in
+   * one operation (one trip through the libuv pool instead of two: on the commit path of
+   * every Raft entry). Without it the store calls write() then datasync().
+   */
+  writeDurable?(buf: Buffer, position: number): Promise<void>;
   /** Set the size (sparse preallocation). */
   truncate(sizeBytes: number): Promise<void>;
   close(): Promise<void>;
@@ -20,7 +27,7 @@ export interface LogFs {
   readFile(path: string): Promise<Buffer>;
   /** Open for writing, creating or truncating the file. */
   createFile(path: string): Promise<LogFile>;
-  /** Open an existing file for writing in place. */
+  /** Open an existing file for writing in place (the active log segment). */
   openFile(path: string): Promise<LogFile>;
   /** Atomic replace of `target`. */
   rename(source: string, target: string): Promise<void>;
@@ -31,6 +38,8 @@ export interface LogFs {
 
 class NodeLogFile implements LogFile {
   constructor(private readonly fh: FileHandle) {}
+
+  writeDurable?: (buf: Buffer, position: number) => Promise<void>;
 
   async write(buf: Buffer, position: number): Promise<void> {
     let done = 0;
@@ -61,7 +70,13 @@ export const nodeLogFs: LogFs = {
   list: (dir) => readdir(dir),
   readFile: (path) => readFile(path),
   createFile: async (path) => new NodeLogFile(await open(path, 'w')),
-  openFile: async (path) => new NodeLogFile(await open(path, 'r+')),
+  openFile: async (path) => {
+    // O_DSYNC: every write returns once its data is durable, as if followed by fdatasync
+    // (same flush on ext4/xfs), so writeDurable is a single pwrite in the pool.
+    const file = new NodeLogFile(await open(path, constants.O_RDWR | constants.O_DSYNC));
+    file.writeDurable = (buf, position) => file.write(buf, position);
+    return file;
+  },
   rename: (source, target) => rename(source, target),
   unlink: (path) => unlink(path),
   async syncDir(dir) {

@@ -595,9 +595,13 @@ export class LogStore implements LogReader {
     }
     if (size > 0) {
       const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
-      await active.file.write(buf, active.writePos);
+      if (active.file.writeDurable) {
+        await active.file.writeDurable(buf, active.writePos);
+      } else {
+        await active.file.write(buf, active.writePos);
+        await active.file.datasync();
+      }
       active.writePos += size;
-      await active.file.datasync();
       this.counters.batches++;
       this.counters.fsyncs++;
       this.counters.bytesWritten += size;

@@ -26,6 +26,11 @@ export class RaftLog {
     assert(this.applied <= this.committed, `applied ${applied} beyond commit ${committed}`);
   }
 
+  /** Highest index up to which the driver has persisted the log (advance() after a Ready). */
+  persistedIndex(): number {
+    return this.offset - 1;
+  }
+
   firstIndex(): number {
     return this.unstableSnapshot !== null ? this.unstableSnapshot.meta.index + 1 : this.storage.firstIndex();
   }
@@ -129,7 +134,7 @@ export class RaftLog {
     assert(after > this.committed, `append at ${after} would truncate committed entries (commit ${this.committed})`);
     for (let i = 1; i < ents.length; i++) assert(ents[i].index === after + i, 'entries not contiguous');
     if (after === this.offset + this.unstableEntries.length) {
-      this.unstableEntries = this.unstableEntries.concat(ents);
+      for (const e of ents) this.unstableEntries.push(e);
     } else if (after <= this.offset) {
       this.offset = after;
       this.unstableEntries = [...ents];

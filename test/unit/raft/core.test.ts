@@ -173,7 +173,16 @@ describe('safety under loss, restarts, compaction and membership churn', () => {
       expect(Math.max(...ids.map((id) => net.peer(id).data.length)), `seed ${seed}: no progress`).toBeGreaterThan(20);
       // Heal: the members converge on one leader and one log.
       net.lose = null;
+      // Converged within a bound, not at a fixed tick: without pre-vote a removed node that
+      // never learnt of its removal still campaigns and can force a few more elections.
+      const converged = (): boolean => {
+        const l = net.leaders().at(-1);
+        if (l === undefined) return false;
+        const c = net.node(l).status().conf;
+        return [...c.voters, ...c.learners].every((id) => net.peer(id).data.join('|') === net.peer(l).data.join('|'));
+      };
       net.tick(60);
+      for (let t = 0; t < 400 && !converged(); t++) net.tick(1);
       const leader = net.leaders().at(-1);
       expect(leader, `seed ${seed}: no leader after healing`).toBeDefined();
       const conf = net.node(leader ?? '').status().conf;
@@ -201,6 +210,60 @@ describe('replication', () => {
     net.tick(2);
     expect(net.node('2').status().lastIndex).toBe(12);
     expect(net.node('1').status().progress['2']).toMatchObject({ match: 12, inflight: 0 });
+  });
+
+  it('sends one MsgApp per follower per Ready, with every entry proposed since the last one', () => {
+    const net = new Network(['1', '2', '3']);
+    net.node('1').campaign();
+    net.stabilize();
+    net.propose('1', 'warm'); // 2 and 3 are now in replicate state
+    const leader = net.node('1');
+    for (let i = 0; i < 16; i++) expect(leader.propose(Buffer.from(`p${i}`)).ok).toBe(true);
+    const rd = leader.ready();
+    const apps = rd.messages.filter((m) => m.type === 'MsgApp');
+    expect(apps.map((m) => [m.to, m.entries.length])).toEqual([
+      ['2', 16],
+      ['3', 16],
+    ]);
+    leader.advance(rd);
+  });
+
+  it('a leader puts no commit index beyond its durable log in a message (single voter + learner)', () => {
+    // The driver sends a leader's appends before it persists the Ready's entries; a single
+    // voter commits them at once, so the commit it tells its learner must wait for them.
+    const storage = new MemoryStorage({ voters: ['1'], learners: ['2'] });
+    const node = new RawNode(config('1', storage));
+    node.campaign();
+    const handle = (): Message[] => {
+      const rd = node.ready();
+      const durable = storage.lastIndex();
+      for (const m of rd.messages) {
+        if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat') expect(m.commit).toBeLessThanOrEqual(durable);
+      }
+      storage.append(rd.entries);
+      if (rd.hardState) storage.setHardState(rd.hardState);
+      node.advance(rd);
+      return rd.messages;
+    };
+    // The learner acknowledges everything it is sent, so the leader replicates to it.
+    const ack = (sent: Message[]): void => {
+      for (const m of sent) {
+        if (m.type !== 'MsgApp') continue;
+        node.step(msg({ type: 'MsgAppResp', from: '2', to: '1', term: m.term, index: m.index + m.entries.length }));
+      }
+    };
+    while (node.hasReady()) ack(handle());
+    expect(node.status().progress['2']).toMatchObject({ state: 'replicate' });
+    expect(node.propose(Buffer.from('a')).ok).toBe(true);
+    expect(node.status().commit).toBe(node.status().lastIndex); // committed before it is durable
+    const sent = handle();
+    const app = sent.find((m) => m.type === 'MsgApp' && m.entries.length > 0);
+    expect(app?.commit).toBeLessThan(node.status().lastIndex);
+    // Once durable, the next round (here a heartbeat) tells the learner.
+    node.step(msg({ type: 'MsgAppResp', from: '2', to: '1', term: node.status().term, index: node.status().lastIndex }));
+    node.tick();
+    const later = handle();
+    expect(later.find((m) => m.type === 'MsgHeartbeat')?.commit).toBe(node.status().lastIndex);
   });
 
   it('batches entries up to maxMsgBytes per MsgApp', () => {

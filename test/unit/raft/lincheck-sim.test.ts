@@ -10,7 +10,7 @@ import { appendLogModel } from '../../../src/cluster/raft/lincheck/models.js';
 import { SimHistory } from '../../../src/cluster/raft/lincheck/sim-history.js';
 import { replaySeed, runSeed, SimFailure, type SimProfile } from '../../../src/cluster/raft/sim/index.js';
 
-const SEEDS = process.env.DFS_LINCHECK_SEEDS ? Number(process.env.DFS_LINCHECK_SEEDS) : 20;
+const SEEDS = process.env.DFS_LINCHECK_SEEDS ? Number(process.env.DFS_LINCHECK_SEEDS) : 40;
 const CHECK = { timeoutMs: 10_000 };
 
 describe('raft simulator histories are linearizable', () => {

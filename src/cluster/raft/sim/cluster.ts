@@ -242,7 +242,7 @@ class ObservedStorage implements RaftLogStorage {
     } catch {
       prevTerm = null;
     }
-    this.cluster.checker.observeAppend(this.node.id, prevTerm, entries);
+    this.cluster.observe(() => this.cluster.checker.observeAppend(this.node.id, prevTerm, entries));
     const p = this.inner.append(entries);
     const done = (): void => this.cluster.durableAppend(this.node, entries);
     if (this.bug === 'earlyAck') {
@@ -352,6 +352,11 @@ export class Cluster {
   /** Record a violation found inside an event (thrown at the end of that event). */
   private violate(reason: string): void {
     if (!this.failure) this.failure = new SimViolation(reason);
+  }
+
+  /** Run a check from inside the code under test: a violation is recorded, never thrown into it. */
+  observe(fn: () => void): void {
+    this.guard(fn);
   }
 
   private guard(fn: () => void): void {
@@ -814,7 +819,9 @@ export class Cluster {
     const budget = this.opts.maxEvents - this.sched.eventsRun;
     await this.sched.runUntil(until, () => this.failure !== null || stop(), budget);
     if (this.failure) throw this.failure;
-    if (this.sched.eventsRun >= this.opts.maxEvents) throw new SimViolation(`runaway: ${this.opts.maxEvents} events`);
+    if (this.sched.eventsRun >= this.opts.maxEvents) {
+      throw new SimFailure('liveness', this.seed, Math.round(this.sched.now), `runaway: ${this.opts.maxEvents} events`, this.trace.last(), this.replayLine());
+    }
   }
 
   /** Heal everything, stop faults, and wait (bounded) until every member caught up. */

@@ -168,12 +168,32 @@ export class SimFs implements LogFs {
     return this.op(() => Buffer.from(this.inode(path).data));
   }
 
-  private handle(path: string, ino: Inode): LogFile {
+  /** A handle; `dsync` models O_DSYNC (openFile): writeDurable is one write that is durable when it completes. */
+  private handle(path: string, ino: Inode, dsync = false): LogFile {
     const owner = this.owner;
     const live = (): void => {
       if (owner !== this.owner) throw new SimFsError('EBADF', `${path}: handle from before a crash`);
     };
+    const writeDurable = (buf: Buffer, position: number): Promise<void> => {
+      const copy = Buffer.from(buf);
+      return this.op(
+        () => {
+          live();
+          const w: PendingOp = { kind: 'write', pos: position, buf: copy };
+          ino.data = applyOp(ino.data, w);
+          ino.pending.push(w);
+          this.stats.writes++;
+          this.stats.datasyncs++;
+          this.stats.bytesWritten += copy.length;
+          if (this.faults.lyingFsync) return;
+          ino.durable = Buffer.from(ino.data);
+          ino.pending = [];
+        },
+        { eio: true, enospc: true },
+      );
+    };
     return {
+      ...(dsync ? { writeDurable } : {}),
       write: (buf, position) => {
         const copy = Buffer.from(buf);
         return this.op(
@@ -230,7 +250,7 @@ export class SimFs implements LogFs {
   }
 
   openFile(path: string): Promise<LogFile> {
-    return this.op(() => this.handle(path, this.inode(path)));
+    return this.op(() => this.handle(path, this.inode(path), true));
   }
 
   rename(source: string, target: string): Promise<void> {
