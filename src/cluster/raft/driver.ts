@@ -42,7 +42,10 @@ export interface RaftLogStorage extends LogReader {
 
 /** What the driver needs from a transport (GrpcTransport implements it). */
 export interface RaftTransport {
+  /** Queue messages; they leave at the end of this event-loop turn at the latest. */
   send(messages: Message[]): void;
+  /** Optional: write what is queued now (a message someone waits for). */
+  flush?(): void;
   setPeers(peers: Map<NodeId, string>): void;
   close(): Promise<void> | void;
 }
@@ -503,11 +506,17 @@ export class RaftDriver {
     if (early.length > 0) {
       this.transport.send(early);
       this.stats.messagesSent += early.length;
+      // Appends that carry entries (and heartbeats: read rounds wait on them) leave now.
+      // Appends that only carry a commit index wait for the end of the turn, and at one
+      // proposer share a write with the next proposal's append.
+      if (early.some((m) => m.type !== 'MsgApp' || m.entries.length > 0)) this.transport.flush?.();
     }
     if (writes.length > 0) await Promise.all(writes);
     if (late.length > 0) {
       this.transport.send(late);
       this.stats.messagesSent += late.length;
+      // Acks, votes and read answers are waited for: out as soon as they may leave.
+      this.transport.flush?.();
     }
     // 3. Apply.
     if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries);

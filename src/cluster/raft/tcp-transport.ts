@@ -303,6 +303,16 @@ class PeerLink {
     if (this.flushHandle === null && !this.closed) this.flushHandle = setImmediate(() => this.flush());
   }
 
+  /**
+   * Write what is queued now instead of at the end of the turn (a message someone waits
+   * for). Whatever is queued goes, scheduled or not; a full write window still holds it.
+   */
+  flushNow(): void {
+    if (this.queue.length === 0 || this.closed) return;
+    if (this.flushHandle !== null) clearImmediate(this.flushHandle);
+    this.flush();
+  }
+
   private flush(): void {
     this.flushHandle = null;
     if (this.closed || this.queue.length === 0) return;
@@ -841,6 +851,11 @@ export class TcpTransport {
   }
 
   /** Membership changed: links to removed peers close, changed addresses reconnect. */
+  /** Write every queued message now (the driver calls it for messages that are waited for). */
+  flush(): void {
+    for (const link of this.links.values()) link.flushNow();
+  }
+
   setPeers(peers: Map<NodeId, string>): void {
     this.peers = new Map(peers);
     this.peers.delete(this.selfId);
