@@ -850,12 +850,12 @@ export class TcpTransport {
     }
   }
 
-  /** Membership changed: links to removed peers close, changed addresses reconnect. */
   /** Write every queued message now (the driver calls it for messages that are waited for). */
   flush(): void {
     for (const link of this.links.values()) link.flushNow();
   }
 
+  /** Membership changed: links to removed peers close, changed addresses reconnect. */
   setPeers(peers: Map<NodeId, string>): void {
     this.peers = new Map(peers);
     this.peers.delete(this.selfId);
