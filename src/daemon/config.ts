@@ -238,7 +238,7 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
   return {
     initialCluster,
     join,
-    raftTickMs: num(raw, 'raftTickMs', 100, 10, 10_000),
+    raftTickMs: num(raw, 'raftTickMs', 50, 10, 10_000),
     raftSnapshotEvery: Math.floor(num(raw, 'raftSnapshotEvery', 20_000, 10, 100_000_000)),
     dataDir: dataDir ? path.resolve(dataDir) : null,
     listen,
