@@ -37,6 +37,12 @@ function committedItem(e: Entry, codec: EnvelopeCodec): CommittedItem {
   return { index: e.index, envelope: e.data.length > 0 ? codec.decode(e.data) : null };
 }
 
+/**
+ * Bound on one ReadIndex round; past it the read is sent to the leader instead (a follower
+ * cut off from the leader answers nothing made up).
+ */
+const READ_BARRIER_TIMEOUT_MS = 2_000;
+
 /** Reads waiting for the same ReadIndex round share it. */
 class ReadBarrier {
   private inflight: Promise<boolean> | null = null;
@@ -59,7 +65,7 @@ class ReadBarrier {
   }
 
   private async round(): Promise<boolean> {
-    const r = await this.driver.readBarrier();
+    const r = await this.driver.readBarrier(READ_BARRIER_TIMEOUT_MS);
     return r.ok;
   }
 }
@@ -81,8 +87,8 @@ export class ReplicatedMeta {
     this.barrier = new ReadBarrier(driver);
   }
 
-  /** Reads served under the leader lease vs after a ReadIndex round. */
-  readonly readStats = { lease: 0, barrier: 0 };
+  /** Reads served under the leader lease, after a ReadIndex round on the leader, or on a follower after one. */
+  readonly readStats = { lease: 0, barrier: 0, follower: 0 };
 
   isLeader(): boolean {
     return this.driver.leaderId === this.selfId;
@@ -93,7 +99,17 @@ export class ReplicatedMeta {
   }
 
   private async readable(): Promise<NotLeader | null> {
-    if (!this.isLeader()) return new NotLeader(this.driver.leaderId);
+    if (!this.isLeader()) {
+      // A follower serves reads itself after a ReadIndex round (one Raft round trip to the
+      // leader, shared by concurrent reads): its state then reflects every write committed
+      // before the read began, so the read is linearizable, and the leader does no work
+      // for it beyond a heartbeat. Without a leader, or if the round fails, the caller
+      // goes to the leader.
+      const leader = this.driver.leaderId;
+      if (leader === null || !(await this.barrier.wait())) return new NotLeader(this.driver.leaderId);
+      this.readStats.follower++;
+      return null;
+    }
     // Within the leader lease the local state is linearizable; otherwise a ReadIndex round.
     if (this.driver.canReadLocally()) {
       this.readStats.lease++;
