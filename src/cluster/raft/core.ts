@@ -49,6 +49,8 @@ export class RawNode implements RaftNode {
   private lead: NodeId | null = null;
   private role: Role = 'follower';
   private voters: NodeId[];
+  /** Index of the entry (or snapshot) the configuration reflects. */
+  private confIndexValue = 0;
   private learners: NodeId[];
 
   private electionElapsed = 0;
@@ -91,6 +93,7 @@ export class RawNode implements RaftNode {
     this.id = config.id;
     const { hardState, conf } = config.storage.initialState();
     this.log = new RaftLog(config.storage, hardState.commit, config.applied);
+    this.confIndexValue = config.applied;
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.voters = [...conf.voters];
@@ -124,7 +127,20 @@ export class RawNode implements RaftNode {
     return r;
   }
 
-  applyConfChange(cc: ConfChange): ConfState {
+  /**
+   * The index the configuration reflects: a snapshot restored while the driver was still
+   * applying older entries moves it past them, and their ConfChanges must then not be
+   * applied (the snapshot's configuration already includes them, and later ones).
+   */
+  get confIndex(): number {
+    return this.confIndexValue;
+  }
+
+  applyConfChange(cc: ConfChange, index?: number): ConfState {
+    if (index !== undefined) {
+      if (index <= this.confIndexValue) return this.confState();
+      this.confIndexValue = index;
+    }
     const next = nextConf(this.confState(), cc);
     this.voters = next.voters;
     this.learners = next.learners;
@@ -443,6 +459,7 @@ export class RawNode implements RaftNode {
       return;
     }
     this.log.restore(snap);
+    this.confIndexValue = snap.meta.index;
     this.voters = [...snap.meta.conf.voters];
     this.learners = [...snap.meta.conf.learners];
     this.send({ ...blank('MsgAppResp', this.id, m.from), index: this.log.lastIndex() });

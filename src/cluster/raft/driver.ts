@@ -340,6 +340,11 @@ export class RaftDriver {
     return this.applied;
   }
 
+  /** Index of the entry or snapshot the core's configuration reflects. */
+  get confIndex(): number {
+    return this.core.confIndex;
+  }
+
   /** Why the node stopped taking part (a failed fsync or apply), or null while it runs. */
   get failed(): unknown {
     return this.failure;
@@ -560,18 +565,24 @@ export class RaftDriver {
       this.replayedTo = e.index;
       if (e.index <= this.applied) {
         // Replayed after a restart: the state machine has it; the core's configuration must follow.
-        if (e.type === EntryType.ConfChange) {
+        if (e.type === EntryType.ConfChange && e.index > this.core.confIndex) {
           const cc = decodeConfChange(e.data);
-          this.notifyConf(cc, this.core.applyConfChange(cc));
+          this.notifyConf(cc, this.core.applyConfChange(cc, e.index));
         }
         continue;
       }
       if (e.type === EntryType.ConfChange) {
         await flush();
         const cc = decodeConfChange(e.data);
-        const conf = this.core.applyConfChange(cc);
-        await this.store.setConfState(conf);
-        this.notifyConf(cc, conf);
+        // A snapshot the core took meanwhile (stepped while this Ready was applied) already
+        // holds this change and later ones: the core's configuration stays the snapshot's.
+        // (Found by the simulator: an old addVoter re-added a removed node.)
+        const superseded = e.index <= this.core.confIndex;
+        const conf = superseded ? this.core.status().conf : this.core.applyConfChange(cc, e.index);
+        if (!superseded) {
+          await this.store.setConfState(conf);
+          this.notifyConf(cc, conf);
+        }
         // The state machine sees the change too (it keeps members' addresses, and its
         // applied index stays contiguous).
         await this.sm.apply([e]);

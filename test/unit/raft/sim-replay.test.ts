@@ -87,6 +87,7 @@ describe.skipIf(single !== undefined)('raft simulator', () => {
     { seed: 4, opts: { nodes: 5 }, found: 'a restarted node re-applied entries under a configuration from its future' },
     { seed: 3, opts: { nodes: 3, profile: 'harsh' }, found: 'a restarted node re-applied entries under a configuration from its future' },
     { seed: 62, opts: { nodes: 3, profile: 'disk' }, found: 'a node down after its last disk error never restarted (harness)' },
+    { seed: 102, opts: { nodes: 3 }, found: 'a snapshot stepped while a Ready was applied: an older addVoter then re-added a removed node' },
   ];
   for (const { seed, opts, found } of regressions) {
     it(`regression seed ${seed} ${JSON.stringify(opts)}: ${found}`, async () => {

@@ -546,9 +546,13 @@ export class Cluster {
     if (index > n.durable.last && !n.durable.entries.has(index) && this.opts.bug === null) {
       this.checker.fail(`apply: ${node} applies ${index} before its log made it durable (durable last ${n.durable.last})`);
     }
-    if (e.type === EntryType.ConfChange) {
+    if (e.type === EntryType.ConfChange && n.appliedConf === null) {
+      // Superseded: the core restored a snapshot past it while this Ready was applied.
+      if (!n.driver || n.driver.confIndex < index) return this.checker.fail(`membership: ${node} applies ConfChange ${index} without the core applying it`);
+      this.log(`conf ${node} @${index} superseded by a snapshot`);
+    } else if (e.type === EntryType.ConfChange) {
       const conf = n.appliedConf;
-      if (!conf) return this.checker.fail(`membership: ${node} applies ConfChange ${index} without the core applying it`);
+      if (!conf) return;
       n.appliedConf = null;
       this.checker.observeConf(node, index, conf);
       this.log(`conf ${node} @${index} ${item} -> v[${conf.voters.join(',')}] l[${conf.learners.join(',')}]`);
