@@ -71,7 +71,8 @@ const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_RDWR = 2;
 const O_TRUNC = 0o1000;
-const RELEASES_IN_FLIGHT_MAX = 1024;
+/** Handle batches (`handles` commands) in flight at most; new opens wait below it. */
+const RELEASES_IN_FLIGHT_MAX = 64;
 /** Handle registrations wait at most this long before they are sent. */
 const SESSION_FLUSH_MS = 20;
 const SESSION_BATCH_MAX = 256;
@@ -442,8 +443,8 @@ export class Vfs implements FuseVfs {
   /**
    * Open handles are recorded in the namespace so that an unlinked file keeps its data
    * until the last close, but no caller waits for that: registrations are batched
-   * (every SESSION_FLUSH_MS, or SESSION_BATCH_MAX of them) and sent together, which
-   * the Raft log commits with one fsync; an open and its release still waiting in the
+   * (every SESSION_FLUSH_MS, or SESSION_BATCH_MAX of them) and sent as one `handles`
+   * command, one Raft entry; an open and its release still waiting in the
    * same batch cancel out, so a short-lived open costs no namespace write at all. This
    * client's own unlink/rmdir/rename/link first sends what is pending, so its semantics
    * are exact; another client's unlink within the flush interval of an open may remove
@@ -467,20 +468,22 @@ export class Vfs implements FuseVfs {
     if (this.sessionTimer) clearTimeout(this.sessionTimer);
     this.sessionTimer = null;
     const ops = this.sessionOps.splice(0);
-    for (const o of ops) {
-      const run = this.meta
-        .execute({ op: o.op, ino: o.ino, session: this.opts.sessionId, handle: o.handle })
-        .then(
-          (r) => {
-            if (!r.ok) this.counters.releaseErrors++;
-          },
-          () => {
-            this.counters.releaseErrors++;
-          },
-        )
-        .finally(() => this.releases.delete(run));
-      this.releases.add(run);
-    }
+    if (ops.length === 0) return;
+    // One command (one Raft entry) for the whole batch, applied in order.
+    const items = ops.map((o) => ({ open: o.op === 'open', ino: o.ino, handle: o.handle }));
+    const run = this.meta
+      .execute({ op: 'handles', session: this.opts.sessionId, items })
+      .then(
+        (r) => {
+          if (!r.ok) this.counters.releaseErrors += items.length;
+          else this.counters.releaseErrors += r.value.skipped;
+        },
+        () => {
+          this.counters.releaseErrors += items.length;
+        },
+      )
+      .finally(() => this.releases.delete(run));
+    this.releases.add(run);
   }
 
   /** Sends pending handle registrations and waits for them (before this client unlinks). */

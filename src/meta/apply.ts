@@ -24,6 +24,7 @@ import * as K from './keys.js';
 import type { Tx } from './tx.js';
 import {
   DEFAULT_LAYOUT,
+  HANDLE_OPS_MAX,
   Errno,
   INLINE_MAX_BYTES,
   NAME_MAX_BYTES,
@@ -666,6 +667,33 @@ async function release(ctx: Ctx, c: Extract<Command, { op: 'release' }>): Promis
   return ok(null);
 }
 
+async function handles(ctx: Ctx, c: Extract<Command, { op: 'handles' }>): Promise<Res<{ skipped: number }>> {
+  if (!validSession(c.session) || !Array.isArray(c.items) || c.items.length > HANDLE_OPS_MAX) return fail('EINVAL');
+  for (const i of c.items) if (typeof i?.open !== 'boolean' || !isU53(i.ino) || !isU53(i.handle)) return fail('EINVAL');
+  let skipped = 0;
+  for (const i of c.items) {
+    const key = K.openKey(i.ino, c.session, i.handle);
+    if (i.open) {
+      if ((await ctx.inode(i.ino)) === undefined) {
+        skipped++;
+        continue;
+      }
+      ctx.tx.put(key, Buffer.alloc(0));
+      ctx.tx.put(K.sessionKey(c.session, i.ino, i.handle), Buffer.alloc(0));
+    } else {
+      if ((await ctx.tx.get(key)) === undefined) {
+        skipped++;
+        continue;
+      }
+      ctx.tx.del(key);
+      ctx.tx.del(K.sessionKey(c.session, i.ino, i.handle));
+      await reapIfOrphan(ctx, i.ino);
+    }
+  }
+  ctx.flush();
+  return ok({ skipped });
+}
+
 async function closeSession(ctx: Ctx, c: Extract<Command, { op: 'closeSession' }>): Promise<Res<null>> {
   if (!validSession(c.session)) return fail('EINVAL');
   const prefix = K.sessionPrefix(c.session);
@@ -880,6 +908,7 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
   setlayout,
   open,
   release,
+  handles,
   closeSession,
   allocChunkIds,
   commitWrite,

@@ -93,6 +93,7 @@ function serve<T>(cb: Callback<T>, run: () => Promise<T>): void {
 function commandReply(command: Command, r: Result<unknown>): CommandReply {
   if (!r.ok) return { errno: r.errno };
   if (command.op === 'allocChunkIds') return { errno: 0, firstChunkId: (r.value as CommandValues['allocChunkIds']).first };
+  if (command.op === 'handles') return { errno: 0, skipped: (r.value as CommandValues['handles']).skipped };
   if (r.value === null) return { errno: 0, none: true };
   return { errno: 0, attr: attrToWire(r.value as Attr) };
 }
@@ -446,6 +447,7 @@ export class MetaClient implements MetaApi {
     if (v.errno) return { ok: false, errno: v.errno };
     if (v.value === 'attr') return { ok: true, value: attrFromWire(v.attr) };
     if (v.value === 'firstChunkId') return { ok: true, value: { first: v.firstChunkId } };
+    if (v.value === 'skipped') return { ok: true, value: { skipped: v.skipped } };
     return { ok: true, value: null };
   }
 
@@ -462,6 +464,7 @@ export class MetaClient implements MetaApi {
     let value: unknown = null;
     if (v.value === 'attr') value = attrFromWire(v.attr);
     else if (v.value === 'firstChunkId') value = { first: v.firstChunkId };
+    else if (v.value === 'skipped') value = { skipped: v.skipped };
     return { ok: true, value: value as CommandValues[C['op']] };
   }
 }

@@ -165,6 +165,12 @@ export type Command =
   /** Record an open handle so unlink keeps the inode until the last release. */
   | { op: 'open'; ino: Ino; session: string; handle: number }
   | { op: 'release'; ino: Ino; session: string; handle: number }
+  /**
+   * Record opens and releases of one session's handles, in order, as one command (the
+   * client batches them: one Raft entry for many handles). An item that does not apply
+   * (the inode is gone, the handle unknown) is skipped; the others still apply.
+   */
+  | { op: 'handles'; session: string; items: HandleOp[] }
   /** Drop every open handle of a session (a client that went away). */
   | { op: 'closeSession'; session: string }
   /** Reserve `count` chunk ids; the result is the first of a contiguous range. */
@@ -207,6 +213,16 @@ export interface NodeRecord {
 export type CommandOp = Command['op'];
 
 /** The value each command returns on success. */
+/** One item of a `handles` command. */
+export interface HandleOp {
+  open: boolean;
+  ino: Ino;
+  handle: number;
+}
+
+/** Most items in one `handles` command. */
+export const HANDLE_OPS_MAX = 1024;
+
 export interface CommandValues {
   mknod: Attr;
   mkdir: Attr;
@@ -221,6 +237,8 @@ export interface CommandValues {
   setlayout: Attr;
   open: null;
   release: null;
+  /** How many items were skipped (they did not apply). */
+  handles: { skipped: number };
   closeSession: null;
   allocChunkIds: { first: number };
   commitWrite: Attr;

@@ -183,6 +183,8 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
       return { ...base, open: { ino: c.ino, session: c.session, handle: c.handle } };
     case 'release':
       return { ...base, release: { ino: c.ino, session: c.session, handle: c.handle } };
+    case 'handles':
+      return { ...base, handles: { session: c.session, items: c.items.map((i) => ({ open: i.open, ino: i.ino, handle: i.handle })) } };
     case 'closeSession':
       return { ...base, closeSession: { session: c.session } };
     case 'allocChunkIds':
@@ -261,6 +263,10 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
     case 'release': {
       const c = r.release!;
       return { op: 'release', ino: c.ino, session: c.session, handle: c.handle };
+    }
+    case 'handles': {
+      const c = r.handles!;
+      return { op: 'handles', session: c.session, items: c.items.map((i) => ({ open: i.open, ino: i.ino, handle: i.handle })) };
     }
     case 'closeSession':
       return { op: 'closeSession', session: r.closeSession!.session };

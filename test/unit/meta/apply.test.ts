@@ -441,6 +441,43 @@ describe('open handles and orphans', () => {
     expect(await f.store.listGarbage(10)).toEqual([{ chunkId: first, placement: ['n'] }]);
   });
 
+  it('a handles batch applies opens and releases in order, skipping what does not apply', async () => {
+    const a = await f.file(ROOT_INO, 'a');
+    const b = await f.file(ROOT_INO, 'b');
+    const r1 = await f.ok({
+      op: 'handles',
+      session: 's1',
+      items: [
+        { open: true, ino: a.ino, handle: 1 },
+        { open: true, ino: b.ino, handle: 2 },
+        { open: true, ino: 999_999, handle: 3 }, // no such inode: skipped
+        { open: false, ino: a.ino, handle: 9 }, // never opened: skipped
+      ],
+    });
+    expect(r1).toEqual({ skipped: 2 });
+    // Both are open now: unlink keeps them as orphans.
+    await f.ok({ op: 'unlink', parent: ROOT_INO, name: 'a', now: f.now() });
+    await f.ok({ op: 'unlink', parent: ROOT_INO, name: 'b', now: f.now() });
+    expect((await f.attr(a.ino)).nlink).toBe(0);
+    // Releasing a reaps it; a later open of it in the same batch finds it gone.
+    const r2 = await f.ok({
+      op: 'handles',
+      session: 's1',
+      items: [
+        { open: false, ino: a.ino, handle: 1 },
+        { open: true, ino: a.ino, handle: 4 },
+        { open: false, ino: b.ino, handle: 2 },
+      ],
+    });
+    expect(r2).toEqual({ skipped: 1 });
+    expect(errnoOf(await f.store.getattr(a.ino))).toBe(Errno.ENOENT);
+    expect(errnoOf(await f.store.getattr(b.ino))).toBe(Errno.ENOENT);
+    // Bad input is refused whole.
+    expect(errnoOf(await f.run({ op: 'handles', session: '', items: [] }))).toBe(Errno.EINVAL);
+    const tooMany = Array.from({ length: 1025 }, (_, i) => ({ open: true, ino: ROOT_INO, handle: i }));
+    expect(errnoOf(await f.run({ op: 'handles', session: 's1', items: tooMany }))).toBe(Errno.EINVAL);
+  });
+
   it('closeSession drops the session handles and reaps its orphans', async () => {
     const a = await f.file(ROOT_INO, 'a');
     const b = await f.file(ROOT_INO, 'b');
