@@ -174,7 +174,8 @@ export class SimFs implements LogFs {
     const live = (): void => {
       if (owner !== this.owner) throw new SimFsError('EBADF', `${path}: handle from before a crash`);
     };
-    const writeDurable = (buf: Buffer, position: number): Promise<void> => {
+    /** A write that completes as one event; with `durable` (O_DSYNC) it is durable then too. */
+    const write = (buf: Buffer, position: number, durable: boolean): Promise<void> => {
       const copy = Buffer.from(buf);
       return this.op(
         () => {
@@ -183,8 +184,9 @@ export class SimFs implements LogFs {
           ino.data = applyOp(ino.data, w);
           ino.pending.push(w);
           this.stats.writes++;
-          this.stats.datasyncs++;
           this.stats.bytesWritten += copy.length;
+          if (!durable) return;
+          this.stats.datasyncs++;
           if (this.faults.lyingFsync) return;
           ino.durable = Buffer.from(ino.data);
           ino.pending = [];
@@ -193,21 +195,8 @@ export class SimFs implements LogFs {
       );
     };
     return {
-      ...(dsync ? { writeDurable } : {}),
-      write: (buf, position) => {
-        const copy = Buffer.from(buf);
-        return this.op(
-          () => {
-            live();
-            const w: PendingOp = { kind: 'write', pos: position, buf: copy };
-            ino.data = applyOp(ino.data, w);
-            ino.pending.push(w);
-            this.stats.writes++;
-            this.stats.bytesWritten += copy.length;
-          },
-          { eio: true, enospc: true },
-        );
-      },
+      ...(dsync ? { writeDurable: (buf: Buffer, position: number) => write(buf, position, true) } : {}),
+      write: (buf, position) => write(buf, position, false),
       datasync: () =>
         this.op(
           () => {
