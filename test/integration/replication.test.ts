@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { childExit, dropCaches, flipByte, sh, withDeadline } from './harness.js';
+import { childExit, dropCaches, flipByte, sh, waitFor, withDeadline } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
 import { MetaClient } from '../../src/meta/grpc.js';
 import { chunkObjectPath } from '../../src/chunks/store.js';
@@ -193,7 +193,25 @@ describe('ec 6+3 on 9 daemons', () => {
     // Two holders back (one still down): a partial overwrite is a read-modify-write of the
     // stripe, written as 8 shards (degraded but with parity); it reads back right.
     await c.start(victims.slice(0, 2));
-    await sh(`printf 'patched' | dd of='${dst}' bs=1 seek=${CHUNK + 100} conv=notrunc status=none`);
+    // Placement uses only nodes the leader sees up (after their first heartbeat) and the
+    // mount's view of them is cached for a second: until both hold, the write is refused
+    // (EIO, nothing committed). Wait for the leader's view, then for the write to go through.
+    const back = victims.slice(0, 2);
+    const client = await MetaClient.connect(c.node('node1').grpc, { attempts: 3, deadlineMs: 10_000 });
+    try {
+      await waitFor('the restarted holders to be up in the leader view', 30_000, async () => {
+        const v = await client.clusterView();
+        return back.every((id) => v.nodes.some((n) => n.nodeId === id && n.state === 'up'));
+      });
+    } finally {
+      client.close();
+    }
+    await waitFor('the degraded overwrite to be accepted', 15_000, () =>
+      sh(`printf 'patched' | dd of='${dst}' bs=1 seek=${CHUNK + 100} conv=notrunc status=none`).then(
+        () => true,
+        () => false,
+      ),
+    );
     await sh(`printf 'patched' | dd of='${src}' bs=1 seek=${CHUNK + 100} conv=notrunc status=none`);
     await dropCaches();
     expect(await sha(dst)).toBe(await sha(src));
