@@ -28,6 +28,7 @@ import {
   XATTR_VALUE_MAX_BYTES,
 } from '../meta/types.js';
 import type { DirListing, FuseVfs, OpenResult } from './vfs-api.js';
+import { O_ACCMODE, O_RDWR, O_TRUNC, O_WRONLY } from './open-flags.js';
 
 export interface MemoryVfsOptions {
   /** Bound on file data held (ENOSPC beyond); statfs reports it as the size. */
@@ -63,10 +64,6 @@ const FILE_SIZE_MAX_BYTES = 2 ** 50;
 const DIR_DEPTH_MAX = 4096;
 const EMFILE = 24;
 const S_IXGRP = 0o010;
-const O_ACCMODE = 3;
-const O_WRONLY = 1;
-const O_RDWR = 2;
-const O_TRUNC = 0o1000;
 /** Blocks of zeros for holes; never written. */
 const ZEROS = Buffer.alloc(MEMORY_BLOCK_BYTES);
 

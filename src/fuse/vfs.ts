@@ -11,6 +11,7 @@ import { BlockCache } from './block-cache.js';
 import { ByteBudget } from './budget.js';
 import { FileState, errnoOf } from './file-state.js';
 import type { DirListing, FuseVfs, OpenResult } from './vfs-api.js';
+import { O_ACCMODE, O_RDWR, O_TRUNC, O_WRONLY } from './open-flags.js';
 
 export type { DirListing, OpenResult } from './vfs-api.js';
 
@@ -67,10 +68,6 @@ interface DirHandle {
   done: boolean;
 }
 
-const O_ACCMODE = 3;
-const O_WRONLY = 1;
-const O_RDWR = 2;
-const O_TRUNC = 0o1000;
 /** Handle batches (`handles` commands) in flight at most; new opens wait below it. */
 const RELEASES_IN_FLIGHT_MAX = 64;
 /** Handle registrations wait at most this long before they are sent. */
