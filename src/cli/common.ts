@@ -43,10 +43,10 @@ export async function resolveAddr(opts: AddrOptions): Promise<string> {
   throw new CliError('no cluster given: use --addr HOST:PORT, --data-dir DIR or DFS_ADDR');
 }
 
-/** Connect to the daemon `o` names, check it answers, run `fn`, close. */
-export async function withClient<T>(o: AddrOptions, fn: (client: MetaClient, addr: string) => Promise<T>): Promise<T> {
+/** Connect to the daemon `o` names, check it answers, run `fn` (calls with `deadlineMs` each), close. */
+export async function withClient<T>(o: AddrOptions, fn: (client: MetaClient, addr: string) => Promise<T>, deadlineMs = 5000): Promise<T> {
   const addr = await resolveAddr(o);
-  const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: 5000 });
+  const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs });
   try {
     await client.waitReady(5000).catch(() => {
       throw new CliError(`cannot reach a dfs daemon at ${addr}`);

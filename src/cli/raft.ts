@@ -1,8 +1,10 @@
 // `dfs raft status` and `dfs raft transfer-leader`: the Raft group that replicates the
 // namespace.
 import type { Command } from 'commander';
-import { MetaClient } from '../meta/grpc.js';
-import { CliError, leaderView, printJson, resolveAddr, table, withClient } from './common.js';
+import { CliError, leaderView, printJson, rpcText, table, withClient } from './common.js';
+
+/** The leader waits up to 10 s for the transfer (raft-admin.ts); a forwarded call adds its hop. */
+const TRANSFER_DEADLINE_MS = 20_000;
 
 /** `dfs raft status|transfer-leader`. */
 export function registerRaft(program: Command): void {
@@ -43,15 +45,18 @@ export function registerRaft(program: Command): void {
     .option('--data-dir <dir>', 'a dev cluster data dir')
     .option('--json', 'machine-readable output')
     .action(async (node: string, o: { addr?: string; dataDir?: string; json?: boolean }) => {
-      const addr = await resolveAddr(o);
-      const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: 20_000 });
-      try {
-        const r = await client.raftAdmin({ action: 'transfer-leader', nodeId: node });
-        if (o.json) printJson({ ok: r.errno === 0, leader: r.leader || null, message: r.message });
-        if (r.errno !== 0) throw new CliError(r.message);
-        if (!o.json) process.stdout.write(`${r.message}\n`);
-      } finally {
-        client.close();
-      }
+      await withClient(
+        o,
+        async (client, addr) => {
+          // The daemon at addr answered; this fails when it cannot reach the leader it forwards to.
+          const r = await client.raftAdmin({ action: 'transfer-leader', nodeId: node }).catch((e: unknown) => {
+            throw new CliError(`cannot transfer leadership to ${node} through ${addr}: ${rpcText(e)}`);
+          });
+          if (o.json) printJson({ ok: r.errno === 0, leader: r.leader || null, message: r.message });
+          if (r.errno !== 0) throw new CliError(r.message);
+          if (!o.json) process.stdout.write(`${r.message}\n`);
+        },
+        TRANSFER_DEADLINE_MS,
+      );
     });
 }

@@ -3,9 +3,10 @@
 // filesystem in process. A client-only daemon (`dfs mount`) reaches a server over gRPC.
 import { access, mkdir, readFile, rename, writeFile, constants as fsConstants } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { Server as HttpServer } from 'node:http';
 import { ChunkStore } from '../chunks/store.js';
 import { ChunkClient, registerChunkService, CHUNK_SERVER_OPTIONS } from '../chunks/grpc.js';
@@ -37,6 +38,7 @@ import { Healer } from '../cluster/healer.js';
 import { ChunkChores } from '../cluster/chores.js';
 import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
 import { DaemonMetrics } from './metrics.js';
+import { createDaemonLog, type LogStats } from './log.js';
 import { startHttp } from './http.js';
 
 export const DFS_VERSION = '0.1.0';
@@ -118,6 +120,34 @@ export class StartupError extends Error {
   }
 }
 
+/** `cannot listen on ADDRESS[ (what)]: address already in use` (or the errno code). */
+function listenError(address: string, what: string, e: unknown): StartupError {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'EADDRINUSE' ? 'address already in use' : (err.code ?? err.message);
+  return new StartupError(`cannot listen on ${address}${what ? ` (${what})` : ''}: ${why}`);
+}
+
+/**
+ * Binds `address` for a moment and lets it go. The real listeners bind only once the
+ * stores are open (gRPC and Raft need them), so without this a port in use would be found
+ * after a fresh data dir got its node id, Raft log and a bootstrapped cluster. A port
+ * taken between the probe and the real bind still fails there, with the same message.
+ */
+async function probeListen(address: string, what: string): Promise<void> {
+  const { host, port } = parseAddress(address, what || 'listen');
+  if (port === 0) return; // any free port: nothing to check
+  const server = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: host.replace(/^\[(.*)\]$/, '$1'), port }, resolve);
+    });
+  } catch (e) {
+    throw listenError(address, what, e);
+  }
+  await new Promise((resolve) => server.close(resolve));
+}
+
 interface Parts {
   transport?: TcpTransport;
   /** The listener of `listen`: Raft connections to the transport, the rest to gRPC. */
@@ -155,6 +185,8 @@ export class Daemon {
   /** This daemon's cluster events (the leader's are the cluster's). */
   events: EventLog | null = null;
   private stopping: Promise<void> | null = null;
+  /** Failed writes of the daemon's own log (none when the caller passed a logger). */
+  private logStats: (() => LogStats) | null = null;
   grpcPort = 0;
   httpPort = 0;
 
@@ -203,12 +235,17 @@ export class Daemon {
   nodeId: string;
 
   static async start(config: DaemonConfig, log?: Logger): Promise<Daemon> {
+    // Ports first: nothing in the data dir may change when the daemon cannot serve.
+    if (config.listen) await probeListen(config.listen, '');
+    if (config.http) await probeListen(config.http, 'http');
     const nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
-    const logger = log ?? pino({ level: config.logLevel, base: { node: nodeId } });
+    const own = log ? null : createDaemonLog({ level: config.logLevel, base: { node: nodeId } });
+    const logger = log ?? own!.logger;
     // grpc-js logs to stderr by default ("E No address added out of total 1 resolved"
     // next to our own one-line error); its messages belong in the daemon log.
     grpc.setLogger({ error: (...args: unknown[]) => logger.warn({ module: 'grpc' }, args.map(String).join(' ')) });
     const d = new Daemon(config, logger, nodeId);
+    d.logStats = own ? own.stats : null;
     try {
       if (config.connect) await d.startClient();
       else await d.startServer();
@@ -627,6 +664,7 @@ export class Daemon {
           };
         },
         gc: p.gc ? () => p.gc!.stats() : undefined,
+        log: this.logStats ?? undefined,
       });
     }
     return this.parts.metrics;
@@ -644,7 +682,7 @@ export class Daemon {
       this.parts.http = server;
       this.httpPort = port;
     } catch (e) {
-      throw new StartupError(`cannot listen on ${this.config.http} (http): ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      throw listenError(this.config.http, 'http', e);
     }
   }
 
@@ -662,9 +700,7 @@ export class Daemon {
       this.parts.mux = mux;
       return mux.port;
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const inUse = err.code === 'EADDRINUSE';
-      throw new StartupError(`cannot listen on ${address}: ${inUse ? 'address already in use' : (err.code ?? err.message)}`);
+      throw listenError(address, '', e);
     }
   }
 
@@ -698,6 +734,7 @@ export class Daemon {
           }
         : null,
       gc: this.parts.gc?.stats() ?? null,
+      log: this.logStats?.() ?? null,
       client: this.parts.vfs ? { dirtyBytes: this.parts.vfs.dirtyBytes, openHandles: this.parts.vfs.openHandles, ...this.parts.vfs.counters } : null,
     };
   }

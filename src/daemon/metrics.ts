@@ -10,6 +10,7 @@ export interface MetricSources {
   chunkStats?: () => { objectsWritten: number; objectsDeleted: number; corruptDetected: number; diskBytesRead: number };
   vfs?: () => { dirtyBytes: number; openHandles: number; cacheHits: number; cacheMisses: number; cacheBytes: number; uploads: number; uploadBytes: number; commits: number };
   gc?: () => { chunksDeleted: number; pending: number };
+  log?: () => { writeErrors: number; droppedLines: number };
 }
 
 export class DaemonMetrics {
@@ -85,6 +86,11 @@ export class DaemonMetrics {
     if (g) {
       gauge('dfs_gc_chunks_deleted', 'Unreferenced chunk objects deleted by GC', () => g().chunksDeleted);
       gauge('dfs_gc_pending', 'Garbage chunks seen in the last GC round', () => g().pending);
+    }
+    const l = sources.log;
+    if (l) {
+      gauge('dfs_log_write_errors', 'Writes of the daemon log that failed (ENOSPC, EPIPE, ...); the daemon goes on', () => l().writeErrors);
+      gauge('dfs_log_dropped_lines', 'Log lines dropped while the log destination failed', () => l().droppedLines);
     }
   }
 

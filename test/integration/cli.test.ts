@@ -1,8 +1,9 @@
 // The command line: `dfs dev up|status|down`, `dfs status`, `dfs daemon` start-up
-// errors (each one line `dfs: ...` on stderr and a non-zero exit), graceful SIGTERM,
-// and a daemon configured entirely from a --config file.
+// errors and `dfs raft transfer-leader` errors (each one line `dfs: ...` on stderr and a
+// non-zero exit), graceful SIGTERM, and a daemon configured entirely from a --config file.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -162,8 +163,11 @@ describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
     expect(await sh(`cat ${mnt}/f`)).toBe('first\n');
   });
 
-  it('a gRPC port in use', async () => {
+  it('a gRPC or HTTP port in use, before anything is written to a fresh data dir', async () => {
     const dir = await tmp('e-port');
+    const fresh = path.join(dir, 'fresh');
+    await mkdir(fresh);
+    const missing = path.join(dir, 'missing');
     const holder = net.createServer();
     await new Promise<void>((resolve, reject) => {
       holder.once('error', reject);
@@ -171,10 +175,13 @@ describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
     });
     try {
       const port = (holder.address() as net.AddressInfo).port;
-      const r = await dfs(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${port}`]);
-      expectOneLineError(r, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: address already in use`));
-      const h = await dfs(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${await freePort()}`, '--http', `127.0.0.1:${port}`]);
-      expectOneLineError(h, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(http\\)`));
+      const r = await dfs(['daemon', '--data-dir', fresh, '--listen', `127.0.0.1:${port}`]);
+      expectOneLineError(r, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: address already in use$`));
+      // no node id, Raft log, namespace or chunk dir: the next start bootstraps as if new
+      expect(await readdir(fresh)).toEqual([]);
+      const h = await dfs(['daemon', '--data-dir', missing, '--listen', `127.0.0.1:${await freePort()}`, '--http', `127.0.0.1:${port}`]);
+      expectOneLineError(h, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(http\\): address already in use$`));
+      expect(existsSync(missing), 'the data dir was not even created').toBe(false);
     } finally {
       await new Promise((resolve) => holder.close(resolve));
     }
@@ -220,6 +227,23 @@ describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
     const st = await dfs(['status', '--addr', again.grpc, '--json']);
     expect(st.code, st.stderr).toBe(0);
     expect((JSON.parse(st.stdout) as { leader: string }).leader).toBe('alpha');
+  });
+});
+
+describe('dfs raft transfer-leader: one line on stderr, exit 1', () => {
+  it('an address where no daemon answers', async () => {
+    const addr = `127.0.0.1:${await freePort()}`;
+    const r = await dfs(['raft', 'transfer-leader', 'node2', '--addr', addr]);
+    expectOneLineError(r, new RegExp(`cannot reach a dfs daemon at ${addr.replace(/\./g, '\\.')}$`));
+  });
+
+  it('a node that is not a voter; the leader itself is a no-op', async () => {
+    const dir = await tmp('transfer');
+    const d = await daemon({ dataDir: path.join(dir, 'data'), extraArgs: ['--node-id', 'solo'] });
+    expectOneLineError(await dfs(['raft', 'transfer-leader', 'ghost', '--addr', d.grpc]), /'ghost' is not a voter of this cluster/);
+    const ok = await dfs(['raft', 'transfer-leader', 'solo', '--addr', d.grpc]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toBe('solo already leads\n');
   });
 });
 
