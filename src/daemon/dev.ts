@@ -86,6 +86,14 @@ async function httpReady(addr: string): Promise<boolean> {
   }
 }
 
+/**
+ * Extra Node.js flags for the daemons a dev cluster starts, from `DFS_DEV_NODE_FLAGS`
+ * (space-separated, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`: flags NODE_OPTIONS refuses).
+ */
+function nodeFlags(): string[] {
+  return (process.env.DFS_DEV_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
+}
+
 function cliEntry(): string {
   // dist/src/daemon/dev.js -> dist/bin/dfs.js
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'dfs.js');
@@ -132,7 +140,7 @@ export async function devUp(opts: DevUpOptions): Promise<DevState> {
     const args = [cliEntry(), 'daemon', '--node-id', nodeId, '--data-dir', dataDir, '--listen', grpcAddr, '--http', httpAddr, '--initial-cluster', members, ...opts.extraArgs];
     if (mount) args.push('--mount', mount);
     const fh = await open(log, 'a');
-    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fh.fd, fh.fd] });
+    const child = spawn(process.execPath, [...nodeFlags(), ...args], { detached: true, stdio: ['ignore', fh.fd, fh.fd] });
     await fh.close();
     child.unref();
     if (!child.pid) throw new DevError(`could not start ${nodeId}`);
