@@ -200,7 +200,7 @@ export class RawNode implements RaftNode {
     // follower's ack of entries sent in an earlier Ready, whose entries are durable.
     const durable = this.log.persistedIndex();
     for (const m of this.msgs) {
-      if ((m.type === 'MsgApp' || m.type === 'MsgHeartbeat') && m.commit > durable) m.commit = durable;
+      if ((m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgReadIndexResp') && m.commit > durable) m.commit = durable;
     }
     const soft = this.softState();
     const hard = this.hardState();
@@ -354,6 +354,9 @@ export class RawNode implements RaftNode {
         this.hup(true);
         break;
       case 'MsgReadIndexResp':
+        // The answer carries a commit index as a heartbeat does (never past what the
+        // leader knows we hold), so the read need not wait for the next heartbeat.
+        this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
         if (m.context !== null) this.readStates.push({ index: m.index, context: m.context });
         break;
       case 'MsgTransferLeader':
@@ -507,9 +510,12 @@ export class RawNode implements RaftNode {
       pr.freeInflightsTo(m.index);
     }
     if (this.maybeCommit()) {
-      // Every follower gets the new commit index (with whatever entries it lacks) when
-      // the next Ready is built: acks arriving together make one round of appends.
-      this.bcastAppend();
+      // Followers that lack entries get them with the new commit index in the next Ready
+      // (acks arriving together make one round of appends). The others learn it from the
+      // next append, the next heartbeat (every heartbeat interval) or the answer to their
+      // next ReadIndex: an empty append to each just for it would double the messages of
+      // every commit, and nothing waits for a follower to apply but its own reads.
+      this.appendsOwed = true;
     } else {
       if (wasPaused) this.sendAppend(m.from, true);
       // Fill the pipeline with whatever else the follower lacks.
@@ -637,7 +643,24 @@ export class RawNode implements RaftNode {
       if (this.readsAwaitingCommit.length < MAX_PENDING_READS) this.readsAwaitingCommit.push({ context, from });
       return;
     }
+    if (from !== this.id && this.leadTransferee === null && this.cfg.leaseValid?.(this.term)) {
+      // Lease-based ReadIndex (a follower asked): while the lease holds no other leader
+      // exists, so our commit index covers every write acknowledged anywhere. Our own
+      // reads still take a round: the lease itself is renewed by them.
+      this.respondRead({ index: this.log.committed, context, from, acks: new Set() });
+      return;
+    }
     this.startRead(context, from);
+  }
+
+  /** The current term (cheap; status() builds a whole view). */
+  currentTerm(): number {
+    return this.term;
+  }
+
+  /** True while this leader hands leadership over (MsgTimeoutNow lets the target bypass leases). */
+  transferring(): boolean {
+    return this.leadTransferee !== null;
   }
 
   private startRead(context: Buffer, from: NodeId): void {
@@ -671,7 +694,8 @@ export class RawNode implements RaftNode {
     if (r.from === this.id) {
       this.readStates.push({ index: r.index, context: r.context });
     } else {
-      this.send({ ...blank('MsgReadIndexResp', this.id, r.from), index: r.index, context: r.context });
+      const match = this.progress.get(r.from)?.match ?? 0;
+      this.send({ ...blank('MsgReadIndexResp', this.id, r.from), index: r.index, context: r.context, commit: Math.min(match, this.log.committed) });
     }
   }
 

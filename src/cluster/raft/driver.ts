@@ -139,7 +139,9 @@ export class RaftDriver {
   private leaseUntilMs = 0;
   /** Commit index confirmed by the lease round: reads wait until applied reaches it. */
   private leaseIndex = 0;
-  private leaseRound: { context: string; issuedAtMs: number } | null = null;
+  /** Term the lease was confirmed in: a lease never outlives the term it was won in. */
+  private leaseTerm = 0;
+  private leaseRound: { context: string; issuedAtMs: number; term: number } | null = null;
   private leaseSeq = 0;
   readonly stats: DriverStats = { readies: 0, entriesPersisted: 0, messagesSent: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposals: 0 };
 
@@ -165,6 +167,7 @@ export class RaftDriver {
       random: opts.random ?? ((n) => Math.floor(Math.random() * n)),
       storage: coreView(store),
       applied: snapIndex,
+      leaseValid: (term) => this.leaseHeld(term),
     });
     this.replayedTo = snapIndex;
   }
@@ -253,9 +256,12 @@ export class RaftDriver {
    * (MsgTimeoutNow bypasses the followers' refusal).
    */
   private renewLease(): void {
-    if (this.leader !== this.opts.id || this.leaseRound) return;
+    // A round issued during a transfer proves nothing: the target may win at any moment,
+    // with the votes of the very followers that answered it. One issued before the
+    // transfer began expires before the transfer can time out (0.8 vs 1 election timeout).
+    if (this.leader !== this.opts.id || this.leaseRound || this.core.transferring()) return;
     const context = `lease:${this.opts.id}:${++this.leaseSeq}`;
-    this.leaseRound = { context, issuedAtMs: this.clock.nowMs() };
+    this.leaseRound = { context, issuedAtMs: this.clock.nowMs(), term: this.core.currentTerm() };
     this.core.readIndex(Buffer.from(context));
   }
 
@@ -265,8 +271,13 @@ export class RaftDriver {
 
   /** True when a read served from the local state now is linearizable. */
   canReadLocally(): boolean {
-    if (this.leader !== this.opts.id || this.applied < this.leaseIndex || this.clock.nowMs() >= this.leaseUntilMs) return false;
-    return this.core.status().leadTransferee === null;
+    if (this.leader !== this.opts.id || this.applied < this.leaseIndex || !this.leaseHeld(this.core.currentTerm())) return false;
+    return !this.core.transferring();
+  }
+
+  /** The lease check the core asks before answering a follower's ReadIndex at once. */
+  private leaseHeld(term: number): boolean {
+    return term === this.leaseTerm && this.clock.nowMs() < this.leaseUntilMs;
   }
 
   /** Propose an application command; resolves once it is committed and applied here. */
@@ -530,6 +541,7 @@ export class RaftDriver {
       const ctx = rs.context.toString();
       if (this.leaseRound && ctx === this.leaseRound.context) {
         this.leaseUntilMs = this.leaseRound.issuedAtMs + this.leaseDurationMs();
+        this.leaseTerm = this.leaseRound.term;
         this.leaseIndex = rs.index;
         this.leaseRound = null;
         continue;

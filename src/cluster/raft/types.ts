@@ -153,4 +153,11 @@ export interface RaftConfig {
   storage: LogReader;
   /** Index of the last entry already applied (on restart). */
   applied: number;
+  /**
+   * True while this node, leader in `term`, holds a read lease: no other leader can have
+   * been elected since the lease round was confirmed (the driver times it). With it, a
+   * follower's ReadIndex is answered at once with the commit index instead of after a
+   * heartbeat round. Absent: every ReadIndex takes a round.
+   */
+  leaseValid?: (term: number) => boolean;
 }

@@ -15,6 +15,8 @@ export interface NetOptions {
   maxInflightMsgs?: number;
   /** 'ordered': node i draws i (so node 1 times out first); a number seeds a PRNG. */
   random?: 'ordered' | number;
+  /** The read lease check every node's core asks (RaftConfig.leaseValid); absent: none. */
+  leaseValid?: (id: NodeId, term: number) => boolean;
 }
 
 export class Peer {
@@ -42,7 +44,7 @@ export class Network {
   private isolated = new Set<NodeId>();
   private cutLinks = new Set<string>();
   private droppedTypes = new Set<MessageType>();
-  private readonly opts: Required<Omit<NetOptions, 'random'>> & { random: 'ordered' | number };
+  private readonly opts: Required<Omit<NetOptions, 'random' | 'leaseValid'>> & { random: 'ordered' | number; leaseValid?: NetOptions['leaseValid'] };
 
   constructor(ids: NodeId[], opts: NetOptions = {}) {
     this.opts = {
@@ -53,6 +55,7 @@ export class Network {
       maxMsgBytes: opts.maxMsgBytes ?? 1 << 20,
       maxInflightMsgs: opts.maxInflightMsgs ?? 256,
       random: opts.random ?? 'ordered',
+      leaseValid: opts.leaseValid,
     };
     for (const id of ids) this.addPeer(id, { voters: ids, learners: [] });
   }
@@ -86,6 +89,7 @@ export class Network {
       random,
       storage: p.storage,
       applied: p.appliedIndex,
+      leaseValid: this.opts.leaseValid ? (term) => this.opts.leaseValid!(p.id, term) : undefined,
     });
   }
 

@@ -23,7 +23,7 @@ describe('raft core transcripts', () => {
 > tick 10
 > state
 1 leader term=1 lead=1 commit=1 applied=1 last=1
-2 follower term=1 lead=1 commit=1 applied=1 last=1
+2 follower term=1 lead=1 commit=0 applied=0 last=1
 3 follower term=1 lead=1 commit=1 applied=1 last=1
 > propose 1 a
 ok index=2 term=1
@@ -34,19 +34,19 @@ refused notLeader leader=1
 ok index=3 term=1
 > state
 1 leader term=1 lead=1 commit=3 applied=3 last=3
-2 follower term=1 lead=1 commit=3 applied=3 last=3
-3 follower term=1 lead=1 commit=2 applied=2 last=2
+2 follower term=1 lead=1 commit=2 applied=2 last=3
+3 follower term=1 lead=1 commit=1 applied=1 last=2
 # 3 has a stale log: its election at a higher term fails, the others move to that term
 > heal
 > campaign 3
 > state
 1 follower term=2 lead=- commit=3 applied=3 last=3
-2 follower term=2 lead=- commit=3 applied=3 last=3
-3 follower term=2 lead=- commit=2 applied=2 last=2
+2 follower term=2 lead=- commit=2 applied=2 last=3
+3 follower term=2 lead=- commit=1 applied=1 last=2
 > tick 10
 > state
 1 leader term=3 lead=1 commit=4 applied=4 last=4
-2 follower term=3 lead=1 commit=4 applied=4 last=4
+2 follower term=3 lead=1 commit=3 applied=3 last=4
 3 follower term=3 lead=1 commit=4 applied=4 last=4
 > data 1 2 3
 1: a,c
@@ -54,7 +54,7 @@ ok index=3 term=1
 3: a,c
 > restart 2
 > state 2
-2 follower term=3 lead=- commit=4 applied=4 last=4
+2 follower term=3 lead=- commit=3 applied=3 last=4
 > tick 1
 > state 2
 2 follower term=3 lead=1 commit=4 applied=4 last=4
@@ -70,7 +70,7 @@ ok index=3 term=1
 > tick 50 3
 > state
 1 leader term=1 lead=1 commit=1 applied=1 last=1
-2 follower term=1 lead=1 commit=1 applied=1 last=1
+2 follower term=1 lead=1 commit=0 applied=0 last=1
 3 preCandidate term=1 lead=- commit=1 applied=1 last=1
 > heal
 > tick 1
@@ -104,7 +104,7 @@ ok index=3 term=1
 > campaign 3
 > state
 1 leader term=1 lead=1 commit=1 applied=1 last=1
-2 follower term=1 lead=1 commit=1 applied=1 last=1
+2 follower term=1 lead=1 commit=0 applied=0 last=1
 3 preCandidate term=1 lead=- commit=1 applied=1 last=1
 > tick 1
 > state 3
@@ -161,7 +161,7 @@ read r3 index=2
 ok index=2 term=1
 > transfer 1 3
 > state
-1 follower term=2 lead=3 commit=3 applied=3 last=3
+1 follower term=2 lead=3 commit=2 applied=2 last=3
 2 follower term=2 lead=3 commit=3 applied=3 last=3
 3 leader term=2 lead=3 commit=3 applied=3 last=3
 > propose 3 b
@@ -192,7 +192,7 @@ ok index=3 term=1
 > propose 1 b
 ok index=4 term=1
 > state 4
-4 follower term=1 lead=1 commit=4 applied=4 last=4
+4 follower term=1 lead=1 commit=3 applied=3 last=4
 > conf-state 1 4
 1: voters=1,2,3 learners=4
 4: voters=1,2,3 learners=4
@@ -200,22 +200,22 @@ ok index=4 term=1
 ok index=5 term=1
 > conf-state 1 2 3 4
 1: voters=1,2,3,4 learners=-
-2: voters=1,2,3,4 learners=-
-3: voters=1,2,3,4 learners=-
+2: voters=1,2,3 learners=4
+3: voters=1,2,3 learners=4
 4: voters=1,2,3,4 learners=-
 > conf 1 removeNode 2
 ok index=6 term=1
 > conf-state 1 3 4
 1: voters=1,3,4 learners=-
-3: voters=1,3,4 learners=-
-4: voters=1,3,4 learners=-
+3: voters=1,2,3,4 learners=-
+4: voters=1,2,3,4 learners=-
 > conf 1 removeNode 1
 ok index=7 term=1
 > state
 1 follower term=1 lead=- commit=7 applied=7 last=7
-2 follower term=1 lead=1 commit=6 applied=6 last=6
-3 follower term=1 lead=1 commit=7 applied=7 last=7
-4 follower term=1 lead=1 commit=7 applied=7 last=7
+2 follower term=1 lead=1 commit=5 applied=5 last=6
+3 follower term=1 lead=1 commit=6 applied=6 last=7
+4 follower term=1 lead=1 commit=6 applied=6 last=7
 > tick 25 3 4
 > state 3 4
 3 leader term=2 lead=3 commit=8 applied=8 last=8
@@ -226,7 +226,7 @@ ok index=9 term=2
 refused notLeader leader=3
 > data 3 4
 3: a,b,c
-4: a,b,c
+4: a,b
 `);
   });
 

@@ -380,6 +380,78 @@ describe('read index', () => {
   });
 });
 
+describe('commit index on followers', () => {
+  it('rides on the next append, heartbeat or ReadIndex answer: no empty append per commit', () => {
+    const net = new Network(['1', '2', '3']);
+    net.node('1').campaign();
+    net.stabilize();
+    net.tick(1);
+    net.sent = [];
+    net.propose('1', 'a');
+    // One append per follower and its ack; the commit itself sends nothing more.
+    expect(net.sent.map((m) => m.type).sort()).toEqual(['MsgApp', 'MsgApp', 'MsgAppResp', 'MsgAppResp']);
+    expect(net.peer('2').data).toEqual([]);
+    net.propose('1', 'b');
+    expect(net.peer('2').data).toEqual(['a']);
+    expect(net.peer('3').data).toEqual(['a']);
+    // A heartbeat brings everyone's.
+    net.tick(1);
+    expect(net.peer('3').data).toEqual(['a', 'b']);
+    // A ReadIndex answer (here under a lease: no heartbeat round) brings the asker's.
+    const leased = new Network(['1', '2', '3'], { leaseValid: (id) => id === '1' });
+    leased.node('1').campaign();
+    leased.stabilize();
+    leased.tick(1);
+    leased.propose('1', 'a');
+    expect(leased.peer('2').data).toEqual([]);
+    leased.node('2').readIndex(Buffer.from('r'));
+    leased.stabilize();
+    expect(leased.sent.filter((m) => m.type === 'MsgReadIndexResp').map((m) => m.commit)).toEqual([2]);
+    expect(leased.peer('2').readStates.map((r) => [r.index, r.context.toString()])).toEqual([[2, 'r']]);
+    expect(leased.peer('2').data).toEqual(['a']);
+    expect(leased.peer('3').data).toEqual([]);
+  });
+});
+
+describe('lease-based read index', () => {
+  it("answers a follower's ReadIndex at once under the lease, never its own, and not while transferring", () => {
+    let lease = true;
+    const net = new Network(['1', '2', '3'], { leaseValid: (id, term) => lease && id === '1' && term === 1 });
+    net.node('1').campaign();
+    net.stabilize();
+    net.propose('1', 'a');
+    const heartbeats = () => net.sent.filter((m) => m.type === 'MsgHeartbeat').length;
+    let before = heartbeats();
+    net.node('2').readIndex(Buffer.from('f1'));
+    net.stabilize();
+    expect(net.peer('2').readStates.map((r) => [r.index, r.context.toString()])).toEqual([[2, 'f1']]);
+    expect(heartbeats()).toBe(before); // no round: the lease answered
+    // The leader's own reads renew the lease: they always take a quorum round.
+    before = heartbeats();
+    net.node('1').readIndex(Buffer.from('own'));
+    net.stabilize();
+    expect(heartbeats()).toBeGreaterThan(before);
+    expect(net.peer('1').readStates.map((r) => r.context.toString())).toEqual(['own']);
+    // No lease: a round.
+    lease = false;
+    before = heartbeats();
+    net.node('3').readIndex(Buffer.from('f2'));
+    net.stabilize();
+    expect(heartbeats()).toBeGreaterThan(before);
+    expect(net.peer('3').readStates.map((r) => r.context.toString())).toEqual(['f2']);
+    // A transfer under way: the target may win without the lease's holders' consent.
+    lease = true;
+    net.isolate('3');
+    net.node('1').transferLeader('3');
+    expect(net.node('1').transferring()).toBe(true);
+    before = heartbeats();
+    net.node('2').readIndex(Buffer.from('f3'));
+    net.stabilize();
+    expect(heartbeats()).toBeGreaterThan(before);
+    expect(net.peer('2').readStates.map((r) => r.context.toString())).toEqual(['f1', 'f3']);
+  });
+});
+
 describe('membership', () => {
   it('a learner never campaigns and does not count for quorum', () => {
     const net = new Network(['1', '2']);
@@ -389,6 +461,7 @@ describe('membership', () => {
     net.node('1').proposeConfChange({ type: 'addLearner', node: '3' });
     net.stabilize();
     net.propose('1', 'a');
+    net.tick(1); // followers learn the commit index from the next heartbeat
     expect(net.peer('3').data).toEqual(['a']);
     net.isolate('2');
     net.node('1').propose(Buffer.from('b'));
@@ -446,6 +519,7 @@ describe('snapshots', () => {
     net.heal();
     net.tick(1);
     net.propose('1', 'after');
+    net.tick(1); // followers learn the commit index from the next heartbeat
     expect(net.peer('3').data).toEqual(['v0', 'v1', 'v2', 'after']);
     expect(net.node('1').status().progress['3']).toMatchObject({ state: 'replicate', match: 5 });
   });
@@ -456,6 +530,7 @@ describe('restart', () => {
     const net = new Network(['1', '2', '3']);
     net.node('1').campaign();
     net.stabilize();
+    net.tick(1); // followers learn the commit index from the next heartbeat
     expect(net.node('2').status().vote).toBe('1');
     net.restart('2');
     expect(net.node('2').status()).toMatchObject({ term: 1, vote: '1', commit: 1, applied: 1 });

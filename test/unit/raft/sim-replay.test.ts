@@ -88,6 +88,7 @@ describe.skipIf(single !== undefined)('raft simulator', () => {
     { seed: 3, opts: { nodes: 3, profile: 'harsh' }, found: 'a restarted node re-applied entries under a configuration from its future' },
     { seed: 62, opts: { nodes: 3, profile: 'disk' }, found: 'a node down after its last disk error never restarted (harness)' },
     { seed: 102, opts: { nodes: 3 }, found: 'a snapshot stepped while a Ready was applied: an older addVoter then re-added a removed node' },
+    { seed: 72, opts: { nodes: 5, profile: 'disk' }, found: 'a crash during a snapshot install that took effect: the checker wanted the replaced log back (checker)' },
   ];
   for (const { seed, opts, found } of regressions) {
     it(`regression seed ${seed} ${JSON.stringify(opts)}: ${found}`, async () => {

@@ -171,6 +171,11 @@ interface DurableView {
   /** index -> "term|item" of every entry whose append resolved (and was not cut or compacted). */
   entries: Map<number, string>;
   last: number;
+  /**
+   * A snapshot whose install was asked for and has not resolved: it replaces the whole
+   * log, and a crash may leave it installed (its meta durable) or not, never half.
+   */
+  installing: SnapshotMeta | null;
 }
 
 interface SimNode {
@@ -258,6 +263,7 @@ class ObservedStorage implements RaftLogStorage {
   }
 
   applySnapshot(snapshot: Snapshot): Promise<void> {
+    this.node.durable.installing = snapshot.meta;
     return this.inner.applySnapshot(snapshot).then(() => this.cluster.durableSnapshot(this.node, snapshot.meta));
   }
 
@@ -385,7 +391,7 @@ export class Cluster {
       clock: null,
       retired: false,
       bootstrap: boot,
-      durable: { hardState: { term: 0, vote: null, commit: 0 }, entries: new Map(), last: 0 },
+      durable: { hardState: { term: 0, vote: null, commit: 0 }, entries: new Map(), last: 0, installing: null },
       appliedConf: null,
     };
     n.fs.trace = (ev) => this.log(`fs ${id} ${ev}`);
@@ -487,7 +493,12 @@ export class Cluster {
     }
     if (hs.commit < was.commit) this.violate(`durability: ${n.id} recovered commit ${hs.commit} < durable ${was.commit}`);
     const first = store.firstIndex();
-    for (const [i, sig] of n.durable.entries) {
+    // An install cut short by the crash that took effect replaced the log: nothing of
+    // the old one need survive (whether it took effect is the snapshot's meta, durable or not).
+    const installing = n.durable.installing;
+    const replaced = installing !== null && store.snapshotMeta().index === installing.index && store.snapshotMeta().term === installing.term;
+    n.durable.installing = null;
+    for (const [i, sig] of replaced ? [] : n.durable.entries) {
       if (i < first) continue;
       const e = entryAt(store, i);
       const got = e ? `${e.term}|${itemOf(e)}` : 'nothing';
@@ -523,6 +534,7 @@ export class Cluster {
   }
 
   durableSnapshot(n: SimNode, meta: SnapshotMeta): void {
+    n.durable.installing = null;
     n.durable.entries.clear();
     n.durable.last = meta.index;
     this.stats.snapshotsInstalled++;
