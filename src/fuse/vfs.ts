@@ -2,12 +2,13 @@
 // or an errno. It owns open handles, write-back buffers, the read cache and the small
 // caches in front of the meta service. The FUSE adapter (adapter.ts) only translates.
 import type { MetaApi } from '../meta/api.js';
-import type { Attr, Caller, ChunkRef, DirEntry, Ino, Layout, Result, SetAttrFields, StatFs, Timespec } from '../meta/types.js';
+import type { Attr, Caller, ChunkRef, Command, CommandValues, DirEntry, Ino, Layout, Result, SetAttrFields, StatFs, Timespec } from '../meta/types.js';
 import { Errno, NAME_MAX_BYTES, S_IFMT, S_IFREG, S_IFDIR, XATTR_NAME_MAX_BYTES, XATTR_VALUE_MAX_BYTES } from '../meta/types.js';
 import { ChunkIo } from '../chunks/chunk-io.js';
 import type { Logger } from 'pino';
 import type { DataPlane } from './data-plane.js';
 import { BlockCache } from './block-cache.js';
+import { DIR_ATTR_REUSE_MS, DirAttrs } from './dir-attrs.js';
 import { ByteBudget } from './budget.js';
 import { FileState, errnoOf } from './file-state.js';
 import type { DirListing, FuseVfs, OpenResult } from './vfs-api.js';
@@ -70,8 +71,13 @@ interface DirHandle {
 
 /** Handle batches (`handles` commands) in flight at most; new opens wait below it. */
 const RELEASES_IN_FLIGHT_MAX = 64;
-/** Handle registrations wait at most this long before they are sent. */
+/** Handle registrations wait at most this long before they are sent when an open is among them. */
 const SESSION_FLUSH_MS = 20;
+/**
+ * Releases alone wait longer: nothing waits for them (this client's own unlink sends them
+ * first), and a loop of create+close otherwise costs a second Raft entry per two files.
+ */
+const RELEASE_FLUSH_MS = 200;
 const SESSION_BATCH_MAX = 256;
 /**
  * How long flushAll (shutdown) waits for background releases. They need a reachable
@@ -127,6 +133,11 @@ export class Vfs implements FuseVfs {
   private readonly releases = new Set<Promise<void>>();
   private sessionOps: Array<{ op: 'open' | 'release'; ino: Ino; handle: number }> = [];
   private sessionTimer: NodeJS.Timeout | null = null;
+  /** When sessionTimer fires (performance.now() ms). */
+  private sessionDueMs = 0;
+
+  /** Directory attributes from our own commands' results (see dir-attrs.ts). */
+  private readonly dirAttrs: DirAttrs;
 
   constructor(
     private readonly meta: MetaApi,
@@ -134,6 +145,7 @@ export class Vfs implements FuseVfs {
     options: Partial<VfsOptions> & { sessionId: string; logger?: Logger },
   ) {
     this.opts = { ...DEFAULT_VFS_OPTIONS, ...options };
+    this.dirAttrs = new DirAttrs(Math.min(DIR_ATTR_REUSE_MS, this.opts.attrTtlMs));
     this.budget = new ByteBudget(this.opts.maxDirtyBytes);
     this.io = new ChunkIo(data, options.logger);
     this.cache = new BlockCache({ fetch: (ref, off, len) => this.io.read(ref, off, len) }, this.opts.readCacheBytes, this.opts.readAheadBlocks);
@@ -170,6 +182,13 @@ export class Vfs implements FuseVfs {
     clearInterval(this.writebackTimer);
   }
 
+  /** Every namespace command goes through here: its result tells `dirAttrs` what changed. */
+  private async exec<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
+    const r = await this.meta.execute(command);
+    this.dirAttrs.note(r);
+    return r;
+  }
+
   get dirtyBytes(): number {
     return this.budget.used;
   }
@@ -196,6 +215,8 @@ export class Vfs implements FuseVfs {
   }
 
   async getattr(ino: Ino): Promise<Result<Attr>> {
+    const mine = this.dirAttrs.get(ino);
+    if (mine) return { ok: true, value: mine };
     const r = await this.meta.getattr(ino);
     return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
   }
@@ -207,7 +228,7 @@ export class Vfs implements FuseVfs {
       const e = await this.flushState(st);
       if (e) return err(e);
     }
-    const r = await this.meta.execute({ op: 'setattr', ino, set, now: nowTimespec() });
+    const r = await this.exec({ op: 'setattr', ino, set, now: nowTimespec() });
     if (r.ok && st && set.size !== undefined) st.truncated(r.value.size);
     return r;
   }
@@ -215,27 +236,27 @@ export class Vfs implements FuseVfs {
   async mknod(parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Result<Attr>> {
     const e = nameError(name);
     if (e) return err(e);
-    return this.meta.execute({ op: 'mknod', parent, name, mode, rdev, caller, now: nowTimespec() });
+    return this.exec({ op: 'mknod', parent, name, mode, rdev, caller, now: nowTimespec() });
   }
 
   async mkdir(parent: Ino, name: string, mode: number, caller: Caller): Promise<Result<Attr>> {
     const e = nameError(name);
     if (e) return err(e);
-    return this.meta.execute({ op: 'mkdir', parent, name, mode: (mode & ~S_IFMT) | S_IFDIR, caller, now: nowTimespec() });
+    return this.exec({ op: 'mkdir', parent, name, mode: (mode & ~S_IFMT) | S_IFDIR, caller, now: nowTimespec() });
   }
 
   async symlink(parent: Ino, name: string, target: string, caller: Caller): Promise<Result<Attr>> {
     const e = nameError(name);
     if (e) return err(e);
     if (target.length > 4095) return err(Errno.ENAMETOOLONG);
-    return this.meta.execute({ op: 'symlink', parent, name, target, caller, now: nowTimespec() });
+    return this.exec({ op: 'symlink', parent, name, target, caller, now: nowTimespec() });
   }
 
   async link(ino: Ino, newParent: Ino, newName: string): Promise<Result<Attr>> {
     const e = nameError(newName);
     if (e) return err(e);
     await this.syncSessionOps();
-    const r = await this.meta.execute({ op: 'link', ino, newParent, newName, now: nowTimespec() });
+    const r = await this.exec({ op: 'link', ino, newParent, newName, now: nowTimespec() });
     return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
   }
 
@@ -243,21 +264,21 @@ export class Vfs implements FuseVfs {
     const e = nameError(name);
     if (e) return err(e);
     await this.syncSessionOps();
-    return this.meta.execute({ op: 'unlink', parent, name, now: nowTimespec() });
+    return this.exec({ op: 'unlink', parent, name, now: nowTimespec() });
   }
 
   async rmdir(parent: Ino, name: string): Promise<Result<null>> {
     const e = nameError(name);
     if (e) return err(e);
     await this.syncSessionOps();
-    return this.meta.execute({ op: 'rmdir', parent, name, now: nowTimespec() });
+    return this.exec({ op: 'rmdir', parent, name, now: nowTimespec() });
   }
 
   async rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<Result<null>> {
     const e = nameError(name) || nameError(newName);
     if (e) return err(e);
     await this.syncSessionOps();
-    return this.meta.execute({ op: 'rename', parent, name, newParent, newName, flags, now: nowTimespec() });
+    return this.exec({ op: 'rename', parent, name, newParent, newName, flags, now: nowTimespec() });
   }
 
   readlink(ino: Ino): Promise<Result<string>> {
@@ -295,12 +316,12 @@ export class Vfs implements FuseVfs {
     if (value.length > XATTR_VALUE_MAX_BYTES) return err(Errno.ENOSPC);
     if (isPosixAclName(name)) return err(Errno.ENOTSUP);
     this.noCapability.delete(ino);
-    return this.meta.execute({ op: 'setxattr', ino, name, value, flags, now: nowTimespec() });
+    return this.exec({ op: 'setxattr', ino, name, value, flags, now: nowTimespec() });
   }
 
   async removexattr(ino: Ino, name: string): Promise<Result<null>> {
     if (isPosixAclName(name)) return err(Errno.ENOTSUP);
-    return this.meta.execute({ op: 'removexattr', ino, name, now: nowTimespec() });
+    return this.exec({ op: 'removexattr', ino, name, now: nowTimespec() });
   }
 
   // ---- files ----------------------------------------------------------------------------
@@ -357,7 +378,7 @@ export class Vfs implements FuseVfs {
     if (e) return err(e);
     const fh = this.nextFh++;
     const open = { session: this.opts.sessionId, handle: fh };
-    const r = await this.meta.execute({ op: 'mknod', parent, name, mode: (mode & ~S_IFMT) | S_IFREG, rdev: 0, caller, now: nowTimespec(), open });
+    const r = await this.exec({ op: 'mknod', parent, name, mode: (mode & ~S_IFMT) | S_IFREG, rdev: 0, caller, now: nowTimespec(), open });
     if (!r.ok) return r;
     // A new file has no xattrs: spare the kernel's per-write security.capability lookup.
     this.noCapability.set(r.value.ino, Date.now() + this.opts.attrTtlMs);
@@ -398,7 +419,7 @@ export class Vfs implements FuseVfs {
     if (e) return e;
     return st.commit(async (refs, sizeBytes, mtime) => {
       this.counters.commits++;
-      const r = await this.meta.execute({ op: 'commitWrite', ino: st.ino, chunks: refs, sizeBytes, mtime: mtime ?? nowTimespec(), now: nowTimespec() });
+      const r = await this.exec({ op: 'commitWrite', ino: st.ino, chunks: refs, sizeBytes, mtime: mtime ?? nowTimespec(), now: nowTimespec() });
       if (!r.ok) return r.errno;
       st.version = r.value.version;
       this.openedVersion.set(st.ino, r.value.version);
@@ -440,7 +461,8 @@ export class Vfs implements FuseVfs {
   /**
    * Open handles are recorded in the namespace so that an unlinked file keeps its data
    * until the last close, but no caller waits for that: registrations are batched
-   * (every SESSION_FLUSH_MS, or SESSION_BATCH_MAX of them) and sent as one `handles`
+   * (within SESSION_FLUSH_MS of an open, RELEASE_FLUSH_MS of a release, or once
+   * SESSION_BATCH_MAX of them wait) and sent as one `handles`
    * command, one Raft entry; an open and its release still waiting in the
    * same batch cancel out, so a short-lived open costs no namespace write at all. This
    * client's own unlink/rmdir/rename/link first sends what is pending, so its semantics
@@ -457,8 +479,16 @@ export class Vfs implements FuseVfs {
       }
     }
     this.sessionOps.push(op);
-    if (this.sessionOps.length >= SESSION_BATCH_MAX) this.flushSessionOps();
-    else if (!this.sessionTimer) this.sessionTimer = setTimeout(() => this.flushSessionOps(), SESSION_FLUSH_MS);
+    if (this.sessionOps.length >= SESSION_BATCH_MAX) {
+      this.flushSessionOps();
+      return;
+    }
+    const waitMs = op.op === 'open' ? SESSION_FLUSH_MS : RELEASE_FLUSH_MS;
+    const dueMs = performance.now() + waitMs;
+    if (this.sessionTimer && this.sessionDueMs <= dueMs) return;
+    if (this.sessionTimer) clearTimeout(this.sessionTimer);
+    this.sessionDueMs = dueMs;
+    this.sessionTimer = setTimeout(() => this.flushSessionOps(), waitMs);
   }
 
   private flushSessionOps(): void {

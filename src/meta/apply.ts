@@ -127,6 +127,8 @@ export function layoutValid(l: Layout): boolean {
 class Ctx {
   private readonly inodes = new Map<Ino, InodeRecord | null>();
   private readonly dirty = new Set<Ino>();
+  /** Directories written by this command, as written (the result's `dirs`). */
+  readonly changedDirs = new Map<Ino, Attr>();
 
   constructor(
     readonly tx: Tx,
@@ -162,6 +164,9 @@ class Ctx {
   }
 
   forget(ino: Ino): void {
+    const rec = this.inodes.get(ino);
+    // A removed directory's last word: no links (what fstat of it, still open, shows).
+    if (rec && isDir(rec.attr.mode)) this.changedDirs.set(ino, { ...rec.attr, nlink: 0, version: rec.attr.version + 1 });
     this.inodes.set(ino, null);
     this.dirty.add(ino);
   }
@@ -198,6 +203,7 @@ class Ctx {
       } else {
         rec.attr.version += 1;
         this.tx.put(K.inodeKey(ino), encodeInode(rec));
+        if (isDir(rec.attr.mode)) this.changedDirs.set(ino, { ...rec.attr });
       }
     }
     this.dirty.clear();
@@ -928,7 +934,9 @@ export async function apply<C extends Command>(command: C, tx: Tx, config: Apply
   const handler = (handlers as Record<string, Handler | undefined>)[command?.op];
   if (handler === undefined) return fail('ENOSYS');
   const ctx = new Ctx(tx, config);
-  return (await handler(ctx, command)) as Result<CommandValues[C['op']]>;
+  const r = (await handler(ctx, command)) as Result<CommandValues[C['op']]>;
+  if (r.ok && ctx.changedDirs.size > 0) return { ok: true, value: r.value, dirs: [...ctx.changedDirs.values()] };
+  return r;
 }
 
 /**

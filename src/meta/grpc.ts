@@ -92,10 +92,22 @@ function serve<T>(cb: Callback<T>, run: () => Promise<T>): void {
 
 function commandReply(command: Command, r: Result<unknown>): CommandReply {
   if (!r.ok) return { errno: r.errno };
-  if (command.op === 'allocChunkIds') return { errno: 0, firstChunkId: (r.value as CommandValues['allocChunkIds']).first };
-  if (command.op === 'handles') return { errno: 0, skipped: (r.value as CommandValues['handles']).skipped };
-  if (r.value === null) return { errno: 0, none: true };
-  return { errno: 0, attr: attrToWire(r.value as Attr) };
+  const dirs = r.dirs?.map(attrToWire) ?? [];
+  if (command.op === 'allocChunkIds') return { errno: 0, firstChunkId: (r.value as CommandValues['allocChunkIds']).first, dirs };
+  if (command.op === 'handles') return { errno: 0, skipped: (r.value as CommandValues['handles']).skipped, dirs };
+  if (r.value === null) return { errno: 0, none: true, dirs };
+  return { errno: 0, attr: attrToWire(r.value as Attr), dirs };
+}
+
+/** The client's side of commandReply. */
+function resultOfReply(v: CommandReply__Output): Result<unknown> {
+  if (v.errno) return { ok: false, errno: v.errno };
+  let value: unknown = null;
+  if (v.value === 'attr') value = attrFromWire(v.attr);
+  else if (v.value === 'firstChunkId') value = { first: v.firstChunkId };
+  else if (v.value === 'skipped') value = { skipped: v.skipped };
+  if (v.dirs.length === 0) return { ok: true, value };
+  return { ok: true, value, dirs: v.dirs.map(attrFromWire) };
 }
 
 export async function registerMetaService(
@@ -442,13 +454,7 @@ export class MetaClient implements MetaApi {
   async executeEnvelope(envelope: Envelope): Promise<Result<unknown>> {
     const request = commandToWire(envelope.command, envelope.clientId, envelope.seq);
     const r = await this.ask<CommandReply__Output>((d, cb) => this.stub.Execute(request, { deadline: d }, cb));
-    if (!r.ok) return r;
-    const v = r.value;
-    if (v.errno) return { ok: false, errno: v.errno };
-    if (v.value === 'attr') return { ok: true, value: attrFromWire(v.attr) };
-    if (v.value === 'firstChunkId') return { ok: true, value: { first: v.firstChunkId } };
-    if (v.value === 'skipped') return { ok: true, value: { skipped: v.skipped } };
-    return { ok: true, value: null };
+    return r.ok ? resultOfReply(r.value) : r;
   }
 
   async execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
@@ -458,13 +464,6 @@ export class MetaClient implements MetaApi {
       const request = commandToWire(command, clientId, seq);
       return this.ask<CommandReply__Output>((d, cb) => this.stub.Execute(request, { deadline: d }, cb));
     });
-    if (!r.ok) return r;
-    const v = r.value;
-    if (v.errno) return { ok: false, errno: v.errno };
-    let value: unknown = null;
-    if (v.value === 'attr') value = attrFromWire(v.attr);
-    else if (v.value === 'firstChunkId') value = { first: v.firstChunkId };
-    else if (v.value === 'skipped') value = { skipped: v.skipped };
-    return { ok: true, value: value as CommandValues[C['op']] };
+    return (r.ok ? resultOfReply(r.value) : r) as Result<CommandValues[C['op']]>;
   }
 }

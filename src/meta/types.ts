@@ -128,7 +128,12 @@ export const SYMLINK_MAX_BYTES = 4095;
 export const XATTR_NAME_MAX_BYTES = 255;
 export const XATTR_VALUE_MAX_BYTES = 65536;
 
-export type Result<T> = { ok: true; value: T } | { ok: false; errno: number };
+/**
+ * A value or an errno. A namespace command's result may also carry `dirs`: the
+ * directories it changed (entries added or removed, attributes set), as they are right
+ * after it, so a client can answer the kernel's next getattr of them without asking.
+ */
+export type Result<T> = { ok: true; value: T; dirs?: Attr[] } | { ok: false; errno: number };
 
 // ---- commands: every namespace mutation, applied deterministically --------------------
 
