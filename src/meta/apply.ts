@@ -23,6 +23,8 @@ import {
 import * as K from './keys.js';
 import type { Tx } from './tx.js';
 import {
+  BATCHABLE_OPS,
+  BATCH_OPS_MAX,
   DEFAULT_LAYOUT,
   HANDLE_OPS_MAX,
   Errno,
@@ -923,7 +925,34 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
   setNodeState,
   setPlacement,
   reportBadCopy,
+  batch,
 };
+
+/**
+ * Applies a batch's commands in order, each in its own nested scope: the first that fails
+ * is dropped with everything after it, the ones before it stay. Under leases no command of
+ * a batch should fail (the client answered it from a lease), so a failure is logged by the
+ * caller as a bug and reported to the client at its next sync point (decision 0012).
+ */
+async function batch(ctx: Ctx, c: Extract<Command, { op: 'batch' }>): Promise<Res<CommandValues['batch']>> {
+  if (!Array.isArray(c.ops) || c.ops.length === 0 || c.ops.length > BATCH_OPS_MAX) return fail('EINVAL');
+  if (!c.ops.every((o) => BATCHABLE_OPS.has(o?.op))) return fail('EINVAL');
+  const dirs = new Map<Ino, Attr>();
+  let applied = 0;
+  for (const op of c.ops) {
+    ctx.tx.beginNested();
+    const r = await apply(op, ctx.tx, ctx.config);
+    ctx.tx.endNested(r.ok);
+    if (!r.ok) return { ok: true, value: { applied, errno: r.errno }, ...dirsOf(dirs) };
+    for (const d of r.dirs ?? []) dirs.set(d.ino, d);
+    applied++;
+  }
+  return { ok: true, value: { applied, errno: 0 }, ...dirsOf(dirs) };
+}
+
+function dirsOf(dirs: Map<Ino, Attr>): { dirs?: Attr[] } {
+  return dirs.size > 0 ? { dirs: [...dirs.values()] } : {};
+}
 
 /**
  * Applies one command inside the Tx's current command scope (the caller brackets it

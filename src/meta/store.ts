@@ -86,8 +86,9 @@ const fail = (errno: number): { ok: false; errno: number } => ({ ok: false, errn
 const isDirMode = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
 
 function needsSync(p: Pending): boolean {
-  const op = p.kind === 'command' ? p.command.op : p.envelope.command?.op;
-  return op === 'commitWrite';
+  const command = p.kind === 'command' ? p.command : p.envelope.command;
+  if (command?.op === 'batch') return Array.isArray(command.ops) && command.ops.some((o) => o?.op === 'commitWrite');
+  return command?.op === 'commitWrite';
 }
 
 export class MetaStore implements MetaApi {

@@ -16,6 +16,8 @@ export class Tx {
   /** Writes of the command in progress. */
   private current = new Map<string, Buffer | null>();
   private inCommand = false;
+  /** Writes of the enclosing scopes while a nested one (a command of a batch) runs, innermost last. */
+  private outer: Array<Map<string, Buffer | null>> = [];
 
   constructor(private readonly base: KvReader) {}
 
@@ -27,6 +29,7 @@ export class Tx {
 
   commit(): void {
     if (!this.inCommand) throw new Error('Tx.commit outside a command');
+    if (this.outer.length > 0) throw new Error('Tx.commit inside a nested scope');
     for (const [k, v] of this.current) this.group.set(k, v);
     this.current = new Map();
     this.inCommand = false;
@@ -34,12 +37,31 @@ export class Tx {
 
   rollback(): void {
     this.current = new Map();
+    this.outer = [];
     this.inCommand = false;
+  }
+
+  /** Open a scope inside the command: its writes are kept by endNested(true), dropped by endNested(false). */
+  beginNested(): void {
+    if (!this.inCommand) throw new Error('Tx.beginNested outside a command');
+    this.outer.push(this.current);
+    this.current = new Map();
+  }
+
+  endNested(keep: boolean): void {
+    const enclosing = this.outer.pop();
+    if (enclosing === undefined) throw new Error('Tx.endNested without beginNested');
+    if (keep) for (const [k, v] of this.current) enclosing.set(k, v);
+    this.current = enclosing;
   }
 
   private pending(k: string): Buffer | null | undefined {
     const c = this.current.get(k);
     if (c !== undefined) return c;
+    for (let i = this.outer.length - 1; i >= 0; i--) {
+      const o = this.outer[i].get(k);
+      if (o !== undefined) return o;
+    }
     return this.group.get(k);
   }
 
@@ -74,6 +96,7 @@ export class Tx {
     const inRange = (k: string): boolean => (loInclusive ? k >= loKey : k > loKey) && (hi === undefined || k < hi);
     const overlayKeys = new Set<string>();
     for (const k of this.group.keys()) if (inRange(k)) overlayKeys.add(k);
+    for (const o of this.outer) for (const k of o.keys()) if (inRange(k)) overlayKeys.add(k);
     for (const k of this.current.keys()) if (inRange(k)) overlayKeys.add(k);
     const overlay = [...overlayKeys].sort();
 

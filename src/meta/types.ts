@@ -199,7 +199,20 @@ export type Command =
    */
   | { op: 'setPlacement'; chunkId: number; placement: string[] }
   /** A copy found corrupt or missing (scrub, fsck, a read): repair replaces it. */
-  | { op: 'reportBadCopy'; chunkId: number; nodeId: string };
+  | { op: 'reportBadCopy'; chunkId: number; nodeId: string }
+  /**
+   * A client's namespace commands, applied in order as one command (one Raft entry): the
+   * first one that fails stops the batch — those before it stay applied, it and the rest
+   * do not (decision 0012: what survives of a client is a prefix of its order). Only the
+   * commands in BATCHABLE_OPS; at most BATCH_OPS_MAX.
+   */
+  | { op: 'batch'; ops: Command[] };
+
+/** What a batch may hold: a client's namespace and file commands, never cluster ones or another batch. */
+export const BATCHABLE_OPS: ReadonlySet<string> = new Set([
+  'mknod', 'mkdir', 'symlink', 'link', 'unlink', 'rmdir', 'rename', 'setattr', 'setxattr', 'removexattr', 'commitWrite', 'handles',
+]);
+export const BATCH_OPS_MAX = 1024;
 
 /** A chunk server's state as the cluster remembers it; up/suspect liveness is the leader's, in memory. */
 export type NodeState = 'active' | 'dead' | 'draining' | 'drained';
@@ -252,6 +265,8 @@ export interface CommandValues {
   setNodeState: null;
   setPlacement: null;
   reportBadCopy: null;
+  /** How many commands applied (a prefix), and the errno of the one that stopped the batch (0: none did). */
+  batch: { applied: number; errno: number };
 }
 
 /** A command with the client identity used to apply retries once (see Raft issue). */

@@ -204,6 +204,8 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
       return { ...base, setPlacement: { chunkId: c.chunkId, placement: c.placement } };
     case 'reportBadCopy':
       return { ...base, reportBadCopy: { chunkId: c.chunkId, nodeId: c.nodeId } };
+    case 'batch':
+      return { ...base, batch: { ops: c.ops.map((o) => commandToWire(o, '', 0)) } };
   }
 }
 
@@ -288,6 +290,15 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
       return { op: 'setPlacement', chunkId: r.setPlacement!.chunkId, placement: [...r.setPlacement!.placement] };
     case 'reportBadCopy':
       return { op: 'reportBadCopy', chunkId: r.reportBadCopy!.chunkId, nodeId: r.reportBadCopy!.nodeId };
+    case 'batch': {
+      const ops: Command[] = [];
+      for (const o of r.batch!.ops) {
+        const cmd = commandFromWire(o);
+        if (cmd === null) return null;
+        ops.push(cmd);
+      }
+      return { op: 'batch', ops };
+    }
     default:
       return null;
   }

@@ -1,0 +1,93 @@
+// The `batch` command (decision 0012): a client's commands applied in order as one; the
+// first that fails stops it, and what stays is exactly the prefix before it.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { loadEnvelopeCodec } from '../../../src/meta/envelope-codec.js';
+import { MemKV } from '../../../src/meta/kv.js';
+import { Tx } from '../../../src/meta/tx.js';
+import { BATCH_OPS_MAX, Errno, ROOT_INO, type Command } from '../../../src/meta/types.js';
+import { CALLER, Fixture } from './helpers.js';
+
+let f: Fixture;
+beforeEach(async () => {
+  f = await Fixture.create({ chunkSizeBytes: 1 << 20 });
+});
+
+const mk = (name: string, now: number, parent = ROOT_INO): Command => ({ op: 'mknod', parent, name, mode: 0o100644, rdev: 0, caller: CALLER, now: { sec: now, nsec: 0 } });
+const mkd = (name: string, now: number, parent = ROOT_INO): Command => ({ op: 'mkdir', parent, name, mode: 0o755, caller: CALLER, now: { sec: now, nsec: 0 } });
+
+describe('batch', () => {
+  it('applies every command in order and returns the directories they changed', async () => {
+    const r = await f.run({ op: 'batch', ops: [mkd('d', 10), mk('a', 11), mk('b', 12), { op: 'rename', parent: ROOT_INO, name: 'a', newParent: ROOT_INO, newName: 'c', flags: 0, now: { sec: 13, nsec: 0 } }] });
+    expect(r).toMatchObject({ ok: true, value: { applied: 4, errno: 0 } });
+    expect(await f.names(ROOT_INO)).toEqual(['b', 'c', 'd']);
+    const root = await f.attr(ROOT_INO);
+    expect(r.ok && r.dirs?.find((d) => d.ino === ROOT_INO)).toEqual(root);
+    expect(root.mtime).toEqual({ sec: 13, nsec: 0 });
+  });
+
+  it('keeps exactly the prefix before the first failure, and nothing of it or after it', async () => {
+    await f.file(ROOT_INO, 'taken');
+    const before = await f.attr(ROOT_INO);
+    const r = await f.run({ op: 'batch', ops: [mk('x', 20), mkd('y', 21), mk('taken', 22), mk('z', 23)] });
+    expect(r).toMatchObject({ ok: true, value: { applied: 2, errno: Errno.EEXIST } });
+    expect(await f.names(ROOT_INO)).toEqual(['taken', 'x', 'y']);
+    const root = await f.attr(ROOT_INO);
+    expect(root.mtime).toEqual({ sec: 21, nsec: 0 });
+    expect(root.nlink).toBe(before.nlink + 1);
+    // A later command sees the batch's prefix as committed state.
+    expect(await f.mknod(ROOT_INO, 'z')).toMatchObject({ ok: true });
+  });
+
+  it('sees its own earlier commands (a directory made, removed, a file made beside it, in one batch)', async () => {
+    const r = await f.run({ op: 'batch', ops: [mkd('dir', 30)] });
+    expect(r).toMatchObject({ ok: true, value: { applied: 1 } });
+    const look = await f.store.lookup(ROOT_INO, 'dir');
+    if (!look.ok) throw new Error(`lookup dir: errno ${look.errno}`);
+    const dir = look.value;
+    const r2 = await f.run({ op: 'batch', ops: [mkd('sub', 31, dir.ino), { op: 'rmdir', parent: dir.ino, name: 'sub', now: { sec: 32, nsec: 0 } }, mk('f', 33, dir.ino)] });
+    expect(r2).toMatchObject({ ok: true, value: { applied: 3, errno: 0 } });
+    expect(await f.names(dir.ino)).toEqual(['f']);
+  });
+
+  it('refuses an empty, oversized or nested batch, and cluster commands in it, applying nothing', async () => {
+    const n = (await f.names(ROOT_INO)).length;
+    expect(await f.run({ op: 'batch', ops: [] })).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await f.run({ op: 'batch', ops: Array.from({ length: BATCH_OPS_MAX + 1 }, (_, i) => mk(`n${i}`, 40)) })).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await f.run({ op: 'batch', ops: [mk('p', 41), { op: 'batch', ops: [mk('q', 42)] }] })).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await f.run({ op: 'batch', ops: [mk('p', 43), { op: 'setNodeState', nodeId: 'n1', state: 'dead' }] })).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect((await f.names(ROOT_INO)).length).toBe(n);
+  });
+
+  it('round-trips through the log encoding', async () => {
+    const codec = await loadEnvelopeCodec();
+    const command: Command = { op: 'batch', ops: [mkd('d', 1), mk('a', 2), { op: 'unlink', parent: ROOT_INO, name: 'a', now: { sec: 3, nsec: 0 } }] };
+    expect(codec.decode(codec.encode({ clientId: 'c', seq: 7, command }))).toEqual({ clientId: 'c', seq: 7, command });
+  });
+});
+
+describe('Tx nested scopes', () => {
+  it('keeps or drops a nested scope over the enclosing one, and reads see the innermost write', async () => {
+    const kv = new MemKV();
+    const tx = new Tx(kv);
+    const k = (s: string) => Buffer.from(s);
+    tx.begin();
+    tx.put(k('a'), k('1'));
+    tx.beginNested();
+    tx.put(k('a'), k('2'));
+    tx.put(k('b'), k('2'));
+    expect((await tx.get(k('a')))?.toString()).toBe('2');
+    tx.endNested(false);
+    expect((await tx.get(k('a')))?.toString()).toBe('1');
+    expect(await tx.get(k('b'))).toBeUndefined();
+    tx.beginNested();
+    tx.del(k('a'));
+    tx.put(k('c'), k('3'));
+    const seen: string[] = [];
+    for await (const [key] of tx.scanPrefix(Buffer.alloc(0))) seen.push(key.toString());
+    expect(seen).toEqual(['c']);
+    tx.endNested(true);
+    expect(() => tx.endNested(true)).toThrow();
+    tx.commit();
+    expect(tx.ops().map((o) => [o.key.toString(), o.type])).toEqual([['a', 'del'], ['c', 'put']]);
+  });
+});
