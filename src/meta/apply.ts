@@ -23,8 +23,11 @@ import {
 import * as K from './keys.js';
 import type { Tx } from './tx.js';
 import {
+  ALLOC_INODES_MAX,
   BATCHABLE_OPS,
   BATCH_OPS_MAX,
+  INO_RANGES_MAX,
+  type DelegatedIno,
   DEFAULT_LAYOUT,
   HANDLE_OPS_MAX,
   Errno,
@@ -225,9 +228,12 @@ async function newInode(
   caller: { uid: number; gid: number },
   now: Timespec,
   extra: { rdev?: number; size?: number; nlink: number; target?: string },
+  ino: Ino | null = null,
 ): Promise<InodeRecord> {
-  const ino = await ctx.counter(K.nextInoKey(), ROOT_INO + 1);
-  ctx.setCounter(K.nextInoKey(), ino + 1);
+  if (ino === null) {
+    ino = await ctx.counter(K.nextInoKey(), ROOT_INO + 1);
+    ctx.setCounter(K.nextInoKey(), ino + 1);
+  }
   const count = await ctx.counter(K.inodeCountKey(), 0);
   ctx.setCounter(K.inodeCountKey(), count + 1);
   const setgidParent = (parent.attr.mode & S_ISGID) !== 0;
@@ -326,16 +332,40 @@ async function isWithin(ctx: Ctx, ino: Ino, ancestor: Ino): Promise<boolean> {
 
 // ---- commands ----------------------------------------------------------------------
 
-type Creating = { parent: Ino; name: string; caller: { uid: number; gid: number }; now: Timespec };
+type Creating = { parent: Ino; name: string; caller: { uid: number; gid: number }; now: Timespec; delegated?: DelegatedIno };
 
-async function createCheck(ctx: Ctx, c: Creating): Promise<InodeRecord | ErrnoName> {
+async function createCheck(ctx: Ctx, c: Creating): Promise<{ parent: InodeRecord; ino: Ino | null } | ErrnoName> {
   if (!validTime(c.now) || !isU32(c.caller?.uid) || !isU32(c.caller?.gid)) return 'EINVAL';
   const parent = await ctx.dir(c.parent);
   if (typeof parent === 'string') return parent;
   const bad = nameError(c.name);
   if (bad !== undefined) return bad;
   if ((await ctx.entry(c.parent, c.name)) !== undefined) return 'EEXIST';
-  return parent;
+  if (c.delegated === undefined) return { parent, ino: null };
+  return (await delegatedIno(ctx, c.delegated)) ? { parent, ino: c.delegated.ino } : 'EINVAL';
+}
+
+/** True when `d.ino` lies in one of the session's delegated ranges and no inode has it yet. */
+async function delegatedIno(ctx: Ctx, d: DelegatedIno): Promise<boolean> {
+  if (!validSession(d?.session) || !isU53(d.ino) || d.ino <= ROOT_INO) return false;
+  if ((await ctx.tx.get(K.inodeKey(d.ino))) !== undefined) return false;
+  for await (const [key, value] of ctx.tx.scanPrefix(K.inoRangePrefix(d.session))) {
+    const first = K.readU64(key, key.length - 8);
+    if (d.ino >= first && d.ino < decodeU64(value)) return true;
+  }
+  return false;
+}
+
+async function allocInodes(ctx: Ctx, c: Extract<Command, { op: 'allocInodes' }>): Promise<Res<{ first: number }>> {
+  if (!validSession(c.session) || !Number.isInteger(c.count) || c.count < 1 || c.count > ALLOC_INODES_MAX) return fail('EINVAL');
+  const first = await ctx.counter(K.nextInoKey(), ROOT_INO + 1);
+  ctx.setCounter(K.nextInoKey(), first + c.count);
+  const ranges: Buffer[] = [];
+  for await (const [key] of ctx.tx.scanPrefix(K.inoRangePrefix(c.session))) ranges.push(key);
+  // Oldest first (keys sort by first): keep the newest INO_RANGES_MAX - 1 and the new one.
+  for (const key of ranges.slice(0, Math.max(0, ranges.length - (INO_RANGES_MAX - 1)))) ctx.tx.del(key);
+  ctx.tx.put(K.inoRangeKey(c.session, first), encodeU64(first + c.count));
+  return ok({ first });
 }
 
 async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Res<Attr>> {
@@ -344,9 +374,10 @@ async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Re
   let type = c.mode & S_IFMT;
   if (type === 0) type = S_IFREG;
   if (![S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].includes(type)) return fail('EINVAL');
-  const parent = await createCheck(ctx, c);
-  if (typeof parent === 'string') return fail(parent);
-  const rec = await newInode(ctx, parent, type | (c.mode & 0o7777), c.caller, c.now, { rdev: c.rdev, nlink: 1 });
+  const checked = await createCheck(ctx, c);
+  if (typeof checked === 'string') return fail(checked);
+  const parent = checked.parent;
+  const rec = await newInode(ctx, parent, type | (c.mode & 0o7777), c.caller, c.now, { rdev: c.rdev, nlink: 1 }, checked.ino);
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
   if (c.open) {
     ctx.tx.put(K.openKey(rec.attr.ino, c.open.session, c.open.handle), Buffer.alloc(0));
@@ -359,12 +390,21 @@ async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Re
 
 async function mkdir(ctx: Ctx, c: Extract<Command, { op: 'mkdir' }>): Promise<Res<Attr>> {
   if (!isU32(c.mode)) return fail('EINVAL');
-  const parent = await createCheck(ctx, c);
-  if (typeof parent === 'string') return fail(parent);
-  const rec = await newInode(ctx, parent, S_IFDIR | (c.mode & 0o7777), c.caller, c.now, {
-    nlink: 2,
-    size: DIR_SIZE_BYTES,
-  });
+  const checked = await createCheck(ctx, c);
+  if (typeof checked === 'string') return fail(checked);
+  const parent = checked.parent;
+  const rec = await newInode(
+    ctx,
+    parent,
+    S_IFDIR | (c.mode & 0o7777),
+    c.caller,
+    c.now,
+    {
+      nlink: 2,
+      size: DIR_SIZE_BYTES,
+    },
+    checked.ino,
+  );
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
   parent.attr.nlink += 1;
   touchEntryChange(ctx, parent, c.now);
@@ -376,13 +416,22 @@ async function symlink(ctx: Ctx, c: Extract<Command, { op: 'symlink' }>): Promis
   if (typeof c.target !== 'string' || !isByteString(c.target) || c.target.includes('\0')) return fail('EINVAL');
   if (c.target.length === 0) return fail('ENOENT');
   if (c.target.length > SYMLINK_MAX_BYTES) return fail('ENAMETOOLONG');
-  const parent = await createCheck(ctx, c);
-  if (typeof parent === 'string') return fail(parent);
-  const rec = await newInode(ctx, parent, S_IFLNK | 0o777, c.caller, c.now, {
-    nlink: 1,
-    size: c.target.length,
-    target: c.target,
-  });
+  const checked = await createCheck(ctx, c);
+  if (typeof checked === 'string') return fail(checked);
+  const parent = checked.parent;
+  const rec = await newInode(
+    ctx,
+    parent,
+    S_IFLNK | 0o777,
+    c.caller,
+    c.now,
+    {
+      nlink: 1,
+      size: c.target.length,
+      target: c.target,
+    },
+    checked.ino,
+  );
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
   touchEntryChange(ctx, parent, c.now);
   ctx.flush();
@@ -714,6 +763,7 @@ async function closeSession(ctx: Ctx, c: Extract<Command, { op: 'closeSession' }
   }
   // Sorted so the writes come out in the same order on every replica.
   for (const ino of [...inos].sort((a, b) => a - b)) await reapIfOrphan(ctx, ino);
+  for await (const [key] of ctx.tx.scanPrefix(K.inoRangePrefix(c.session))) ctx.tx.del(key);
   ctx.flush();
   return ok(null);
 }
@@ -919,6 +969,7 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
   handles,
   closeSession,
   allocChunkIds,
+  allocInodes,
   commitWrite,
   gcDone,
   registerNode,

@@ -94,6 +94,7 @@ function commandReply(command: Command, r: Result<unknown>): CommandReply {
   if (!r.ok) return { errno: r.errno };
   const dirs = r.dirs?.map(attrToWire) ?? [];
   if (command.op === 'allocChunkIds') return { errno: 0, firstChunkId: (r.value as CommandValues['allocChunkIds']).first, dirs };
+  if (command.op === 'allocInodes') return { errno: 0, firstIno: (r.value as CommandValues['allocInodes']).first, dirs };
   if (command.op === 'handles') return { errno: 0, skipped: (r.value as CommandValues['handles']).skipped, dirs };
   if (command.op === 'batch') return { errno: 0, batch: r.value as CommandValues['batch'], dirs };
   if (r.value === null) return { errno: 0, none: true, dirs };
@@ -107,6 +108,7 @@ function resultOfReply(v: CommandReply__Output): Result<unknown> {
   if (v.value === 'attr') value = attrFromWire(v.attr);
   else if (v.value === 'firstChunkId') value = { first: v.firstChunkId };
   else if (v.value === 'skipped') value = { skipped: v.skipped };
+  else if (v.value === 'firstIno') value = { first: v.firstIno };
   else if (v.value === 'batch') value = { applied: v.batch?.applied ?? 0, errno: v.batch?.errno ?? 0 };
   if (v.dirs.length === 0) return { ok: true, value };
   return { ok: true, value, dirs: v.dirs.map(attrFromWire) };

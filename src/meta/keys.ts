@@ -17,6 +17,7 @@
 //   node/<nodeId utf8>                 chunk server record (JSON: address, zone, rack, state)
 //   r/<chunkId>                        which file chunk references an object -> (ino, index)
 //   b/<chunkId>/<nodeId utf8>          a copy reported bad (scrub, fsck, read) until repaired
+//   s/<len u8><session><first>         inode numbers delegated to a session: [first, end) -> end
 // Session ids are length-prefixed so one session's range never contains another's.
 import type { Ino } from './types.js';
 
@@ -57,6 +58,7 @@ const P = {
   node: Buffer.from('node/', 'latin1'),
   ref: Buffer.from('r/', 'latin1'),
   bad: Buffer.from('b/', 'latin1'),
+  inoRange: Buffer.from('s/', 'latin1'),
   slash: Buffer.from('/', 'latin1'),
 };
 
@@ -119,3 +121,6 @@ export const badKey = (chunkId: number, nodeId: string): Buffer => Buffer.concat
 export const badOf = (key: Buffer): { chunkId: number; nodeId: string } => ({ chunkId: readU64(key, 2), nodeId: key.subarray(11).toString('utf8') });
 export const chunkKeyParts = (key: Buffer): { ino: Ino; index: number } => ({ ino: readU64(key, 2), index: readU64(key, 11) });
 export const memberIdOf = (key: Buffer): string => key.subarray(P.member.length).toString('utf8');
+
+export const inoRangePrefix = (sessionId: string): Buffer => Buffer.concat([P.inoRange, session(sessionId)]);
+export const inoRangeKey = (sessionId: string, first: Ino): Buffer => Buffer.concat([inoRangePrefix(sessionId), u64(first)]);

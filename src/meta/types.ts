@@ -156,9 +156,19 @@ export interface SetAttrFields {
 
 export type Command =
   /** `open`, when given, also records an open handle (create + open in one command). */
-  | { op: 'mknod'; parent: Ino; name: string; mode: number; rdev: number; caller: Caller; now: Timespec; open?: { session: string; handle: number } }
-  | { op: 'mkdir'; parent: Ino; name: string; mode: number; caller: Caller; now: Timespec }
-  | { op: 'symlink'; parent: Ino; name: string; target: string; caller: Caller; now: Timespec }
+  | {
+      op: 'mknod';
+      parent: Ino;
+      name: string;
+      mode: number;
+      rdev: number;
+      caller: Caller;
+      now: Timespec;
+      open?: { session: string; handle: number };
+      delegated?: DelegatedIno;
+    }
+  | { op: 'mkdir'; parent: Ino; name: string; mode: number; caller: Caller; now: Timespec; delegated?: DelegatedIno }
+  | { op: 'symlink'; parent: Ino; name: string; target: string; caller: Caller; now: Timespec; delegated?: DelegatedIno }
   | { op: 'link'; ino: Ino; newParent: Ino; newName: string; now: Timespec }
   | { op: 'unlink'; parent: Ino; name: string; now: Timespec }
   | { op: 'rmdir'; parent: Ino; name: string; now: Timespec }
@@ -180,6 +190,12 @@ export type Command =
   | { op: 'closeSession'; session: string }
   /** Reserve `count` chunk ids; the result is the first of a contiguous range. */
   | { op: 'allocChunkIds'; count: number }
+  /**
+   * Reserve `count` inode numbers for a session's own creates (`delegated` in mknod, mkdir,
+   * symlink: decision 0012, a create needs no round trip); the result is the first of the
+   * range. A session keeps its last INO_RANGES_MAX ranges; closeSession drops them.
+   */
+  | { op: 'allocInodes'; session: string; count: number }
   /**
    * Install new chunk refs for a file after their data is durable, and grow the size to
    * at least `sizeBytes`. Replaced objects go to the garbage list.
@@ -207,6 +223,14 @@ export type Command =
    * commands in BATCHABLE_OPS; at most BATCH_OPS_MAX.
    */
   | { op: 'batch'; ops: Command[] };
+
+/** An inode number a session reserved (allocInodes) and now gives a new inode. */
+export interface DelegatedIno {
+  session: string;
+  ino: Ino;
+}
+export const ALLOC_INODES_MAX = 1 << 16;
+export const INO_RANGES_MAX = 4;
 
 /** What a batch may hold: a client's namespace and file commands, never cluster ones or another batch. */
 export const BATCHABLE_OPS: ReadonlySet<string> = new Set([
@@ -259,6 +283,7 @@ export interface CommandValues {
   handles: { skipped: number };
   closeSession: null;
   allocChunkIds: { first: number };
+  allocInodes: { first: number };
   commitWrite: Attr;
   gcDone: null;
   registerNode: null;

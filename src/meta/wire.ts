@@ -154,12 +154,16 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
           hasOpen: c.open !== undefined,
           openSession: c.open?.session ?? '',
           openHandle: c.open?.handle ?? 0,
+          delegated: c.delegated ?? null,
         },
       };
     case 'mkdir':
-      return { ...base, mkdir: { parent: c.parent, name: bytes(c.name), mode: c.mode, caller: c.caller, now: tsToWire(c.now) } };
+      return { ...base, mkdir: { parent: c.parent, name: bytes(c.name), mode: c.mode, caller: c.caller, now: tsToWire(c.now), delegated: c.delegated ?? null } };
     case 'symlink':
-      return { ...base, symlink: { parent: c.parent, name: bytes(c.name), target: bytes(c.target), caller: c.caller, now: tsToWire(c.now) } };
+      return {
+        ...base,
+        symlink: { parent: c.parent, name: bytes(c.name), target: bytes(c.target), caller: c.caller, now: tsToWire(c.now), delegated: c.delegated ?? null },
+      };
     case 'link':
       return { ...base, link: { ino: c.ino, newParent: c.newParent, newName: bytes(c.newName), now: tsToWire(c.now) } };
     case 'unlink':
@@ -189,6 +193,8 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
       return { ...base, closeSession: { session: c.session } };
     case 'allocChunkIds':
       return { ...base, allocChunkIds: { count: c.count } };
+    case 'allocInodes':
+      return { ...base, allocInodes: { session: c.session, count: c.count } };
     case 'commitWrite':
       return {
         ...base,
@@ -216,15 +222,20 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
       const c = r.mknod!;
       const cmd: Command = { op: 'mknod', parent: c.parent, name: str(c.name), mode: c.mode, rdev: c.rdev, caller: caller(c.caller), now: tsFromWire(c.now) };
       if (c.hasOpen) cmd.open = { session: c.openSession, handle: c.openHandle };
+      if (c.delegated) cmd.delegated = { session: c.delegated.session, ino: c.delegated.ino };
       return cmd;
     }
     case 'mkdir': {
       const c = r.mkdir!;
-      return { op: 'mkdir', parent: c.parent, name: str(c.name), mode: c.mode, caller: caller(c.caller), now: tsFromWire(c.now) };
+      const cmd: Command = { op: 'mkdir', parent: c.parent, name: str(c.name), mode: c.mode, caller: caller(c.caller), now: tsFromWire(c.now) };
+      if (c.delegated) cmd.delegated = { session: c.delegated.session, ino: c.delegated.ino };
+      return cmd;
     }
     case 'symlink': {
       const c = r.symlink!;
-      return { op: 'symlink', parent: c.parent, name: str(c.name), target: str(c.target), caller: caller(c.caller), now: tsFromWire(c.now) };
+      const cmd: Command = { op: 'symlink', parent: c.parent, name: str(c.name), target: str(c.target), caller: caller(c.caller), now: tsFromWire(c.now) };
+      if (c.delegated) cmd.delegated = { session: c.delegated.session, ino: c.delegated.ino };
+      return cmd;
     }
     case 'link': {
       const c = r.link!;
@@ -290,6 +301,8 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
       return { op: 'setPlacement', chunkId: r.setPlacement!.chunkId, placement: [...r.setPlacement!.placement] };
     case 'reportBadCopy':
       return { op: 'reportBadCopy', chunkId: r.reportBadCopy!.chunkId, nodeId: r.reportBadCopy!.nodeId };
+    case 'allocInodes':
+      return { op: 'allocInodes', session: r.allocInodes!.session, count: r.allocInodes!.count };
     case 'batch': {
       const ops: Command[] = [];
       for (const o of r.batch!.ops) {

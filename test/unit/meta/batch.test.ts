@@ -91,3 +91,52 @@ describe('Tx nested scopes', () => {
     expect(tx.ops().map((o) => [o.key.toString(), o.type])).toEqual([['a', 'del'], ['c', 'put']]);
   });
 });
+
+describe('delegated inode numbers', () => {
+  it('a session creates with numbers it reserved; others, used or foreign numbers are refused', async () => {
+    const range = await f.ok({ op: 'allocInodes', session: 's1', count: 3 });
+    const other = await f.ok({ op: 'allocInodes', session: 's2', count: 2 });
+    expect(other.first).toBe(range.first + 3);
+    const d = { session: 's1', ino: range.first + 1 };
+    const a = await f.ok({ ...(mk('a', 50) as Extract<Command, { op: 'mknod' }>), delegated: d });
+    expect(a.ino).toBe(range.first + 1);
+    expect((await f.attr(a.ino)).ino).toBe(a.ino);
+    // Used already, another session's, outside every range, the root: EINVAL, nothing made.
+    expect(await f.run({ ...(mk('b', 51) as Extract<Command, { op: 'mknod' }>), delegated: d })).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await f.run({ ...(mkd('c', 52) as Extract<Command, { op: 'mkdir' }>), delegated: { session: 's1', ino: other.first } })).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await f.run({ ...(mkd('c', 53) as Extract<Command, { op: 'mkdir' }>), delegated: { session: 's1', ino: range.first + 3 } })).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await f.names(ROOT_INO)).toEqual(['a']);
+    const dir = await f.ok({ ...(mkd('c', 54) as Extract<Command, { op: 'mkdir' }>), delegated: { session: 's1', ino: range.first } });
+    expect(dir.ino).toBe(range.first);
+    const link = await f.ok({ op: 'symlink', parent: dir.ino, name: 'l', target: '../a', caller: CALLER, now: { sec: 55, nsec: 0 }, delegated: { session: 's1', ino: range.first + 2 } });
+    expect(link.ino).toBe(range.first + 2);
+    // Creates without a delegated number never take one of a range.
+    const plain = await f.file(ROOT_INO, 'plain');
+    expect(plain.ino).toBe(other.first + 2);
+  });
+
+  it('keeps a session\'s last 4 ranges, and closeSession drops them', async () => {
+    const firsts: number[] = [];
+    for (let i = 0; i < 5; i++) firsts.push((await f.ok({ op: 'allocInodes', session: 's1', count: 10 })).first);
+    const at = (first: number, name: string) => f.run({ ...(mk(name, 60) as Extract<Command, { op: 'mknod' }>), delegated: { session: 's1', ino: first } });
+    expect(await at(firsts[0], 'oldest')).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await at(firsts[1], 'kept')).toMatchObject({ ok: true });
+    await f.ok({ op: 'closeSession', session: 's1' });
+    expect(await at(firsts[4], 'after-close')).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await f.run({ op: 'allocInodes', session: 's1', count: 0 })).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await f.run({ op: 'allocInodes', session: '', count: 1 })).toEqual({ ok: false, errno: Errno.EINVAL });
+  });
+
+  it('round-trips delegated numbers and allocInodes through the log encoding', async () => {
+    const codec = await loadEnvelopeCodec();
+    for (const command of [
+      { op: 'allocInodes', session: 's1', count: 5 },
+      { ...(mk('a', 1) as Extract<Command, { op: 'mknod' }>), delegated: { session: 's1', ino: 77 } },
+      { ...(mkd('d', 2) as Extract<Command, { op: 'mkdir' }>), delegated: { session: 's1', ino: 78 } },
+      { op: 'symlink', parent: 1, name: 'l', target: 't', caller: CALLER, now: { sec: 3, nsec: 0 }, delegated: { session: 's1', ino: 79 } },
+      mk('plain', 4),
+    ] as Command[]) {
+      expect(codec.decode(codec.encode({ clientId: 'c', seq: 1, command }))).toEqual({ clientId: 'c', seq: 1, command });
+    }
+  });
+});
