@@ -238,12 +238,15 @@ export class Daemon {
     // Ports first: nothing in the data dir may change when the daemon cannot serve.
     if (config.listen) await probeListen(config.listen, '');
     if (config.http) await probeListen(config.http, 'http');
+    // The mount point too (a stale dfs mount there is detached now; a busy or missing one ends it).
+    const detachedStale = config.mount ? await Daemon.checkMountpoint(config.mount) : false;
     const nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
     const own = log ? null : createDaemonLog({ level: config.logLevel, base: { node: nodeId } });
     const logger = log ?? own!.logger;
     // grpc-js logs to stderr by default ("E No address added out of total 1 resolved"
     // next to our own one-line error); its messages belong in the daemon log.
     grpc.setLogger({ error: (...args: unknown[]) => logger.warn({ module: 'grpc' }, args.map(String).join(' ')) });
+    if (detachedStale) logger.warn({ mount: config.mount }, 'detached a stale dfs mount left by a previous run');
     const d = new Daemon(config, logger, nodeId);
     d.logStats = own ? own.stats : null;
     try {
@@ -610,8 +613,13 @@ export class Daemon {
   }
 
   private async checkMount(dir: string): Promise<void> {
+    if (await Daemon.checkMountpoint(dir)) this.log.warn({ mount: dir }, 'detached a stale dfs mount left by a previous run');
+  }
+
+  /** prepareMountpoint with its errors as StartupErrors; true when it detached a stale mount. */
+  private static async checkMountpoint(dir: string): Promise<boolean> {
     try {
-      if (await prepareMountpoint(dir)) this.log.warn({ mount: dir }, 'detached a stale dfs mount left by a previous run');
+      return await prepareMountpoint(dir);
     } catch (e) {
       if (e instanceof MountError) throw new StartupError(e.message);
       throw e;

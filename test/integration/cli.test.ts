@@ -145,6 +145,8 @@ describe('dfs daemon start-up errors: one line on stderr, exit 1', () => {
     const dir = await tmp('e-nomount');
     const r = await dfs(['daemon', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${await freePort()}`, '--mount', path.join(dir, 'missing')]);
     expectOneLineError(r, /mount point .*missing.* does not exist/);
+    // Checked before the data dir is touched: nothing was created there.
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('a mount point that is a live mount already', async () => {
