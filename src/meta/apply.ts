@@ -138,6 +138,8 @@ class Ctx {
   constructor(
     readonly tx: Tx,
     readonly config: ApplyConfig,
+    /** The session whose batch this command is part of (its leases let it change entries). */
+    readonly leaseSession: string | null = null,
   ) {}
 
   async inode(ino: Ino): Promise<InodeRecord | undefined> {
@@ -288,6 +290,7 @@ export function decodeRef(b: Buffer): { ino: Ino; index: number } {
 async function destroy(ctx: Ctx, rec: InodeRecord): Promise<void> {
   const ino = rec.attr.ino;
   const tx = ctx.tx;
+  if (isDir(rec.attr.mode)) await dropLeases(ctx, ino);
   for await (const [key, value] of tx.scanPrefix(K.chunkPrefix(ino))) {
     const chunk = decodeChunk(value);
     toGarbage(tx, chunk);
@@ -332,6 +335,74 @@ async function isWithin(ctx: Ctx, ino: Ino, ancestor: Ino): Promise<boolean> {
 
 // ---- commands ----------------------------------------------------------------------
 
+// ---- leases (decision 0012) ------------------------------------------------------------
+
+/**
+ * Whether this command may change `dir`'s entries: a directory another session holds
+ * exclusively is EAGAIN (its holder is recalled first); a command of a session's batch
+ * needs that session's exclusive lease (ESTALE once it is gone: the batch stops there).
+ */
+async function entryLeaseError(ctx: Ctx, dir: Ino): Promise<ErrnoName | undefined> {
+  const holder = await ctx.tx.get(K.leaseKey(dir));
+  const session = ctx.leaseSession;
+  if (holder === undefined) return session === null ? undefined : 'ESTALE';
+  if (session !== null && holder.toString('utf8') === session) return undefined;
+  return session === null ? 'EAGAIN' : 'ESTALE';
+}
+
+/** Every lease on a directory that is going away. */
+async function dropLeases(ctx: Ctx, dir: Ino): Promise<void> {
+  const holder = await ctx.tx.get(K.leaseKey(dir));
+  if (holder !== undefined) {
+    ctx.tx.del(K.leaseKey(dir));
+    ctx.tx.del(K.sessionLeaseKey(holder.toString('utf8'), dir));
+  }
+  for await (const [key] of ctx.tx.scanPrefix(K.sharedLeasePrefix(dir))) {
+    ctx.tx.del(key);
+    ctx.tx.del(K.sessionLeaseKey(K.sharedLeaseSession(key), dir));
+  }
+}
+
+function putLease(ctx: Ctx, session: string, dir: Ino, exclusive: boolean): void {
+  if (exclusive) ctx.tx.put(K.leaseKey(dir), Buffer.from(session, 'utf8'));
+  else ctx.tx.put(K.sharedLeaseKey(dir, session), Buffer.alloc(0));
+  ctx.tx.put(K.sessionLeaseKey(session, dir), Buffer.from(exclusive ? 'x' : 's', 'latin1'));
+}
+
+async function leaseRelease(ctx: Ctx, c: { session: string; ino: Ino }): Promise<Res<null>> {
+  if (!validSession(c.session) || !isU53(c.ino)) return fail('EINVAL');
+  const mode = await ctx.tx.get(K.sessionLeaseKey(c.session, c.ino));
+  if (mode === undefined) return ok(null);
+  ctx.tx.del(K.sessionLeaseKey(c.session, c.ino));
+  if (mode.toString('latin1') === 'x') ctx.tx.del(K.leaseKey(c.ino));
+  else ctx.tx.del(K.sharedLeaseKey(c.ino, c.session));
+  return ok(null);
+}
+
+async function leaseGrant(ctx: Ctx, c: Extract<Command, { op: 'leaseGrant' }>): Promise<Res<null>> {
+  if (!validSession(c.session) || typeof c.exclusive !== 'boolean') return fail('EINVAL');
+  const dir = await ctx.dir(c.ino);
+  if (typeof dir === 'string') return fail(dir);
+  const holder = await ctx.tx.get(K.leaseKey(c.ino));
+  if (holder !== undefined && holder.toString('utf8') !== c.session) return fail('EAGAIN');
+  if (c.exclusive) {
+    for await (const [key] of ctx.tx.scanPrefix(K.sharedLeasePrefix(c.ino))) {
+      if (K.sharedLeaseSession(key) !== c.session) return fail('EAGAIN');
+    }
+  }
+  // A session holds one lease per directory: the new one replaces its old one.
+  await leaseRelease(ctx, c);
+  putLease(ctx, c.session, c.ino, c.exclusive);
+  return ok(null);
+}
+
+async function closeSessionLeases(ctx: Ctx, session: string): Promise<void> {
+  const prefix = K.sessionLeasePrefix(session);
+  for await (const [key] of ctx.tx.scanPrefix(prefix)) {
+    await leaseRelease(ctx, { session, ino: K.readU64(key, prefix.length) });
+  }
+}
+
 type Creating = { parent: Ino; name: string; caller: { uid: number; gid: number }; now: Timespec; delegated?: DelegatedIno };
 
 async function createCheck(ctx: Ctx, c: Creating): Promise<{ parent: InodeRecord; ino: Ino | null } | ErrnoName> {
@@ -341,6 +412,8 @@ async function createCheck(ctx: Ctx, c: Creating): Promise<{ parent: InodeRecord
   const bad = nameError(c.name);
   if (bad !== undefined) return bad;
   if ((await ctx.entry(c.parent, c.name)) !== undefined) return 'EEXIST';
+  const leased = await entryLeaseError(ctx, c.parent);
+  if (leased !== undefined) return leased;
   if (c.delegated === undefined) return { parent, ino: null };
   return (await delegatedIno(ctx, c.delegated)) ? { parent, ino: c.delegated.ino } : 'EINVAL';
 }
@@ -406,6 +479,8 @@ async function mkdir(ctx: Ctx, c: Extract<Command, { op: 'mkdir' }>): Promise<Re
     checked.ino,
   );
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
+  // Made under the session's lease: the new (empty) directory is the session's too.
+  if (ctx.leaseSession !== null) putLease(ctx, ctx.leaseSession, rec.attr.ino, true);
   parent.attr.nlink += 1;
   touchEntryChange(ctx, parent, c.now);
   ctx.flush();
@@ -448,6 +523,8 @@ async function link(ctx: Ctx, c: Extract<Command, { op: 'link' }>): Promise<Res<
   const bad = nameError(c.newName);
   if (bad !== undefined) return fail(bad);
   if ((await ctx.entry(c.newParent, c.newName)) !== undefined) return fail('EEXIST');
+  const leased = await entryLeaseError(ctx, c.newParent);
+  if (leased !== undefined) return fail(leased);
   ctx.setEntry(c.newParent, c.newName, rec.attr.ino, rec.attr.mode);
   rec.attr.nlink += 1;
   rec.attr.ctime = c.now;
@@ -469,6 +546,8 @@ async function removeEntry(
   if (bad !== undefined) return fail(bad);
   const entry = await ctx.entry(c.parent, c.name);
   if (entry === undefined) return fail('ENOENT');
+  const leased = await entryLeaseError(ctx, c.parent);
+  if (leased !== undefined) return fail(leased);
   const rec = await ctx.inode(entry.ino);
   if (rec === undefined) throw new Error(`dentry ${c.parent}/${c.name} points at missing inode ${entry.ino}`);
   if (wantDir) {
@@ -498,6 +577,8 @@ async function rename(ctx: Ctx, c: Extract<Command, { op: 'rename' }>): Promise<
   if (bad !== undefined) return fail(bad);
   const srcEntry = await ctx.entry(c.parent, c.name);
   if (srcEntry === undefined) return fail('ENOENT');
+  const leased = (await entryLeaseError(ctx, c.parent)) ?? (await entryLeaseError(ctx, c.newParent));
+  if (leased !== undefined) return fail(leased);
   const dstEntry = await ctx.entry(c.newParent, c.newName);
   if (exchange && dstEntry === undefined) return fail('ENOENT');
   // Two names of one inode (or one name twice): POSIX says do nothing, successfully.
@@ -764,6 +845,7 @@ async function closeSession(ctx: Ctx, c: Extract<Command, { op: 'closeSession' }
   // Sorted so the writes come out in the same order on every replica.
   for (const ino of [...inos].sort((a, b) => a - b)) await reapIfOrphan(ctx, ino);
   for await (const [key] of ctx.tx.scanPrefix(K.inoRangePrefix(c.session))) ctx.tx.del(key);
+  await closeSessionLeases(ctx, c.session);
   ctx.flush();
   return ok(null);
 }
@@ -970,6 +1052,8 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
   closeSession,
   allocChunkIds,
   allocInodes,
+  leaseGrant,
+  leaseRelease,
   commitWrite,
   gcDone,
   registerNode,
@@ -988,11 +1072,12 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
 async function batch(ctx: Ctx, c: Extract<Command, { op: 'batch' }>): Promise<Res<CommandValues['batch']>> {
   if (!Array.isArray(c.ops) || c.ops.length === 0 || c.ops.length > BATCH_OPS_MAX) return fail('EINVAL');
   if (!c.ops.every((o) => BATCHABLE_OPS.has(o?.op))) return fail('EINVAL');
+  if (c.session !== undefined && !validSession(c.session)) return fail('EINVAL');
   const dirs = new Map<Ino, Attr>();
   let applied = 0;
   for (const op of c.ops) {
     ctx.tx.beginNested();
-    const r = await apply(op, ctx.tx, ctx.config);
+    const r = await apply(op, ctx.tx, ctx.config, c.session ?? null);
     ctx.tx.endNested(r.ok);
     if (!r.ok) return { ok: true, value: { applied, errno: r.errno }, ...dirsOf(dirs) };
     for (const d of r.dirs ?? []) dirs.set(d.ino, d);
@@ -1010,10 +1095,15 @@ function dirsOf(dirs: Map<Ino, Attr>): { dirs?: Attr[] } {
  * with tx.begin() and tx.commit()/rollback()). On an errno result nothing was written
  * that matters, but the caller should roll back anyway.
  */
-export async function apply<C extends Command>(command: C, tx: Tx, config: ApplyConfig): Promise<Result<CommandValues[C['op']]>> {
+export async function apply<C extends Command>(
+  command: C,
+  tx: Tx,
+  config: ApplyConfig,
+  leaseSession: string | null = null,
+): Promise<Result<CommandValues[C['op']]>> {
   const handler = (handlers as Record<string, Handler | undefined>)[command?.op];
   if (handler === undefined) return fail('ENOSYS');
-  const ctx = new Ctx(tx, config);
+  const ctx = new Ctx(tx, config, leaseSession);
   const r = (await handler(ctx, command)) as Result<CommandValues[C['op']]>;
   if (r.ok && ctx.changedDirs.size > 0) return { ok: true, value: r.value, dirs: [...ctx.changedDirs.values()] };
   return r;

@@ -18,6 +18,9 @@
 //   r/<chunkId>                        which file chunk references an object -> (ino, index)
 //   b/<chunkId>/<nodeId utf8>          a copy reported bad (scrub, fsck, read) until repaired
 //   s/<len u8><session><first>         inode numbers delegated to a session: [first, end) -> end
+//   l/<dir>                            the session holding the directory's exclusive lease (utf8)
+//   l/<dir>/<len u8><session>          a session holding a shared lease on it
+//   L/<len u8><session><dir>           the same leases, by session -> 'x' | 's' (closeSession)
 // Session ids are length-prefixed so one session's range never contains another's.
 import type { Ino } from './types.js';
 
@@ -59,6 +62,8 @@ const P = {
   ref: Buffer.from('r/', 'latin1'),
   bad: Buffer.from('b/', 'latin1'),
   inoRange: Buffer.from('s/', 'latin1'),
+  lease: Buffer.from('l/', 'latin1'),
+  leaseBySession: Buffer.from('L/', 'latin1'),
   slash: Buffer.from('/', 'latin1'),
 };
 
@@ -124,3 +129,11 @@ export const memberIdOf = (key: Buffer): string => key.subarray(P.member.length)
 
 export const inoRangePrefix = (sessionId: string): Buffer => Buffer.concat([P.inoRange, session(sessionId)]);
 export const inoRangeKey = (sessionId: string, first: Ino): Buffer => Buffer.concat([inoRangePrefix(sessionId), u64(first)]);
+
+export const leaseKey = (dir: Ino): Buffer => Buffer.concat([P.lease, u64(dir)]);
+export const sharedLeasePrefix = (dir: Ino): Buffer => Buffer.concat([P.lease, u64(dir), P.slash]);
+export const sharedLeaseKey = (dir: Ino, sessionId: string): Buffer => Buffer.concat([sharedLeasePrefix(dir), session(sessionId)]);
+export const sessionLeasePrefix = (sessionId: string): Buffer => Buffer.concat([P.leaseBySession, session(sessionId)]);
+export const sessionLeaseKey = (sessionId: string, dir: Ino): Buffer => Buffer.concat([sessionLeasePrefix(sessionId), u64(dir)]);
+/** The session of a shared lease key (after sharedLeasePrefix). */
+export const sharedLeaseSession = (key: Buffer): string => key.subarray(P.lease.length + 9 + 1).toString('utf8');

@@ -120,6 +120,8 @@ export const Errno = {
   ENODATA: 61,
   ENOTSUP: 95,
   ETIMEDOUT: 110,
+  /** A batch's command needs a lease its session no longer holds (decision 0012). */
+  ESTALE: 116,
 } as const;
 export type ErrnoName = keyof typeof Errno;
 
@@ -222,7 +224,15 @@ export type Command =
    * do not (decision 0012: what survives of a client is a prefix of its order). Only the
    * commands in BATCHABLE_OPS; at most BATCH_OPS_MAX.
    */
-  | { op: 'batch'; ops: Command[] };
+  | { op: 'batch'; ops: Command[]; session?: string }
+  /**
+   * A lease on a directory for a session (decision 0012). Exclusive: its entries change
+   * only through that session's batches (anyone else's create, unlink, rename in it is
+   * EAGAIN until the lease is released); shared: a cache the holder keeps until recalled.
+   * EAGAIN while another session's lease conflicts (the leader recalls it first).
+   */
+  | { op: 'leaseGrant'; session: string; ino: Ino; exclusive: boolean }
+  | { op: 'leaseRelease'; session: string; ino: Ino };
 
 /** An inode number a session reserved (allocInodes) and now gives a new inode. */
 export interface DelegatedIno {
@@ -292,6 +302,8 @@ export interface CommandValues {
   reportBadCopy: null;
   /** How many commands applied (a prefix), and the errno of the one that stopped the batch (0: none did). */
   batch: { applied: number; errno: number };
+  leaseGrant: null;
+  leaseRelease: null;
 }
 
 /** A command with the client identity used to apply retries once (see Raft issue). */

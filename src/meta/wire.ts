@@ -211,7 +211,11 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
     case 'reportBadCopy':
       return { ...base, reportBadCopy: { chunkId: c.chunkId, nodeId: c.nodeId } };
     case 'batch':
-      return { ...base, batch: { ops: c.ops.map((o) => commandToWire(o, '', 0)) } };
+      return { ...base, batch: { ops: c.ops.map((o) => commandToWire(o, '', 0)), hasSession: c.session !== undefined, session: c.session ?? '' } };
+    case 'leaseGrant':
+      return { ...base, leaseGrant: { session: c.session, ino: c.ino, exclusive: c.exclusive } };
+    case 'leaseRelease':
+      return { ...base, leaseRelease: { session: c.session, ino: c.ino } };
   }
 }
 
@@ -310,8 +314,13 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
         if (cmd === null) return null;
         ops.push(cmd);
       }
-      return { op: 'batch', ops };
+      const b = r.batch!;
+      return b.hasSession ? { op: 'batch', ops, session: b.session } : { op: 'batch', ops };
     }
+    case 'leaseGrant':
+      return { op: 'leaseGrant', session: r.leaseGrant!.session, ino: r.leaseGrant!.ino, exclusive: r.leaseGrant!.exclusive };
+    case 'leaseRelease':
+      return { op: 'leaseRelease', session: r.leaseRelease!.session, ino: r.leaseRelease!.ino };
     default:
       return null;
   }

@@ -140,3 +140,79 @@ describe('delegated inode numbers', () => {
     }
   });
 });
+
+describe('directory leases', () => {
+  const un = (name: string, now: number, parent = ROOT_INO): Command => ({ op: 'unlink', parent, name, now: { sec: now, nsec: 0 } });
+
+  it("an exclusive lease lets its session's batches change the directory, and keeps everyone else out", async () => {
+    const d = await f.dir(ROOT_INO, 'd');
+    expect(await f.run({ op: 'leaseGrant', session: 'A', ino: d.ino, exclusive: true })).toEqual({ ok: true, value: null });
+    // A's batch: creates and a mkdir; the new directory is A's too.
+    const r = await f.run({ op: 'batch', session: 'A', ops: [mk('a', 70, d.ino), mkd('sub', 71, d.ino)] });
+    expect(r).toMatchObject({ ok: true, value: { applied: 2, errno: 0 } });
+    const sub = await f.store.lookup(d.ino, 'sub');
+    if (!sub.ok) throw new Error('no sub');
+    expect(await f.run({ op: 'batch', session: 'A', ops: [mk('deep', 72, sub.value.ino)] })).toMatchObject({ value: { applied: 1, errno: 0 } });
+    // Anyone else: EAGAIN (the leader recalls A first); another session's batch: ESTALE, nothing applied.
+    expect(await f.mknod(d.ino, 'b')).toEqual({ ok: false, errno: Errno.EAGAIN });
+    expect(await f.run(un('a', 73, d.ino))).toEqual({ ok: false, errno: Errno.EAGAIN });
+    expect(await f.run({ op: 'rename', parent: d.ino, name: 'a', newParent: ROOT_INO, newName: 'moved', flags: 0, now: { sec: 74, nsec: 0 } })).toEqual({ ok: false, errno: Errno.EAGAIN });
+    expect(await f.run({ op: 'batch', session: 'B', ops: [mk('b', 75, d.ino)] })).toMatchObject({ value: { applied: 0, errno: Errno.ESTALE } });
+    expect(await f.run({ op: 'leaseGrant', session: 'B', ino: d.ino, exclusive: false })).toEqual({ ok: false, errno: Errno.EAGAIN });
+    // Outside its leases A's batch stops with ESTALE: the prefix stays.
+    expect(await f.run({ op: 'batch', session: 'A', ops: [mk('c', 76, d.ino), mk('x', 77, ROOT_INO), mk('y', 78, d.ino)] })).toMatchObject({
+      value: { applied: 1, errno: Errno.ESTALE },
+    });
+    expect(await f.names(d.ino)).toEqual(['a', 'c', 'sub']);
+    // Released: everyone may again; a second release is a no-op.
+    expect(await f.run({ op: 'leaseRelease', session: 'A', ino: d.ino })).toEqual({ ok: true, value: null });
+    expect(await f.run({ op: 'leaseRelease', session: 'A', ino: d.ino })).toEqual({ ok: true, value: null });
+    expect(await f.mknod(d.ino, 'b')).toMatchObject({ ok: true });
+    expect(await f.mknod(sub.value.ino, 'still-A')).toEqual({ ok: false, errno: Errno.EAGAIN });
+  });
+
+  it('shared leases coexist with each other, never with an exclusive one', async () => {
+    const d = await f.dir(ROOT_INO, 'd');
+    expect(await f.run({ op: 'leaseGrant', session: 'A', ino: d.ino, exclusive: false })).toMatchObject({ ok: true });
+    expect(await f.run({ op: 'leaseGrant', session: 'B', ino: d.ino, exclusive: false })).toMatchObject({ ok: true });
+    expect(await f.run({ op: 'leaseGrant', session: 'B', ino: d.ino, exclusive: true })).toEqual({ ok: false, errno: Errno.EAGAIN });
+    // Shared leases hold nobody out at apply (the leader recalls them before a change).
+    expect(await f.mknod(d.ino, 'x')).toMatchObject({ ok: true });
+    await f.ok({ op: 'leaseRelease', session: 'A', ino: d.ino });
+    // B alone: it may upgrade its shared lease.
+    expect(await f.run({ op: 'leaseGrant', session: 'B', ino: d.ino, exclusive: true })).toMatchObject({ ok: true });
+    expect(await f.run({ op: 'leaseGrant', session: 'A', ino: d.ino, exclusive: false })).toEqual({ ok: false, errno: Errno.EAGAIN });
+    expect(await f.run({ op: 'leaseGrant', session: 'A', ino: (await f.file(ROOT_INO, 'file')).ino, exclusive: true })).toEqual({ ok: false, errno: Errno.ENOTDIR });
+  });
+
+  it('closeSession and the removal of the directory drop its leases', async () => {
+    const d = await f.dir(ROOT_INO, 'd');
+    const e = await f.dir(ROOT_INO, 'e');
+    await f.ok({ op: 'leaseGrant', session: 'A', ino: d.ino, exclusive: true });
+    await f.ok({ op: 'leaseGrant', session: 'A', ino: e.ino, exclusive: false });
+    await f.ok({ op: 'closeSession', session: 'A' });
+    expect(await f.mknod(d.ino, 'free')).toMatchObject({ ok: true });
+    expect(await f.run({ op: 'leaseGrant', session: 'B', ino: e.ino, exclusive: true })).toMatchObject({ ok: true });
+    // B's directory e goes away (removed by B's own batch): its lease with it.
+    await f.ok({ op: 'leaseGrant', session: 'B', ino: ROOT_INO, exclusive: true });
+    expect(await f.run({ op: 'batch', session: 'B', ops: [{ op: 'rmdir', parent: ROOT_INO, name: 'e', now: { sec: 80, nsec: 0 } }] })).toMatchObject({ value: { applied: 1, errno: 0 } });
+    await f.ok({ op: 'leaseRelease', session: 'B', ino: ROOT_INO });
+    const again = await f.dir(ROOT_INO, 'e');
+    expect(await f.run({ op: 'leaseGrant', session: 'C', ino: again.ino, exclusive: true })).toMatchObject({ ok: true });
+    // What is left of the lease tables: C's lease on the new e, nothing of A's or B's.
+    const left = async (from: string) => (await f.kv.scan({ gte: Buffer.from(from), lt: Buffer.from(from.replace('/', '0')), limit: 100 })).map(([k]) => k);
+    expect(await left('L/')).toEqual([Buffer.concat([Buffer.from('L/\x01C', 'latin1'), Buffer.from(again.ino.toString(16).padStart(16, '0'), 'hex')])]);
+    expect((await left('l/')).length).toBe(1);
+  });
+
+  it('round-trip through the log encoding', async () => {
+    const codec = await loadEnvelopeCodec();
+    for (const command of [
+      { op: 'leaseGrant', session: 's', ino: 9, exclusive: true },
+      { op: 'leaseRelease', session: 's', ino: 9 },
+      { op: 'batch', session: 's', ops: [mk('a', 1)] },
+    ] as Command[]) {
+      expect(codec.decode(codec.encode({ clientId: 'c', seq: 2, command }))).toEqual({ clientId: 'c', seq: 2, command });
+    }
+  });
+});
