@@ -223,15 +223,17 @@ function touchEntryChange(ctx: Ctx, dir: InodeRecord, now: Timespec): void {
   ctx.touch(dir);
 }
 
+/** A new inode under `at.parent` (numbered `at.ino` when delegated), for the creating command `c`. */
 async function newInode(
   ctx: Ctx,
-  parent: InodeRecord,
+  at: { parent: InodeRecord; ino: Ino | null },
   mode: number,
-  caller: { uid: number; gid: number },
-  now: Timespec,
+  c: { caller: { uid: number; gid: number }; now: Timespec },
   extra: { rdev?: number; size?: number; nlink: number; target?: string },
-  ino: Ino | null = null,
 ): Promise<InodeRecord> {
+  const { parent } = at;
+  const { caller, now } = c;
+  let ino = at.ino;
   if (ino === null) {
     ino = await ctx.counter(K.nextInoKey(), ROOT_INO + 1);
     ctx.setCounter(K.nextInoKey(), ino + 1);
@@ -450,7 +452,7 @@ async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Re
   const checked = await createCheck(ctx, c);
   if (typeof checked === 'string') return fail(checked);
   const parent = checked.parent;
-  const rec = await newInode(ctx, parent, type | (c.mode & 0o7777), c.caller, c.now, { rdev: c.rdev, nlink: 1 }, checked.ino);
+  const rec = await newInode(ctx, checked, type | (c.mode & 0o7777), c, { rdev: c.rdev, nlink: 1 });
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
   if (c.open) {
     ctx.tx.put(K.openKey(rec.attr.ino, c.open.session, c.open.handle), Buffer.alloc(0));
@@ -466,18 +468,7 @@ async function mkdir(ctx: Ctx, c: Extract<Command, { op: 'mkdir' }>): Promise<Re
   const checked = await createCheck(ctx, c);
   if (typeof checked === 'string') return fail(checked);
   const parent = checked.parent;
-  const rec = await newInode(
-    ctx,
-    parent,
-    S_IFDIR | (c.mode & 0o7777),
-    c.caller,
-    c.now,
-    {
-      nlink: 2,
-      size: DIR_SIZE_BYTES,
-    },
-    checked.ino,
-  );
+  const rec = await newInode(ctx, checked, S_IFDIR | (c.mode & 0o7777), c, { nlink: 2, size: DIR_SIZE_BYTES });
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
   // Made under the session's lease: the new (empty) directory is the session's too.
   if (ctx.leaseSession !== null) putLease(ctx, ctx.leaseSession, rec.attr.ino, true);
@@ -494,19 +485,7 @@ async function symlink(ctx: Ctx, c: Extract<Command, { op: 'symlink' }>): Promis
   const checked = await createCheck(ctx, c);
   if (typeof checked === 'string') return fail(checked);
   const parent = checked.parent;
-  const rec = await newInode(
-    ctx,
-    parent,
-    S_IFLNK | 0o777,
-    c.caller,
-    c.now,
-    {
-      nlink: 1,
-      size: c.target.length,
-      target: c.target,
-    },
-    checked.ino,
-  );
+  const rec = await newInode(ctx, checked, S_IFLNK | 0o777, c, { nlink: 1, size: c.target.length, target: c.target });
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
   touchEntryChange(ctx, parent, c.now);
   ctx.flush();
