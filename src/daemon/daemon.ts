@@ -238,7 +238,7 @@ export class Daemon {
     // Ports first: nothing in the data dir may change when the daemon cannot serve.
     if (config.listen) await probeListen(config.listen, '');
     if (config.http) await probeListen(config.http, 'http');
-    // The mount point too (a stale dfs mount there is detached now; a busy or missing one ends it).
+    // The mount point too, once (a stale dfs mount there is detached now; a busy or missing one ends it).
     const detachedStale = config.mount ? await Daemon.checkMountpoint(config.mount) : false;
     const nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
     const own = log ? null : createDaemonLog({ level: config.logLevel, base: { node: nodeId } });
@@ -272,7 +272,6 @@ export class Daemon {
     const cfg = this.config;
     const dataDir = cfg.dataDir!;
     await this.checkDataDir(dataDir);
-    if (cfg.mount) await this.checkMount(cfg.mount);
     const chunks = await ChunkStore.open({ dataDir: path.join(dataDir, 'chunks'), logger: this.log });
     this.parts.chunks = chunks;
     try {
@@ -577,7 +576,6 @@ export class Daemon {
 
   private async startClient(): Promise<void> {
     const cfg = this.config;
-    await this.checkMount(cfg.mount!);
     const metaClient = await MetaClient.connect(cfg.connect!);
     this.parts.metaClient = metaClient;
     try {
@@ -610,10 +608,6 @@ export class Daemon {
     await this.startHttpIfAsked();
     this.ready = true;
     this.log.info({ connect: cfg.connect, server: info.nodeId, mount: cfg.mount }, 'client ready');
-  }
-
-  private async checkMount(dir: string): Promise<void> {
-    if (await Daemon.checkMountpoint(dir)) this.log.warn({ mount: dir }, 'detached a stale dfs mount left by a previous run');
   }
 
   /** prepareMountpoint with its errors as StartupErrors; true when it detached a stale mount. */

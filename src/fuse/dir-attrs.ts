@@ -49,9 +49,4 @@ export class DirAttrs {
     }
     return e.attr;
   }
-
-  /** Forget `ino` (a command of ours changed it and did not say how). */
-  drop(ino: Ino): void {
-    this.byIno.delete(ino);
-  }
 }

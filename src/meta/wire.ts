@@ -7,7 +7,7 @@ import type { Layout as PLayout, Layout__Output as PLayoutOut } from './gen/dfs/
 import type { SetAttrFields as PSet, SetAttrFields__Output as PSetOut } from './gen/dfs/meta/SetAttrFields.js';
 import type { Timespec as PTimespec, Timespec__Output as PTimespecOut } from './gen/dfs/meta/Timespec.js';
 import type { Caller__Output as PCallerOut } from './gen/dfs/meta/Caller.js';
-import type { Attr, ChunkRef, Command, Layout, NodeState, SetAttrFields, Timespec } from './types.js';
+import type { Attr, ChunkRef, Command, DelegatedIno, Layout, NodeState, SetAttrFields, Timespec } from './types.js';
 
 export const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
 export const str = (b: Buffer | null | undefined): string => (b ? b.toString('latin1') : '');
@@ -134,6 +134,10 @@ export function setFromWire(s: PSetOut | null): SetAttrFields {
   return out;
 }
 
+function delegatedFromWire(d: { session: string; ino: number }): DelegatedIno {
+  return { session: d.session, ino: d.ino };
+}
+
 function caller(c: PCallerOut | null): { uid: number; gid: number } {
   return { uid: c?.uid ?? 0, gid: c?.gid ?? 0 };
 }
@@ -226,19 +230,19 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
       const c = r.mknod!;
       const cmd: Command = { op: 'mknod', parent: c.parent, name: str(c.name), mode: c.mode, rdev: c.rdev, caller: caller(c.caller), now: tsFromWire(c.now) };
       if (c.hasOpen) cmd.open = { session: c.openSession, handle: c.openHandle };
-      if (c.delegated) cmd.delegated = { session: c.delegated.session, ino: c.delegated.ino };
+      if (c.delegated) cmd.delegated = delegatedFromWire(c.delegated);
       return cmd;
     }
     case 'mkdir': {
       const c = r.mkdir!;
       const cmd: Command = { op: 'mkdir', parent: c.parent, name: str(c.name), mode: c.mode, caller: caller(c.caller), now: tsFromWire(c.now) };
-      if (c.delegated) cmd.delegated = { session: c.delegated.session, ino: c.delegated.ino };
+      if (c.delegated) cmd.delegated = delegatedFromWire(c.delegated);
       return cmd;
     }
     case 'symlink': {
       const c = r.symlink!;
       const cmd: Command = { op: 'symlink', parent: c.parent, name: str(c.name), target: str(c.target), caller: caller(c.caller), now: tsFromWire(c.now) };
-      if (c.delegated) cmd.delegated = { session: c.delegated.session, ino: c.delegated.ino };
+      if (c.delegated) cmd.delegated = delegatedFromWire(c.delegated);
       return cmd;
     }
     case 'link': {

@@ -496,7 +496,8 @@ export class Cluster {
     // An install cut short by the crash that took effect replaced the log: nothing of
     // the old one need survive (whether it took effect is the snapshot's meta, durable or not).
     const installing = n.durable.installing;
-    const replaced = installing !== null && store.snapshotMeta().index === installing.index && store.snapshotMeta().term === installing.term;
+    const snap = store.snapshotMeta();
+    const replaced = installing !== null && snap.index === installing.index && snap.term === installing.term;
     n.durable.installing = null;
     for (const [i, sig] of replaced ? [] : n.durable.entries) {
       if (i < first) continue;
