@@ -10,17 +10,42 @@ export interface ReaddirPage {
   done: boolean;
 }
 
+/** What the leader sends down a session's stream (decision 0012). */
+export interface SessionEvents {
+  /** The renewal numbered `seq` was acknowledged by the leader. */
+  renewed(seq: number): void;
+  /** The leader wants these directories' exclusive leases back. */
+  recall(dirs: Ino[]): void;
+  /** The stream ended (leader change, network): open a new one. */
+  closed(reason: string): void;
+}
+
+/** A client's end of its session stream. */
+export interface SessionLink {
+  renew(seq: number): void;
+  close(): void;
+}
+
+/**
+ * `session` on lookup, getattr and readdir names the asking client: directories its own
+ * session holds exclusively are not recalled for it.
+ */
 export interface MetaApi {
-  lookup(parent: Ino, name: string): Promise<Result<Attr>>;
-  getattr(ino: Ino): Promise<Result<Attr>>;
+  lookup(parent: Ino, name: string, session?: string): Promise<Result<Attr>>;
+  getattr(ino: Ino, session?: string): Promise<Result<Attr>>;
   /** A page of at most `limit` entries whose names sort after `after` (null: from the start). */
-  readdir(ino: Ino, after: string | null, limit: number): Promise<Result<ReaddirPage>>;
+  readdir(ino: Ino, after: string | null, limit: number, session?: string): Promise<Result<ReaddirPage>>;
   readlink(ino: Ino): Promise<Result<string>>;
   getxattr(ino: Ino, name: string): Promise<Result<Buffer>>;
   listxattr(ino: Ino): Promise<Result<string[]>>;
   /** Chunk refs of a file with index in [fromIndex, fromIndex + count), in index order; holes are absent. */
   getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>>;
   statfs(): Promise<Result<StatFs>>;
+  /**
+   * Opens the session's stream to the leader (absent: this backend has no leases, e.g.
+   * an in-process store; the client then runs every call synchronously).
+   */
+  openSession?(session: string, events: SessionEvents): SessionLink;
   /** Apply one namespace mutation; resolves once it is durable. */
   execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>>;
 }

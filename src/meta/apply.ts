@@ -373,6 +373,8 @@ function putLease(ctx: Ctx, session: string, dir: Ino, exclusive: boolean): void
 
 async function leaseRelease(ctx: Ctx, c: { session: string; ino: Ino }): Promise<Res<null>> {
   if (!validSession(c.session) || !isU53(c.ino)) return fail('EINVAL');
+  // In a session's batch, only that session's own leases.
+  if (ctx.leaseSession !== null && c.session !== ctx.leaseSession) return fail('EINVAL');
   const mode = await ctx.tx.get(K.sessionLeaseKey(c.session, c.ino));
   if (mode === undefined) return ok(null);
   ctx.tx.del(K.sessionLeaseKey(c.session, c.ino));
@@ -395,6 +397,12 @@ async function leaseGrant(ctx: Ctx, c: Extract<Command, { op: 'leaseGrant' }>): 
   // A session holds one lease per directory: the new one replaces its old one.
   await leaseRelease(ctx, c);
   putLease(ctx, c.session, c.ino, c.exclusive);
+  return ok(null);
+}
+
+async function sessionExpire(ctx: Ctx, c: Extract<Command, { op: 'sessionExpire' }>): Promise<Res<null>> {
+  if (!validSession(c.session)) return fail('EINVAL');
+  await closeSessionLeases(ctx, c.session);
   return ok(null);
 }
 
@@ -431,7 +439,7 @@ async function delegatedIno(ctx: Ctx, d: DelegatedIno): Promise<boolean> {
   return false;
 }
 
-async function allocInodes(ctx: Ctx, c: Extract<Command, { op: 'allocInodes' }>): Promise<Res<{ first: number }>> {
+async function allocInodes(ctx: Ctx, c: Extract<Command, { op: 'allocInodes' }>): Promise<Res<CommandValues['allocInodes']>> {
   if (!validSession(c.session) || !Number.isInteger(c.count) || c.count < 1 || c.count > ALLOC_INODES_MAX) return fail('EINVAL');
   const first = await ctx.counter(K.nextInoKey(), ROOT_INO + 1);
   ctx.setCounter(K.nextInoKey(), first + c.count);
@@ -440,7 +448,7 @@ async function allocInodes(ctx: Ctx, c: Extract<Command, { op: 'allocInodes' }>)
   // Oldest first (keys sort by first): keep the newest INO_RANGES_MAX - 1 and the new one.
   for (const key of ranges.slice(0, Math.max(0, ranges.length - (INO_RANGES_MAX - 1)))) ctx.tx.del(key);
   ctx.tx.put(K.inoRangeKey(c.session, first), encodeU64(first + c.count));
-  return ok({ first });
+  return ok({ first, chunkSizeBytes: ctx.config.chunkSizeBytes });
 }
 
 async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Res<Attr>> {
@@ -465,13 +473,15 @@ async function mknod(ctx: Ctx, c: Extract<Command, { op: 'mknod' }>): Promise<Re
 
 async function mkdir(ctx: Ctx, c: Extract<Command, { op: 'mkdir' }>): Promise<Res<Attr>> {
   if (!isU32(c.mode)) return fail('EINVAL');
+  if (c.lease !== undefined && !validSession(c.lease)) return fail('EINVAL');
   const checked = await createCheck(ctx, c);
   if (typeof checked === 'string') return fail(checked);
   const parent = checked.parent;
   const rec = await newInode(ctx, checked, S_IFDIR | (c.mode & 0o7777), c, { nlink: 2, size: DIR_SIZE_BYTES });
   ctx.setEntry(c.parent, c.name, rec.attr.ino, rec.attr.mode);
-  // Made under the session's lease: the new (empty) directory is the session's too.
-  if (ctx.leaseSession !== null) putLease(ctx, ctx.leaseSession, rec.attr.ino, true);
+  // Made under the session's lease, or asked for: the new (empty) directory is the session's.
+  const leaseTo = ctx.leaseSession ?? c.lease;
+  if (leaseTo !== undefined) putLease(ctx, leaseTo, rec.attr.ino, true);
   parent.attr.nlink += 1;
   touchEntryChange(ctx, parent, c.now);
   ctx.flush();
@@ -1033,6 +1043,7 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
   allocInodes,
   leaseGrant,
   leaseRelease,
+  sessionExpire,
   commitWrite,
   gcDone,
   registerNode,
@@ -1052,17 +1063,25 @@ async function batch(ctx: Ctx, c: Extract<Command, { op: 'batch' }>): Promise<Re
   if (!Array.isArray(c.ops) || c.ops.length === 0 || c.ops.length > BATCH_OPS_MAX) return fail('EINVAL');
   if (!c.ops.every((o) => BATCHABLE_OPS.has(o?.op))) return fail('EINVAL');
   if (c.session !== undefined && !validSession(c.session)) return fail('EINVAL');
+  if (c.lastPlain !== undefined && typeof c.lastPlain !== 'boolean') return fail('EINVAL');
   const dirs = new Map<Ino, Attr>();
   let applied = 0;
-  for (const op of c.ops) {
+  let last: Attr | undefined;
+  for (const [i, op] of c.ops.entries()) {
+    const plain = c.lastPlain === true && i === c.ops.length - 1;
     ctx.tx.beginNested();
-    const r = await apply(op, ctx.tx, ctx.config, c.session ?? null);
+    const r = await apply(op, ctx.tx, ctx.config, plain ? null : (c.session ?? null));
     ctx.tx.endNested(r.ok);
     if (!r.ok) return { ok: true, value: { applied, errno: r.errno }, ...dirsOf(dirs) };
     for (const d of r.dirs ?? []) dirs.set(d.ino, d);
+    if (plain && isAttr(r.value)) last = r.value;
     applied++;
   }
-  return { ok: true, value: { applied, errno: 0 }, ...dirsOf(dirs) };
+  return { ok: true, value: last ? { applied, errno: 0, last } : { applied, errno: 0 }, ...dirsOf(dirs) };
+}
+
+function isAttr(v: unknown): v is Attr {
+  return typeof v === 'object' && v !== null && typeof (v as Attr).ino === 'number' && typeof (v as Attr).mode === 'number';
 }
 
 function dirsOf(dirs: Map<Ino, Attr>): { dirs?: Attr[] } {

@@ -4,7 +4,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { loadProto } from '../common/proto.js';
-import type { MetaApi, ReaddirPage } from './api.js';
+import type { MetaApi, ReaddirPage, SessionEvents, SessionLink } from './api.js';
+import type { SessionUp__Output } from './gen/dfs/meta/SessionUp.js';
+import type { SessionDown, SessionDown__Output } from './gen/dfs/meta/SessionDown.js';
 import type { ProtoGrpcType } from './gen/meta.js';
 import type { MetaClient as MetaStub, MetaHandlers } from './gen/dfs/meta/Meta.js';
 import type { CommandReply } from './gen/dfs/meta/CommandReply.js';
@@ -94,9 +96,15 @@ function commandReply(command: Command, r: Result<unknown>): CommandReply {
   if (!r.ok) return { errno: r.errno };
   const dirs = r.dirs?.map(attrToWire) ?? [];
   if (command.op === 'allocChunkIds') return { errno: 0, firstChunkId: (r.value as CommandValues['allocChunkIds']).first, dirs };
-  if (command.op === 'allocInodes') return { errno: 0, firstIno: (r.value as CommandValues['allocInodes']).first, dirs };
+  if (command.op === 'allocInodes') {
+    const v = r.value as CommandValues['allocInodes'];
+    return { errno: 0, firstIno: v.first, chunkSizeBytes: v.chunkSizeBytes, dirs };
+  }
   if (command.op === 'handles') return { errno: 0, skipped: (r.value as CommandValues['handles']).skipped, dirs };
-  if (command.op === 'batch') return { errno: 0, batch: r.value as CommandValues['batch'], dirs };
+  if (command.op === 'batch') {
+    const v = r.value as CommandValues['batch'];
+    return { errno: 0, batch: { applied: v.applied, errno: v.errno, last: v.last ? attrToWire(v.last) : null }, dirs };
+  }
   if (r.value === null) return { errno: 0, none: true, dirs };
   return { errno: 0, attr: attrToWire(r.value as Attr), dirs };
 }
@@ -108,10 +116,53 @@ function resultOfReply(v: CommandReply__Output): Result<unknown> {
   if (v.value === 'attr') value = attrFromWire(v.attr);
   else if (v.value === 'firstChunkId') value = { first: v.firstChunkId };
   else if (v.value === 'skipped') value = { skipped: v.skipped };
-  else if (v.value === 'firstIno') value = { first: v.firstIno };
-  else if (v.value === 'batch') value = { applied: v.batch?.applied ?? 0, errno: v.batch?.errno ?? 0 };
+  else if (v.value === 'firstIno') value = { first: v.firstIno, chunkSizeBytes: v.chunkSizeBytes };
+  else if (v.value === 'batch') {
+    const b = v.batch;
+    value = b?.last ? { applied: b.applied, errno: b.errno, last: attrFromWire(b.last) } : { applied: b?.applied ?? 0, errno: b?.errno ?? 0 };
+  }
   if (v.dirs.length === 0) return { ok: true, value };
   return { ok: true, value, dirs: v.dirs.map(attrFromWire) };
+}
+
+/** One session stream: the first message names the session, every message renews it. */
+function serveSession(call: grpc.ServerDuplexStream<SessionUp__Output, SessionDown>, backend: MetaBackend): void {
+  if (!backend.openSession) {
+    call.emit('error', unimplemented('no sessions on this server'));
+    return;
+  }
+  const open = backend.openSession.bind(backend);
+  let link: SessionLink | null = null;
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    link?.close();
+    call.end();
+  };
+  call.on('data', (m: SessionUp__Output) => {
+    if (ended) return;
+    if (!link) {
+      if (!m.session) {
+        ended = true;
+        call.emit('error', invalid('the first SessionUp names no session'));
+        return;
+      }
+      link = open(m.session, {
+        renewed: (seq) => {
+          if (!ended) call.write({ renewed: seq, recall: [] });
+        },
+        recall: (dirs) => {
+          if (!ended) call.write({ renewed: 0, recall: dirs });
+        },
+        closed: () => end(),
+      });
+    }
+    if (m.renew > 0) link.renew(m.renew);
+  });
+  call.on('end', end);
+  call.on('cancelled', end);
+  call.on('error', end);
 }
 
 export async function registerMetaService(
@@ -125,18 +176,18 @@ export async function registerMetaService(
   const handlers: MetaHandlers = {
     Lookup: (call, cb) =>
       serve(cb, async () => {
-        const r = await backend.lookup(call.request.parent, str(call.request.name));
+        const r = await backend.lookup(call.request.parent, str(call.request.name), call.request.session || undefined);
         return r.ok ? { errno: 0, attr: attrToWire(r.value) } : { errno: r.errno };
       }),
     Getattr: (call, cb) =>
       serve(cb, async () => {
-        const r = await backend.getattr(call.request.ino);
+        const r = await backend.getattr(call.request.ino, call.request.session || undefined);
         return r.ok ? { errno: 0, attr: attrToWire(r.value) } : { errno: r.errno };
       }),
     Readdir: (call, cb) =>
       serve(cb, async () => {
         const q = call.request;
-        const r = await backend.readdir(q.ino, q.hasAfter ? str(q.after) : null, q.limit);
+        const r = await backend.readdir(q.ino, q.hasAfter ? str(q.after) : null, q.limit, q.session || undefined);
         if (!r.ok) return { errno: r.errno };
         return {
           errno: 0,
@@ -182,6 +233,7 @@ export async function registerMetaService(
         return commandReply(command, r);
       });
     },
+    Session: (call) => serveSession(call, backend),
     Info: (_call, cb) => cb(null, { nodeId: info.nodeId, chunkAddress: info.chunkAddress, version: info.version }),
     RaftStatus: (_call, cb) => {
       if (!raft) cb(Object.assign(new Error('no raft on this server'), { code: grpc.status.UNIMPLEMENTED, details: 'no raft on this server', metadata: new grpc.Metadata() }));
@@ -388,20 +440,20 @@ export class MetaClient implements MetaApi {
     }
   }
 
-  async lookup(parent: Ino, name: string): Promise<Result<Attr>> {
-    const r = await this.ask<AttrReply__Output>((d, cb) => this.stub.Lookup({ parent, name: bytes(name) }, { deadline: d }, cb));
+  async lookup(parent: Ino, name: string, session?: string): Promise<Result<Attr>> {
+    const r = await this.ask<AttrReply__Output>((d, cb) => this.stub.Lookup({ parent, name: bytes(name), session: session ?? '' }, { deadline: d }, cb));
     if (!r.ok) return r;
     return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: attrFromWire(r.value.attr) };
   }
 
-  async getattr(ino: Ino): Promise<Result<Attr>> {
-    const r = await this.ask<AttrReply__Output>((d, cb) => this.stub.Getattr({ ino }, { deadline: d }, cb));
+  async getattr(ino: Ino, session?: string): Promise<Result<Attr>> {
+    const r = await this.ask<AttrReply__Output>((d, cb) => this.stub.Getattr({ ino, session: session ?? '' }, { deadline: d }, cb));
     if (!r.ok) return r;
     return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: attrFromWire(r.value.attr) };
   }
 
-  async readdir(ino: Ino, after: string | null, limit: number): Promise<Result<ReaddirPage>> {
-    const q = { ino, hasAfter: after !== null, after: bytes(after ?? ''), limit };
+  async readdir(ino: Ino, after: string | null, limit: number, session?: string): Promise<Result<ReaddirPage>> {
+    const q = { ino, hasAfter: after !== null, after: bytes(after ?? ''), limit, session: session ?? '' };
     const r = await this.ask<ReaddirReply__Output>((d, cb) => this.stub.Readdir(q, { deadline: d }, cb));
     if (!r.ok) return r;
     if (r.value.errno) return { ok: false, errno: r.value.errno };
@@ -451,6 +503,37 @@ export class MetaClient implements MetaApi {
         blockSizeBytes: v.blockSizeBytes,
         nameMaxBytes: v.nameMaxBytes,
       },
+    };
+  }
+
+  /**
+   * The session's stream to whichever server this client talks to (which passes it on to
+   * the leader). One stream; `closed` fires once when it ends, for any reason.
+   */
+  openSession(session: string, events: SessionEvents): SessionLink {
+    const call = this.stub.Session();
+    let closed = false;
+    const finish = (reason: string): void => {
+      if (closed) return;
+      closed = true;
+      call.cancel();
+      events.closed(reason);
+    };
+    call.on('data', (m: SessionDown__Output) => {
+      if (closed) return;
+      if (m.renewed > 0) events.renewed(m.renewed);
+      if (m.recall.length > 0) events.recall(m.recall);
+    });
+    call.on('error', (e: grpc.ServiceError) => finish(e.details || e.message));
+    call.on('end', () => finish('stream ended'));
+    let first = true;
+    return {
+      renew: (seq) => {
+        if (closed) return;
+        call.write(first ? { session, renew: seq } : { renew: seq });
+        first = false;
+      },
+      close: () => finish('closed by client'),
     };
   }
 

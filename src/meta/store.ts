@@ -12,6 +12,7 @@
 import { apply, applyEnvelope, bootstrap, checkFormat, DEFAULT_CHUNK_SIZE_BYTES, nameError, decodeRef, type ApplyConfig } from './apply.js';
 import type { MetaApi, ReaddirPage } from './api.js';
 import { CachedReader, type CacheStats } from './cache.js';
+import { LeaseIndex } from './lease-index.js';
 import { decodeChunk, decodeDentry, decodeGarbage, decodeInode, decodeU64, decodeXattr, encodeU64 } from './codec.js';
 import * as K from './keys.js';
 import { KV_SCAN_LIMIT_MAX, prefixEnd, type Kv, type KvOp } from './kv.js';
@@ -93,6 +94,8 @@ function needsSync(p: Pending): boolean {
 
 export class MetaStore implements MetaApi {
   private readonly reader: CachedReader;
+  /** The lease table in memory (decision 0012), following every written batch. */
+  readonly leases: LeaseIndex;
   private readonly config: ApplyConfig;
   private readonly queue: Pending[] = [];
   private running = false;
@@ -106,6 +109,7 @@ export class MetaStore implements MetaApi {
     private readonly options: Required<Omit<MetaStoreOptions, 'capacity'>> & Pick<MetaStoreOptions, 'capacity'>,
   ) {
     this.reader = new CachedReader(kv, options.cacheEntries);
+    this.leases = new LeaseIndex();
     this.config = { chunkSizeBytes: options.chunkSizeBytes };
   }
 
@@ -132,7 +136,9 @@ export class MetaStore implements MetaApi {
     tx.commit();
     if (created) await kv.write(tx.ops(), { sync: true });
     await checkFormat(new Tx(kv));
-    return new MetaStore(kv, opts);
+    const store = new MetaStore(kv, opts);
+    await store.leases.rebuild(kv);
+    return store;
   }
 
   // ---- mutations ---------------------------------------------------------------------
@@ -203,6 +209,7 @@ export class MetaStore implements MetaApi {
     try {
       await this.kv.write(ops, { sync });
       this.reader.writeThrough(ops);
+      this.leases.follow(ops);
       this.counters.groupsWritten++;
       if (sync) this.counters.syncedGroups++;
       this.counters.commandsApplied += group.length;
@@ -281,6 +288,7 @@ export class MetaStore implements MetaApi {
       throw error;
     }
     this.reader.writeThrough(ops);
+    this.leases.follow(ops);
     this.counters.groupsWritten++;
     this.counters.commandsApplied += items.length;
     return results;
@@ -332,6 +340,7 @@ export class MetaStore implements MetaApi {
     // Deletes first, then puts, in one atomic batch: a crash leaves the old or the new image.
     await this.kv.write([...dels, ...puts], { sync: true });
     this.reader.clear();
+    await this.leases.rebuild(this.kv);
   }
 
   // ---- queries -----------------------------------------------------------------------

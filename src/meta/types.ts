@@ -169,7 +169,8 @@ export type Command =
       open?: { session: string; handle: number };
       delegated?: DelegatedIno;
     }
-  | { op: 'mkdir'; parent: Ino; name: string; mode: number; caller: Caller; now: Timespec; delegated?: DelegatedIno }
+  /** `lease`: the session that gets the new (empty) directory's exclusive lease (decision 0012). */
+  | { op: 'mkdir'; parent: Ino; name: string; mode: number; caller: Caller; now: Timespec; delegated?: DelegatedIno; lease?: string }
   | { op: 'symlink'; parent: Ino; name: string; target: string; caller: Caller; now: Timespec; delegated?: DelegatedIno }
   | { op: 'link'; ino: Ino; newParent: Ino; newName: string; now: Timespec }
   | { op: 'unlink'; parent: Ino; name: string; now: Timespec }
@@ -224,7 +225,7 @@ export type Command =
    * do not (decision 0012: what survives of a client is a prefix of its order). Only the
    * commands in BATCHABLE_OPS; at most BATCH_OPS_MAX.
    */
-  | { op: 'batch'; ops: Command[]; session?: string }
+  | { op: 'batch'; ops: Command[]; session?: string; lastPlain?: boolean }
   /**
    * A lease on a directory for a session (decision 0012). Exclusive: its entries change
    * only through that session's batches (anyone else's create, unlink, rename in it is
@@ -232,7 +233,9 @@ export type Command =
    * EAGAIN while another session's lease conflicts (the leader recalls it first).
    */
   | { op: 'leaseGrant'; session: string; ino: Ino; exclusive: boolean }
-  | { op: 'leaseRelease'; session: string; ino: Ino };
+  | { op: 'leaseRelease'; session: string; ino: Ino }
+  /** The leader stopped hearing from the session (decision 0012 §3): every lease it holds goes. */
+  | { op: 'sessionExpire'; session: string };
 
 /** An inode number a session reserved (allocInodes) and now gives a new inode. */
 export interface DelegatedIno {
@@ -244,7 +247,7 @@ export const INO_RANGES_MAX = 4;
 
 /** What a batch may hold: a client's namespace and file commands, never cluster ones or another batch. */
 export const BATCHABLE_OPS: ReadonlySet<string> = new Set([
-  'mknod', 'mkdir', 'symlink', 'link', 'unlink', 'rmdir', 'rename', 'setattr', 'setxattr', 'removexattr', 'commitWrite', 'handles',
+  'mknod', 'mkdir', 'symlink', 'link', 'unlink', 'rmdir', 'rename', 'setattr', 'setxattr', 'removexattr', 'commitWrite', 'handles', 'leaseRelease',
 ]);
 export const BATCH_OPS_MAX = 1024;
 
@@ -293,7 +296,7 @@ export interface CommandValues {
   handles: { skipped: number };
   closeSession: null;
   allocChunkIds: { first: number };
-  allocInodes: { first: number };
+  allocInodes: { first: number; chunkSizeBytes: number };
   commitWrite: Attr;
   gcDone: null;
   registerNode: null;
@@ -301,9 +304,10 @@ export interface CommandValues {
   setPlacement: null;
   reportBadCopy: null;
   /** How many commands applied (a prefix), and the errno of the one that stopped the batch (0: none did). */
-  batch: { applied: number; errno: number };
+  batch: { applied: number; errno: number; last?: Attr };
   leaseGrant: null;
   leaseRelease: null;
+  sessionExpire: null;
 }
 
 /** A command with the client identity used to apply retries once (see Raft issue). */

@@ -162,7 +162,7 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
         },
       };
     case 'mkdir':
-      return { ...base, mkdir: { parent: c.parent, name: bytes(c.name), mode: c.mode, caller: c.caller, now: tsToWire(c.now), delegated: c.delegated ?? null } };
+      return { ...base, mkdir: { parent: c.parent, name: bytes(c.name), mode: c.mode, caller: c.caller, now: tsToWire(c.now), delegated: c.delegated ?? null, lease: c.lease ?? '' } };
     case 'symlink':
       return {
         ...base,
@@ -215,11 +215,13 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
     case 'reportBadCopy':
       return { ...base, reportBadCopy: { chunkId: c.chunkId, nodeId: c.nodeId } };
     case 'batch':
-      return { ...base, batch: { ops: c.ops.map((o) => commandToWire(o, '', 0)), hasSession: c.session !== undefined, session: c.session ?? '' } };
+      return { ...base, batch: { ops: c.ops.map((o) => commandToWire(o, '', 0)), hasSession: c.session !== undefined, session: c.session ?? '', lastPlain: c.lastPlain === true } };
     case 'leaseGrant':
       return { ...base, leaseGrant: { session: c.session, ino: c.ino, exclusive: c.exclusive } };
     case 'leaseRelease':
       return { ...base, leaseRelease: { session: c.session, ino: c.ino } };
+    case 'sessionExpire':
+      return { ...base, sessionExpire: { session: c.session } };
   }
 }
 
@@ -235,8 +237,9 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
     }
     case 'mkdir': {
       const c = r.mkdir!;
-      const cmd: Command = { op: 'mkdir', parent: c.parent, name: str(c.name), mode: c.mode, caller: caller(c.caller), now: tsFromWire(c.now) };
+      const cmd: Extract<Command, { op: 'mkdir' }> = { op: 'mkdir', parent: c.parent, name: str(c.name), mode: c.mode, caller: caller(c.caller), now: tsFromWire(c.now) };
       if (c.delegated) cmd.delegated = delegatedFromWire(c.delegated);
+      if (c.lease) cmd.lease = c.lease;
       return cmd;
     }
     case 'symlink': {
@@ -319,12 +322,16 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
         ops.push(cmd);
       }
       const b = r.batch!;
-      return b.hasSession ? { op: 'batch', ops, session: b.session } : { op: 'batch', ops };
+      const cmd: Extract<Command, { op: 'batch' }> = b.hasSession ? { op: 'batch', ops, session: b.session } : { op: 'batch', ops };
+      if (b.lastPlain) cmd.lastPlain = true;
+      return cmd;
     }
     case 'leaseGrant':
       return { op: 'leaseGrant', session: r.leaseGrant!.session, ino: r.leaseGrant!.ino, exclusive: r.leaseGrant!.exclusive };
     case 'leaseRelease':
       return { op: 'leaseRelease', session: r.leaseRelease!.session, ino: r.leaseRelease!.ino };
+    case 'sessionExpire':
+      return { op: 'sessionExpire', session: r.sessionExpire!.session };
     default:
       return null;
   }

@@ -1,0 +1,211 @@
+// The leader's side of client sessions (decision 0012 §3–4): which sessions are alive,
+// recalls of exclusive directory leases that another caller's operation needs, and the
+// expiry of sessions the leader stopped hearing from.
+//
+// A session is kept alive in memory by renewals on its stream; only its leases are in
+// the replicated namespace (src/meta/lease-index.ts follows them). The leader acknowledges
+// a renewal only while it holds its Raft leader lease, so every acknowledgement was sent
+// before any later leader took over; a new leader counts every session as renewed at the
+// moment it took over. A session whose last acknowledged renewal (or that takeover) is
+// older than `sessionMs` is expired through the log (`sessionExpire`), which drops its
+// leases. The client stops answering from its leases `sessionMs / (1 + drift) - margin`
+// after it sent the last renewal that was acknowledged, by its own clock, so it never
+// serves from a lease the cluster may already have given up.
+import type { Logger } from 'pino';
+import type { LeaseIndex } from '../meta/lease-index.js';
+import type { Ino } from '../meta/types.js';
+
+export interface SessionTimings {
+  /** A session not renewed (acknowledged) for this long is expired. */
+  sessionMs: number;
+  /** A holder that has not released a recalled lease after this long gets no more renewals. */
+  recallMs: number;
+  /** How often the leader looks for sessions to expire. */
+  tickMs: number;
+}
+
+export const DEFAULT_SESSION_TIMINGS: SessionTimings = { sessionMs: 10_000, recallMs: 5_000, tickMs: 1_000 };
+
+/** What the hub sends down a session's stream. */
+export interface SessionPeer {
+  renewed(seq: number): void;
+  recall(dirs: Ino[]): void;
+  /** The stream ends (this node stopped leading, or the hub closed): the client reconnects. */
+  end(reason: string): void;
+}
+
+export interface SessionHubDeps {
+  leases: LeaseIndex;
+  /** True while this node leads and its leader lease holds (acknowledging a renewal is safe). */
+  leaseHeld(): boolean;
+  isLeader(): boolean;
+  /** Proposes `sessionExpire` for the session; resolves when applied (or failed). */
+  expire(session: string): Promise<void>;
+  now(): number;
+  log: Logger;
+}
+
+interface Live {
+  peers: Set<SessionPeer>;
+  /** Dirs recalled and not yet released, with when the first recall was sent. */
+  recalled: Map<Ino, number>;
+}
+
+export class SessionHub {
+  private readonly live = new Map<string, Live>();
+  /** Last acknowledged renewal per session (ms, deps.now()). */
+  private readonly acked = new Map<string, number>();
+  /** When this node last became leader (every session counts as renewed then). */
+  private leaderSince = 0;
+  private wasLeader = false;
+  private readonly expiring = new Set<string>();
+  private readonly timer: NodeJS.Timeout;
+  readonly counters = { recalls: 0, recallWaits: 0, recallTimeouts: 0, expired: 0, renewals: 0 };
+
+  constructor(
+    private readonly deps: SessionHubDeps,
+    private readonly timings: SessionTimings = DEFAULT_SESSION_TIMINGS,
+  ) {
+    this.timer = setInterval(() => this.tick(), timings.tickMs);
+    this.timer.unref();
+    deps.leases.onChange(() => this.leasesChanged());
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const l of this.live.values()) for (const p of l.peers) p.end('closing');
+    this.live.clear();
+  }
+
+  /** Sessions with a stream to this node. */
+  get attached(): number {
+    return this.live.size;
+  }
+
+  /** A session's stream opened on this node; returns what its renewals and its end call. */
+  attach(session: string, peer: SessionPeer): { renew(seq: number): void; detach(): void } {
+    if (!this.deps.isLeader()) {
+      peer.end('not leader');
+      return { renew: () => undefined, detach: () => undefined };
+    }
+    let l = this.live.get(session);
+    if (!l) this.live.set(session, (l = { peers: new Set(), recalled: new Map() }));
+    l.peers.add(peer);
+    // Recalls sent before this stream opened are sent again on it.
+    if (l.recalled.size > 0) peer.recall([...l.recalled.keys()]);
+    const live = l;
+    return {
+      renew: (seq) => this.renew(session, live, peer, seq),
+      detach: () => {
+        live.peers.delete(peer);
+        if (live.peers.size === 0 && live.recalled.size === 0 && this.live.get(session) === live) this.live.delete(session);
+      },
+    };
+  }
+
+  private renew(session: string, l: Live, peer: SessionPeer, seq: number): void {
+    if (!this.deps.leaseHeld()) return;
+    const now = this.deps.now();
+    // A holder sitting on a recall gets no more time: it expires as if cut off.
+    for (const since of l.recalled.values()) if (now - since > this.timings.recallMs) return;
+    this.acked.set(session, now);
+    this.counters.renewals++;
+    peer.renewed(seq);
+  }
+
+  /**
+   * Waits until no directory of `dirs` is held exclusively by a session other than
+   * `self`, recalling each holder; false if that did not happen by `deadlineMs`.
+   */
+  async clear(dirs: readonly Ino[], self: string | null, deadlineMs: number): Promise<boolean> {
+    const end = this.deps.now() + deadlineMs;
+    for (;;) {
+      const held = this.heldByOthers(dirs, self);
+      if (held.length === 0) return true;
+      if (this.deps.now() >= end || !this.deps.isLeader()) {
+        this.counters.recallTimeouts++;
+        return false;
+      }
+      this.counters.recallWaits++;
+      for (const [holder, ds] of held) this.recall(holder, ds);
+      await this.changed(Math.min(this.timings.tickMs, end - this.deps.now()));
+    }
+  }
+
+  /** Holders other than `self` of any of `dirs`, with the dirs each holds. */
+  heldByOthers(dirs: readonly Ino[], self: string | null): Array<[string, Ino[]]> {
+    let out: Map<string, Ino[]> | null = null;
+    for (const d of dirs) {
+      const h = this.deps.leases.exclusiveHolder(d);
+      if (h === undefined || h === self) continue;
+      out ??= new Map();
+      const list = out.get(h);
+      if (list) list.push(d);
+      else out.set(h, [d]);
+    }
+    return out ? [...out] : [];
+  }
+
+  private recall(holder: string, dirs: Ino[]): void {
+    let l = this.live.get(holder);
+    if (!l) this.live.set(holder, (l = { peers: new Set(), recalled: new Map() }));
+    const fresh = dirs.filter((d) => !l.recalled.has(d));
+    if (fresh.length === 0) return;
+    const now = this.deps.now();
+    for (const d of fresh) l.recalled.set(d, now);
+    this.counters.recalls += fresh.length;
+    for (const p of l.peers) p.recall(fresh);
+  }
+
+  private waiters = new Set<() => void>();
+
+  private changed(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, Math.max(1, ms));
+      this.waiters.add(done);
+    });
+  }
+
+  private leasesChanged(): void {
+    // Recalls answered (the holder released, or its session expired) are forgotten.
+    for (const [session, l] of this.live) {
+      for (const d of l.recalled.keys()) if (this.deps.leases.exclusiveHolder(d) !== session) l.recalled.delete(d);
+      if (l.peers.size === 0 && l.recalled.size === 0) this.live.delete(session);
+    }
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Leadership bookkeeping and expiry of sessions not heard from. */
+  tick(): void {
+    const leader = this.deps.isLeader();
+    const now = this.deps.now();
+    if (leader && !this.wasLeader) {
+      this.leaderSince = now;
+      this.acked.clear();
+    }
+    if (!leader && this.wasLeader) {
+      for (const l of this.live.values()) for (const p of l.peers) p.end('not leader');
+      this.live.clear();
+      this.acked.clear();
+    }
+    this.wasLeader = leader;
+    if (!leader) return;
+    for (const session of this.deps.leases.sessions()) {
+      const last = Math.max(this.acked.get(session) ?? 0, this.leaderSince);
+      if (now - last <= this.timings.sessionMs || this.expiring.has(session)) continue;
+      this.expiring.add(session);
+      this.counters.expired++;
+      this.deps.log.warn({ session, silentMs: now - last }, 'client session expired: its directory leases are dropped');
+      void this.deps
+        .expire(session)
+        .catch((e: unknown) => this.deps.log.warn({ err: e, session }, 'could not expire a session'))
+        .finally(() => this.expiring.delete(session));
+    }
+    for (const s of this.acked.keys()) if (this.deps.leases.count(s) === 0 && !this.live.has(s)) this.acked.delete(s);
+  }
+}
