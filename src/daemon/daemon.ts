@@ -26,7 +26,8 @@ import { PortMux } from '../cluster/raft/port-mux.js';
 import { DEFAULT_TRANSPORT_LIMITS } from '../cluster/raft/transport.js';
 import { DEFAULT_DRIVER_OPTIONS, RaftDriver } from '../cluster/raft/driver.js';
 import { loadEnvelopeCodec } from '../meta/envelope-codec.js';
-import { ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
+import { NotLeader, ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
+import { SessionHub } from './session-hub.js';
 import { LeaderRouter } from './leader-router.js';
 import { RaftAdmin } from './raft-admin.js';
 import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
@@ -149,6 +150,7 @@ async function probeListen(address: string, what: string): Promise<void> {
 }
 
 interface Parts {
+  hub?: SessionHub;
   transport?: TcpTransport;
   /** The listener of `listen`: Raft connections to the transport, the rest to gRPC. */
   mux?: PortMux;
@@ -361,7 +363,21 @@ export class Daemon {
     if (fresh && !joining && hints.size === 1) driver.campaign();
     else if (!fresh && store.initialState().conf.voters.length === 1 && store.initialState().conf.voters[0] === this.nodeId) driver.campaign();
 
-    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log);
+    // Client sessions and directory lease recalls (decision 0012); expiry goes through the log.
+    const hub = new SessionHub({
+      leases: meta.leases,
+      leaseHeld: () => driver.canReadLocally(),
+      isLeader: () => driver.leaderId === this.nodeId,
+      expire: async (session) => {
+        const r = await replicated.executeEnvelopeR({ clientId: '', seq: 0, command: { op: 'sessionExpire', session } });
+        if (r instanceof NotLeader || !r.ok) this.log.warn({ session }, 'session expiry not applied (no longer leader?)');
+      },
+      now: () => performance.now(),
+      log: this.log,
+    });
+    this.parts.hub = hub;
+    driver.onLeaderChange(() => hub.tick());
+    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log, hub);
     this.parts.replicated = replicated;
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
@@ -763,6 +779,7 @@ export class Daemon {
     if (p.chores) await p.chores.stop();
     if (p.driver) await p.driver.stop();
     p.router?.close();
+    p.hub?.close();
     p.dataPlane?.close();
     p.transport?.close();
     if (p.logStore) await p.logStore.close();

@@ -5,7 +5,7 @@
 // client may talk to any node of the cluster.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ReaddirPage } from '../meta/api.js';
+import type { ReaddirPage, SessionEvents, SessionLink } from '../meta/api.js';
 import { MetaClient, type MetaBackend } from '../meta/grpc.js';
 import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from '../meta/types.js';
 import { Errno } from '../meta/types.js';
@@ -88,23 +88,69 @@ export class LeaderRouter implements MetaBackend {
     }
   }
 
-  lookup(parent: Ino, name: string): Promise<Result<Attr>> {
+  lookup(parent: Ino, name: string, session?: string): Promise<Result<Attr>> {
     return this.route(
-      () => this.local.lookupR(parent, name),
-      (c) => c.lookup(parent, name),
+      () => this.local.lookupR(parent, name, session),
+      (c) => c.lookup(parent, name, session),
     );
   }
-  getattr(ino: Ino): Promise<Result<Attr>> {
+  getattr(ino: Ino, session?: string): Promise<Result<Attr>> {
     return this.route(
-      () => this.local.getattrR(ino),
-      (c) => c.getattr(ino),
+      () => this.local.getattrR(ino, session),
+      (c) => c.getattr(ino, session),
     );
   }
-  readdir(ino: Ino, after: string | null, limit: number): Promise<Result<ReaddirPage>> {
+  readdir(ino: Ino, after: string | null, limit: number, session?: string): Promise<Result<ReaddirPage>> {
     return this.route(
-      () => this.local.readdirR(ino, after, limit),
-      (c) => c.readdir(ino, after, limit),
+      () => this.local.readdirR(ino, after, limit, session),
+      (c) => c.readdir(ino, after, limit, session),
     );
+  }
+
+  /**
+   * A session's stream to the leader: attached to this node's SessionHub when it leads,
+   * passed on to the leader otherwise. It ends when the leader changes; the client opens
+   * a new one (through whichever node it talks to).
+   */
+  openSession(session: string, events: SessionEvents): SessionLink {
+    const leader = this.local.leader;
+    const hub = this.local.hub;
+    if (leader === this.selfId && hub) {
+      const h = hub.attach(session, { renewed: (seq) => events.renewed(seq), recall: (dirs) => events.recall(dirs), end: (why) => events.closed(why) });
+      return { renew: (seq) => h.renew(seq), close: () => h.detach() };
+    }
+    const c = leader && leader !== this.selfId ? this.client(leader) : null;
+    let closed = false;
+    const fail = (why: string): void => {
+      if (closed) return;
+      closed = true;
+      events.closed(why);
+    };
+    if (!c) {
+      queueMicrotask(() => fail('no leader'));
+      return { renew: () => undefined, close: () => (closed = true) };
+    }
+    let inner: SessionLink | null = null;
+    let firstSeq = 0;
+    void c.then(
+      (client) => {
+        if (closed) return;
+        inner = client.openSession(session, { renewed: (seq) => !closed && events.renewed(seq), recall: (dirs) => !closed && events.recall(dirs), closed: fail });
+        if (firstSeq > 0) inner.renew(firstSeq);
+      },
+      () => fail('cannot reach the leader'),
+    );
+    return {
+      renew: (seq) => {
+        if (inner) inner.renew(seq);
+        else firstSeq = seq;
+      },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        inner?.close();
+      },
+    };
   }
   readlink(ino: Ino): Promise<Result<string>> {
     return this.route(

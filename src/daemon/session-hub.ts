@@ -13,7 +13,9 @@
 // serves from a lease the cluster may already have given up.
 import type { Logger } from 'pino';
 import type { LeaseIndex } from '../meta/lease-index.js';
-import type { Ino } from '../meta/types.js';
+import { leaseFootprint } from '../meta/footprint.js';
+import type { Attr, Command, Ino, Result } from '../meta/types.js';
+import { Errno, S_IFDIR, S_IFMT } from '../meta/types.js';
 
 export interface SessionTimings {
   /** A session not renewed (acknowledged) for this long is expired. */
@@ -85,7 +87,7 @@ export class SessionHub {
   /** A session's stream opened on this node; returns what its renewals and its end call. */
   attach(session: string, peer: SessionPeer): { renew(seq: number): void; detach(): void } {
     if (!this.deps.isLeader()) {
-      peer.end('not leader');
+      queueMicrotask(() => peer.end('not leader'));
       return { renew: () => undefined, detach: () => undefined };
     }
     let l = this.live.get(session);
@@ -207,5 +209,53 @@ export class SessionHub {
         .finally(() => this.expiring.delete(session));
     }
     for (const s of this.acked.keys()) if (this.deps.leases.count(s) === 0 && !this.live.has(s)) this.acked.delete(s);
+  }
+}
+
+/**
+ * How long a call waits for another session's exclusive lease to be released: a recall
+ * answered, or the holder expired (its recall timeout plus its session timeout, decision
+ * 0012), with room to spare.
+ */
+export const LEASE_WAIT_MS = 20_000;
+
+/** The namespace reads the gate needs. */
+export interface GateStore {
+  readonly leases: LeaseIndex;
+  lookup(parent: Ino, name: string): Promise<Result<Attr>>;
+}
+
+/**
+ * Directories another session holds exclusively must be given back before a call reads
+ * or changes them. `check` answers null (go on), 'leader' (this node does not lead: the
+ * call must go to the leader, which recalls), or the error after waiting in vain.
+ */
+export class LeaseGate {
+  constructor(
+    private readonly store: GateStore,
+    private readonly hub: SessionHub,
+    private readonly isLeader: () => boolean,
+    private readonly log: Logger,
+    private readonly waitMs = LEASE_WAIT_MS,
+  ) {}
+
+  async check(dirs: readonly Ino[], self: string | null): Promise<'leader' | Result<never> | null> {
+    if (dirs.length === 0 || this.store.leases.size === 0) return null;
+    if (this.hub.heldByOthers(dirs, self).length === 0) return null;
+    if (!this.isLeader()) return 'leader';
+    if (await this.hub.clear(dirs, self, this.waitMs)) return null;
+    if (!this.isLeader()) return 'leader';
+    this.log.warn({ dirs }, 'a directory lease was not released in time');
+    return { ok: false, errno: Errno.EAGAIN };
+  }
+
+  /** Directories a command names: its footprint, with named entries resolved to directories. */
+  async commandDirs(command: Command): Promise<{ dirs: Ino[]; session: string | null }> {
+    const fp = leaseFootprint(command);
+    for (const e of fp.entries) {
+      const r = await this.store.lookup(e.parent, e.name);
+      if (r.ok && (r.value.mode & S_IFMT) === S_IFDIR) fp.dirs.push(r.value.ino);
+    }
+    return { dirs: fp.dirs, session: fp.session };
   }
 }

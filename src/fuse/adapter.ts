@@ -462,8 +462,7 @@ export class FuseAdapter {
       case Op.RELEASEDIR:
         return this.replyResult(p, vfs.releasedir(a[Arg.FH]), () => n.replyErr(p.req, 0));
       case Op.FSYNCDIR:
-        // Namespace changes are durable when their command returns.
-        return this.replyErr(p, 0);
+        return this.replyResult(p, await vfs.fsyncdir(), () => n.replyErr(p.req, 0));
       case Op.STATFS:
         return this.replyResult(p, await vfs.statfs(), (s) => {
           const bsize = s.blockSizeBytes;

@@ -582,6 +582,10 @@ export class MemoryVfs implements FuseVfs {
     return this.flush(fh);
   }
 
+  fsyncdir(): Result<null> {
+    return { ok: true, value: null };
+  }
+
   release(fh: number): Result<null> {
     const h = this.handles.get(fh);
     if (!h || h.dir) return err(Errno.EBADF);

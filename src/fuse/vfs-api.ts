@@ -45,6 +45,8 @@ export interface FuseVfs {
   /** close(): errors of buffered writes reach the caller here. */
   flush(fh: number): Answer<null>;
   fsync(fh: number): Answer<null>;
+  /** fsync of a directory: every namespace change this client made is committed. */
+  fsyncdir(): Answer<null>;
   /** The kernel's last reference to `fh` is gone (also used to undo an open nobody saw). */
   release(fh: number): Answer<null>;
   fallocate(fh: number, mode: number, offset: number, length: number): Answer<null>;

@@ -3,7 +3,7 @@
 // caches in front of the meta service. The FUSE adapter (adapter.ts) only translates.
 import type { MetaApi } from '../meta/api.js';
 import type { Attr, Caller, ChunkRef, Command, CommandValues, DirEntry, Ino, Layout, Result, SetAttrFields, StatFs, Timespec } from '../meta/types.js';
-import { Errno, NAME_MAX_BYTES, S_IFMT, S_IFREG, S_IFDIR, XATTR_NAME_MAX_BYTES, XATTR_VALUE_MAX_BYTES } from '../meta/types.js';
+import { Errno, NAME_MAX_BYTES, S_IFLNK, S_IFMT, S_IFREG, S_IFDIR, XATTR_NAME_MAX_BYTES, XATTR_VALUE_MAX_BYTES } from '../meta/types.js';
 import { ChunkIo } from '../chunks/chunk-io.js';
 import type { Logger } from 'pino';
 import type { DataPlane } from './data-plane.js';
@@ -12,6 +12,9 @@ import { DIR_ATTR_REUSE_MS, DirAttrs } from './dir-attrs.js';
 import { ByteBudget } from './budget.js';
 import { FileState, errnoOf } from './file-state.js';
 import type { DirListing, FuseVfs, OpenResult } from './vfs-api.js';
+import { ClientSession, type SessionOptions } from './client-session.js';
+import { LeasedNamespace } from './leased-ns.js';
+import { leaseFootprint } from '../meta/footprint.js';
 import { O_ACCMODE, O_RDWR, O_TRUNC, O_WRONLY } from './open-flags.js';
 
 export type { DirListing, OpenResult } from './vfs-api.js';
@@ -40,6 +43,11 @@ export interface VfsOptions {
    * must never see an object a writer still means to commit.
    */
   writebackMs: number;
+  /**
+   * Directory leases and ordered asynchronous namespace changes (decision 0012), when the
+   * meta backend offers sessions. Off: every change waits for its commit.
+   */
+  leases: boolean;
 }
 
 export const DEFAULT_VFS_OPTIONS: Omit<VfsOptions, 'sessionId'> = {
@@ -51,6 +59,7 @@ export const DEFAULT_VFS_OPTIONS: Omit<VfsOptions, 'sessionId'> = {
   attrTtlMs: 1000,
   chunkReadTimeoutMs: 30_000,
   writebackMs: 60_000,
+  leases: true,
 };
 
 interface FileHandle {
@@ -142,7 +151,7 @@ export class Vfs implements FuseVfs {
   constructor(
     private readonly meta: MetaApi,
     private readonly data: DataPlane,
-    options: Partial<VfsOptions> & { sessionId: string; logger?: Logger },
+    options: Partial<VfsOptions> & { sessionId: string; logger?: Logger; sessionOptions?: SessionOptions },
   ) {
     this.opts = { ...DEFAULT_VFS_OPTIONS, ...options };
     this.dirAttrs = new DirAttrs(Math.min(DIR_ATTR_REUSE_MS, this.opts.attrTtlMs));
@@ -151,6 +160,26 @@ export class Vfs implements FuseVfs {
     this.cache = new BlockCache({ fetch: (ref, off, len) => this.io.read(ref, off, len) }, this.opts.readCacheBytes, this.opts.readAheadBlocks);
     this.writebackTimer = setInterval(() => void this.writeback(), Math.max(10, this.opts.writebackMs / 2));
     this.writebackTimer.unref();
+    if (this.opts.leases && meta.openSession) {
+      const session = new ClientSession(
+        meta as MetaApi & Required<Pick<MetaApi, 'openSession'>>,
+        this.opts.sessionId,
+        (dirs) => this.ns?.recall(dirs),
+        options.logger,
+        options.sessionOptions,
+      );
+      this.ns = new LeasedNamespace(meta, session, (r) => this.dirAttrs.note(r), options.logger);
+      session.start();
+      this.ns.prefetch();
+    }
+  }
+
+  /** Leases and the ordered queue of namespace changes (null: every change is synchronous). */
+  readonly ns: LeasedNamespace | null = null;
+
+  /** This session's id on reads, so its own leases are not recalled for it. */
+  private get sid(): string | undefined {
+    return this.ns ? this.opts.sessionId : undefined;
   }
 
   private readonly writebackTimer: NodeJS.Timeout;
@@ -182,11 +211,39 @@ export class Vfs implements FuseVfs {
     clearInterval(this.writebackTimer);
   }
 
-  /** Every namespace command goes through here: its result tells `dirAttrs` what changed. */
-  private async exec<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
-    const r = await this.meta.execute(command);
-    this.dirAttrs.note(r);
-    return r;
+  /**
+   * Every synchronous namespace command goes through here: its result tells `dirAttrs`
+   * what changed. With leases it goes through the ordered queue, after everything this
+   * client changed before it, and leases it touches are given back first.
+   */
+  private async exec<C extends Command>(command: C, also: Ino[] = []): Promise<Result<CommandValues[C['op']]>> {
+    const ns = this.ns;
+    if (!ns) {
+      const r = await this.meta.execute(command);
+      this.dirAttrs.note(r);
+      return r;
+    }
+    const dirs = [...leaseFootprint(command).dirs, ...also];
+    ns.beforeSync(dirs);
+    const inos = 'ino' in command && typeof command.ino === 'number' ? [...dirs, command.ino] : dirs;
+    return ns.sync<CommandValues[C['op']]>(command, inos);
+  }
+
+  /** Before a read about `inos` from the leader: this client's queued changes to them land first. */
+  private async settled(...inos: Ino[]): Promise<void> {
+    if (this.ns) await this.ns.settle(inos);
+  }
+
+  /** Leased directories a synchronous rmdir/rename names as entries (given back before it). */
+  private async namedDirs(pairs: Array<[Ino, string]>): Promise<Ino[]> {
+    const ns = this.ns;
+    if (!ns || ns.leasedDirs === 0) return [];
+    const out: Ino[] = [];
+    for (const [parent, name] of pairs) {
+      const r = await this.lookup(parent, name);
+      if (r.ok && ns.holds(r.value.ino)) out.push(r.value.ino);
+    }
+    return out;
   }
 
   get dirtyBytes(): number {
@@ -210,14 +267,25 @@ export class Vfs implements FuseVfs {
   async lookup(parent: Ino, name: string): Promise<Result<Attr>> {
     const e = nameError(name);
     if (e) return err(e);
-    const r = await this.meta.lookup(parent, name);
-    return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
+    const ns = this.ns;
+    if (ns) {
+      const hit = ns.lookup(parent, name);
+      if (hit === null) return err(Errno.ENOENT);
+      if (hit) return this.getattr(hit.ino);
+      await ns.settle([parent]);
+    }
+    const r = await this.meta.lookup(parent, name, this.sid);
+    if (!r.ok) return r;
+    return { ok: true, value: this.withLocal(ns?.attrOf(r.value.ino) ?? r.value) };
   }
 
   async getattr(ino: Ino): Promise<Result<Attr>> {
+    const known = this.ns?.attrOf(ino);
+    if (known) return { ok: true, value: this.withLocal(known) };
     const mine = this.dirAttrs.get(ino);
     if (mine) return { ok: true, value: mine };
-    const r = await this.meta.getattr(ino);
+    await this.settled(ino);
+    const r = await this.meta.getattr(ino, this.sid);
     return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
   }
 
@@ -230,26 +298,40 @@ export class Vfs implements FuseVfs {
     }
     const r = await this.exec({ op: 'setattr', ino, set, now: nowTimespec() });
     if (r.ok && st && set.size !== undefined) st.truncated(r.value.size);
+    this.ns?.learned(ino, r.ok ? r.value : null);
     return r;
   }
 
   async mknod(parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Result<Attr>> {
     const e = nameError(name);
     if (e) return err(e);
-    return this.exec({ op: 'mknod', parent, name, mode, rdev, caller, now: nowTimespec() });
+    const now = nowTimespec();
+    const type = mode & S_IFMT || S_IFREG;
+    const local = await this.ns?.create(parent, name, type | (mode & 0o7777), caller, now, { rdev });
+    return local ?? this.exec({ op: 'mknod', parent, name, mode, rdev, caller, now });
   }
 
   async mkdir(parent: Ino, name: string, mode: number, caller: Caller): Promise<Result<Attr>> {
     const e = nameError(name);
     if (e) return err(e);
-    return this.exec({ op: 'mkdir', parent, name, mode: (mode & ~S_IFMT) | S_IFDIR, caller, now: nowTimespec() });
+    const now = nowTimespec();
+    const ns = this.ns;
+    const local = await ns?.create(parent, name, S_IFDIR | (mode & 0o7777), caller, now, {});
+    if (local) return local;
+    // A directory this client makes comes with its exclusive lease (decision 0012).
+    const lease = ns && ns.session.valid() ? { lease: this.opts.sessionId } : {};
+    const r = await this.exec({ op: 'mkdir', parent, name, mode: (mode & ~S_IFMT) | S_IFDIR, caller, now, ...lease });
+    if (r.ok && ns && 'lease' in lease) ns.adopt(r.value);
+    return r;
   }
 
   async symlink(parent: Ino, name: string, target: string, caller: Caller): Promise<Result<Attr>> {
     const e = nameError(name);
     if (e) return err(e);
     if (target.length > 4095) return err(Errno.ENAMETOOLONG);
-    return this.exec({ op: 'symlink', parent, name, target, caller, now: nowTimespec() });
+    const now = nowTimespec();
+    const local = await this.ns?.create(parent, name, S_IFLNK | 0o777, caller, now, { target });
+    return local ?? this.exec({ op: 'symlink', parent, name, target, caller, now });
   }
 
   async link(ino: Ino, newParent: Ino, newName: string): Promise<Result<Attr>> {
@@ -257,6 +339,8 @@ export class Vfs implements FuseVfs {
     if (e) return err(e);
     await this.syncSessionOps();
     const r = await this.exec({ op: 'link', ino, newParent, newName, now: nowTimespec() });
+    // Reachable from another directory now: this client no longer predicts its attributes.
+    this.ns?.learned(ino, null);
     return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
   }
 
@@ -264,24 +348,38 @@ export class Vfs implements FuseVfs {
     const e = nameError(name);
     if (e) return err(e);
     await this.syncSessionOps();
-    return this.exec({ op: 'unlink', parent, name, now: nowTimespec() });
+    const now = nowTimespec();
+    const local = await this.ns?.remove(parent, name, false, now);
+    return local ?? this.exec({ op: 'unlink', parent, name, now });
   }
 
   async rmdir(parent: Ino, name: string): Promise<Result<null>> {
     const e = nameError(name);
     if (e) return err(e);
     await this.syncSessionOps();
-    return this.exec({ op: 'rmdir', parent, name, now: nowTimespec() });
+    const now = nowTimespec();
+    const local = await this.ns?.remove(parent, name, true, now);
+    if (local) return local;
+    const named = await this.namedDirs([[parent, name]]);
+    return this.exec({ op: 'rmdir', parent, name, now }, named);
   }
 
   async rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number): Promise<Result<null>> {
     const e = nameError(name) || nameError(newName);
     if (e) return err(e);
     await this.syncSessionOps();
-    return this.exec({ op: 'rename', parent, name, newParent, newName, flags, now: nowTimespec() });
+    const now = nowTimespec();
+    const local = await this.ns?.rename(parent, name, newParent, newName, flags, now);
+    if (local) return local;
+    const named = await this.namedDirs([
+      [parent, name],
+      [newParent, newName],
+    ]);
+    return this.exec({ op: 'rename', parent, name, newParent, newName, flags, now }, named);
   }
 
-  readlink(ino: Ino): Promise<Result<string>> {
+  async readlink(ino: Ino): Promise<Result<string>> {
+    await this.settled(ino);
     return this.meta.readlink(ino);
   }
 
@@ -298,6 +396,7 @@ export class Vfs implements FuseVfs {
       const until = this.noCapability.get(ino);
       if (until !== undefined && until > Date.now()) return err(Errno.ENODATA);
     }
+    await this.settled(ino);
     const r = await this.meta.getxattr(ino, name);
     if (!r.ok && r.errno === Errno.ENODATA && name === 'security.capability') {
       if (this.noCapability.size > 10_000) this.noCapability.clear();
@@ -306,7 +405,8 @@ export class Vfs implements FuseVfs {
     return r;
   }
 
-  listxattr(ino: Ino): Promise<Result<string[]>> {
+  async listxattr(ino: Ino): Promise<Result<string[]>> {
+    await this.settled(ino);
     return this.meta.listxattr(ino);
   }
 
@@ -316,12 +416,16 @@ export class Vfs implements FuseVfs {
     if (value.length > XATTR_VALUE_MAX_BYTES) return err(Errno.ENOSPC);
     if (isPosixAclName(name)) return err(Errno.ENOTSUP);
     this.noCapability.delete(ino);
-    return this.exec({ op: 'setxattr', ino, name, value, flags, now: nowTimespec() });
+    const r = await this.exec({ op: 'setxattr', ino, name, value, flags, now: nowTimespec() });
+    this.ns?.learned(ino, null);
+    return r;
   }
 
   async removexattr(ino: Ino, name: string): Promise<Result<null>> {
     if (isPosixAclName(name)) return err(Errno.ENOTSUP);
-    return this.exec({ op: 'removexattr', ino, name, now: nowTimespec() });
+    const r = await this.exec({ op: 'removexattr', ino, name, now: nowTimespec() });
+    this.ns?.learned(ino, null);
+    return r;
   }
 
   // ---- files ----------------------------------------------------------------------------
@@ -360,8 +464,11 @@ export class Vfs implements FuseVfs {
 
   async open(ino: Ino, flags: number): Promise<Result<OpenResult>> {
     await this.releaseBackpressure();
-    // Close-to-open: every open revalidates the attributes with the meta service.
-    let r = await this.meta.getattr(ino);
+    // Close-to-open: every open revalidates the attributes with the meta service (or
+    // knows them: a file this client created under a lease it still holds).
+    const known = this.ns?.attrOf(ino);
+    if (!known) await this.settled(ino);
+    let r: Result<Attr> = known ? { ok: true, value: known } : await this.meta.getattr(ino, this.sid);
     if (!r.ok) return r;
     const isReg = (r.value.mode & S_IFMT) === S_IFREG;
     const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;
@@ -378,7 +485,9 @@ export class Vfs implements FuseVfs {
     if (e) return err(e);
     const fh = this.nextFh++;
     const open = { session: this.opts.sessionId, handle: fh };
-    const r = await this.exec({ op: 'mknod', parent, name, mode: (mode & ~S_IFMT) | S_IFREG, rdev: 0, caller, now: nowTimespec(), open });
+    const now = nowTimespec();
+    const fileMode = (mode & ~S_IFMT) | S_IFREG;
+    const r = (await this.ns?.create(parent, name, fileMode, caller, now, { open })) ?? (await this.exec({ op: 'mknod', parent, name, mode: fileMode, rdev: 0, caller, now, open }));
     if (!r.ok) return r;
     // A new file has no xattrs: spare the kernel's per-write security.capability lookup.
     this.noCapability.set(r.value.ino, Date.now() + this.opts.attrTtlMs);
@@ -415,6 +524,11 @@ export class Vfs implements FuseVfs {
 
   /** Make every write of this inode durable and visible: upload, then one commit. */
   private async flushState(st: FileState): Promise<number> {
+    if (this.ns?.isLost(st.ino)) {
+      // Its creation was dropped with a poisoned batch: nothing to commit the data to.
+      st.discard();
+      return Errno.EIO;
+    }
     const e = await st.drain();
     if (e) return e;
     return st.commit(async (refs, sizeBytes, mtime) => {
@@ -423,7 +537,9 @@ export class Vfs implements FuseVfs {
       if (!r.ok) return r.errno;
       st.version = r.value.version;
       this.openedVersion.set(st.ino, r.value.version);
-      return 0;
+      this.ns?.learned(st.ino, r.value);
+      // A sync point: changes this client lost since the last one are reported here.
+      return this.ns?.takePoison() ?? 0;
     });
   }
 
@@ -436,8 +552,18 @@ export class Vfs implements FuseVfs {
     return e ? err(e) : { ok: true, value: null };
   }
 
-  fsync(fh: number): Promise<Result<null>> {
-    return this.flush(fh);
+  async fsync(fh: number): Promise<Result<null>> {
+    const r = await this.flush(fh);
+    if (!r.ok || !this.ns) return r;
+    // The file's name (and every change before it) is committed too.
+    const e = await this.ns.drain();
+    return e ? err(e) : r;
+  }
+
+  /** fsync of a directory, syncfs: every namespace change of this client is committed. */
+  async fsyncdir(): Promise<Result<null>> {
+    const e = this.ns ? await this.ns.drain() : 0;
+    return e ? err(e) : { ok: true, value: null };
   }
 
   async release(fh: number): Promise<Result<null>> {
@@ -498,6 +624,11 @@ export class Vfs implements FuseVfs {
     if (ops.length === 0) return;
     // One command (one Raft entry) for the whole batch, applied in order.
     const items = ops.map((o) => ({ open: o.op === 'open', ino: o.ino, handle: o.handle }));
+    if (this.ns) {
+      // In order with this client's other changes (a create still queued comes first).
+      this.ns.enqueueHandles({ op: 'handles', session: this.opts.sessionId, items });
+      return;
+    }
     const run = this.meta
       .execute({ op: 'handles', session: this.opts.sessionId, items })
       .then(
@@ -529,6 +660,7 @@ export class Vfs implements FuseVfs {
     if (this.sessionOps.length > 0) this.flushSessionOps();
     const all = (async () => {
       while (this.releases.size > 0) await Promise.all([...this.releases]);
+      if (this.ns) await this.ns.drain();
       return true;
     })();
     if (!Number.isFinite(boundMs)) return all;
@@ -559,19 +691,38 @@ export class Vfs implements FuseVfs {
     this.stopWriteback();
     let failed = 0;
     for (const st of this.files.values()) if (await this.flushState(st)) failed++;
+    // Unmount is a sync point: every namespace change is committed first.
+    if (this.ns && (await this.ns.drain())) failed++;
     await this.settle(SHUTDOWN_RELEASE_WAIT_MS);
+    this.ns?.session.stop();
     return failed;
   }
 
   // ---- directories -----------------------------------------------------------------------
 
   async opendir(ino: Ino): Promise<Result<number>> {
-    const r = await this.meta.getattr(ino);
+    const r = await this.getattr(ino);
     if (!r.ok) return r;
     if ((r.value.mode & S_IFMT) !== S_IFDIR) return err(Errno.ENOTDIR);
     const fh = this.nextFh++;
-    this.handles.set(fh, { kind: 'dir', ino, entries: [], done: false });
+    this.handles.set(fh, { kind: 'dir', ino, entries: this.leasedListing(ino) ?? [], done: false });
+    const h = this.handles.get(fh) as DirHandle;
+    h.done = h.entries.length > 0 || this.ns?.list(ino)?.length === 0;
     return { ok: true, value: fh };
+  }
+
+  /** A leased directory's listing with every entry's attributes known here, or null. */
+  private leasedListing(ino: Ino): DirHandle['entries'] | null {
+    const ns = this.ns;
+    const list = ns?.list(ino);
+    if (!ns || !list) return null;
+    const out: DirHandle['entries'] = [];
+    for (const e of list) {
+      const attr = ns.attrOf(e.ino);
+      if (!attr) return null;
+      out.push({ ...e, attr });
+    }
+    return out;
   }
 
   /** Entries from `offset` on; at least `want` of them unless the directory ends first. */
@@ -579,11 +730,13 @@ export class Vfs implements FuseVfs {
     const h = this.handles.get(fh);
     if (!h || h.kind !== 'dir') return err(Errno.EBADF);
     const needed = offset + want;
+    if (!h.done) await this.settled(h.ino);
     while (!h.done && h.entries.length + 2 < needed) {
       const after = h.entries.length > 0 ? h.entries[h.entries.length - 1].name : null;
-      const page = await this.meta.readdir(h.ino, after, this.opts.readdirPageEntries);
+      const page = await this.meta.readdir(h.ino, after, this.opts.readdirPageEntries, this.sid);
       if (!page.ok) return page;
-      h.entries.push(...page.value.entries);
+      const ns = this.ns;
+      h.entries.push(...(ns ? page.value.entries.map((e) => ({ ...e, attr: ns.attrOf(e.ino) ?? e.attr })) : page.value.entries));
       h.done = page.value.done;
     }
     const out: DirListing['entries'] = [];
@@ -613,6 +766,7 @@ export class Vfs implements FuseVfs {
       ref.inline ? ref.inline.subarray(offset, Math.min(offset + length, ref.inline.length)) : this.cache.read(ref, offset, length, sequential),
     uploadChunk: (layout: Layout, data: Buffer, index: number) => this.uploadChunk(layout, data, index),
     loadRefs: async (ino: Ino, fromIndex: number, count: number) => {
+      await this.settled(ino);
       const r = await this.meta.getChunks(ino, fromIndex, count);
       return r.ok ? r.value : r.errno;
     },

@@ -25,6 +25,8 @@ export const S_IFCHR = 0o020000;
 export const S_IFIFO = 0o010000;
 export const S_ISUID = 0o4000;
 export const S_ISGID = 0o2000;
+/** st_size of every directory. */
+export const DIR_SIZE_BYTES = 4096;
 export const S_ISVTX = 0o1000;
 
 /** How a file's data is protected. Inherited from the parent directory at create. */

@@ -91,7 +91,10 @@ describe('FUSE INTERRUPT: a process blocked on a namespace call without quorum c
   });
 
   it('kills blocked mkdir and create at once; a handled signal is not EINTR; the mount works after', async () => {
-    await sh(`mkdir ${mnt}/before && echo x > ${mnt}/before/f`);
+    // `before` is made by this mount, so it comes with this mount's lease and creates in it
+    // would be answered from memory (decision 0012); a chmod gives the lease back, so the
+    // create below needs the leader like any change in a directory nobody leases.
+    await sh(`mkdir ${mnt}/before && echo x > ${mnt}/before/f && chmod 755 ${mnt}/before`);
     const eintrBefore = await metricSum(http, 'dfs_fuse_ops_total', 'result="4"');
 
     // Two of three voters frozen: no namespace call can commit (or be read linearizably).

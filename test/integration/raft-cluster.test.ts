@@ -176,15 +176,18 @@ describe('raft cluster of 5: survives two failures, stops writing without a quor
     expect((await c.leader()).id).toBe('node1');
 
     await c.kill('node3');
-    // No quorum: a create must not succeed. A request the daemon already holds cannot be
-    // interrupted (FUSE waits for its answer even after SIGKILL): the bound is the
-    // router's deadline (20 s), after which the call fails with EIO. Both at once: one
-    // under timeout(1), one left to fail on its own; in two directories, since a create
-    // holds its parent directory's lock in the kernel.
+    // No quorum: a written file must not be made durable. q1 and q2 are this mount's, so
+    // their creates may be answered from its leases (decision 0012: acknowledged before
+    // they commit); the sync point, fsync here, is what must fail (shells ignore close()
+    // errors of `echo > f`). A request the daemon already holds cannot be interrupted
+    // (FUSE waits for its answer even after SIGKILL): the bound is the router's deadline
+    // (20 s), after which the call fails with EIO. Both at once: one under timeout(1), one
+    // left to fail on its own; in two directories, since a create holds its parent
+    // directory's lock in the kernel.
     const t0 = Date.now();
     const [bounded, plain] = await Promise.all([
-      shTry(`timeout -k 2 5 sh -c 'echo x > ${m1}/q1/no-quorum'`, { timeoutMs: 45_000 }),
-      shTry(`echo y > ${m1}/q2/no-quorum`, { timeoutMs: 45_000 }),
+      shTry(`timeout -k 2 5 sh -c 'echo x | dd of=${m1}/q1/no-quorum conv=fsync status=none'`, { timeoutMs: 45_000 }),
+      shTry(`echo y | dd of=${m1}/q2/no-quorum conv=fsync status=none`, { timeoutMs: 45_000 }),
     ]);
     const elapsed = Date.now() - t0;
     expect(bounded.code, `write under timeout without a quorum: ${bounded.out}`).not.toBe(0);

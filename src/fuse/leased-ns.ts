@@ -1,0 +1,561 @@
+// The client's side of decision 0012: directories this session holds exclusively,
+// answered and changed in memory, and one ordered queue of every namespace change this
+// client makes, sent to the leader as batches (one Raft entry each).
+//
+// - A directory this client creates gets its exclusive lease with it (`mkdir` with
+//   `lease`, or any mkdir inside a leased directory): its view is complete from the
+//   start (empty) and only this client changes it until the lease is recalled.
+// - In a leased directory, create/mknod/mkdir/symlink, unlink, rmdir (of a leased empty
+//   subdirectory) and rename of a non-directory within or between leased directories are
+//   answered here (new inode numbers come from a delegated range) and queued ("async").
+//   Anything else is sent synchronously, in the same queue, so order is kept; a
+//   synchronous change that touches a leased directory gives the lease back first.
+// - The queue is sent in order: runs of async changes as one `batch` of the session
+//   (every op needs the session's lease at apply, so a revoked lease stops it), a
+//   synchronous change as the plain last op of that batch, whose own answer it waits for.
+//   Async changes wait at most FLUSH_MS; a synchronous one, a recall or a drain sends at once.
+// - A batch that does not apply whole "poisons" the client: what applied is a prefix, the
+//   rest of the queue is dropped (sync changes in it fail with EIO), every view is given
+//   up, and the next sync point (fsync, close of a written file, unmount) returns EIO.
+// - While the session is not valid (its renewals not acknowledged; client-session.ts),
+//   no answer comes from a view.
+import type { Logger } from 'pino';
+import type { MetaApi } from '../meta/api.js';
+import type { Attr, Caller, Command, Ino, Result, Timespec } from '../meta/types.js';
+import { BATCH_OPS_MAX, BATCHABLE_OPS, DIR_SIZE_BYTES, Errno, RENAME_NOREPLACE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../meta/types.js';
+import type { ClientSession } from './client-session.js';
+
+/** Async changes are sent within this bound (the durability contract's "≤ 50 ms"). */
+export const FLUSH_MS = 50;
+/** Bytes of names and targets per batch (a Raft entry stays well below its limit). */
+const BATCH_BYTES_MAX = 512 * 1024;
+/** Inode numbers asked for at once; the next range is fetched when half is used. */
+const INO_RANGE = 1024;
+/** Entries kept in all views together; beyond it the oldest views are given back. */
+const VIEW_ENTRIES_MAX = 200_000;
+/** How long a change waits for the session to become valid before going synchronous. */
+const VALID_WAIT_MS = 2_000;
+
+interface DirView {
+  attr: Attr;
+  entries: Map<string, { ino: Ino; type: number }>;
+}
+
+type Item =
+  | { kind: 'async'; cmd: Command; touched: Ino[]; bytes: number; at: number }
+  | { kind: 'sync'; cmd: Command; touched: Ino[]; bytes: number; at: number; resolve: (r: Result<unknown>) => void };
+
+const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
+const cmdBytes = (c: Command): number => 64 + ('name' in c ? c.name.length : 0) + ('newName' in c ? c.newName.length : 0) + ('target' in c ? c.target.length : 0);
+
+export class LeasedNamespace {
+  private readonly views = new Map<Ino, DirView>();
+  private viewEntries = 0;
+  /** Attributes of non-directories this client created in a leased directory, while it holds it. */
+  private readonly predicted = new Map<Ino, Attr>();
+  /** Queued changes per inode they touch (reads about it from the leader wait for 0). */
+  private readonly pending = new Map<Ino, number>();
+  /**
+   * Directories whose views were dropped by a poisoned batch: the leader may still count
+   * them as ours, so a sync change touching one gives it back first (a recall does too).
+   */
+  private readonly maybeHeld = new Set<Ino>();
+  /** Inodes created here whose creation a poisoned batch dropped (see poison()). */
+  private readonly lost = new Set<Ino>();
+
+  /** True when this client's creation of `ino` was dropped: the file does not exist. */
+  isLost(ino: Ino): boolean {
+    return this.lost.has(ino);
+  }
+  private queue: Item[] = [];
+  private sending = false;
+  private timer: NodeJS.Timeout | null = null;
+  private drains = 0;
+  private idle: Array<() => void> = [];
+  private inos = { next: 0, end: 0 };
+  private spare: { next: number; end: number } | null = null;
+  private fetching: Promise<void> | null = null;
+  private chunkSizeBytes = 0;
+  private poisoned = 0;
+  readonly counters = { asyncOps: 0, syncOps: 0, batches: 0, poisoned: 0, recalls: 0, released: 0, leasesTaken: 0 };
+
+  constructor(
+    private readonly meta: MetaApi,
+    readonly session: ClientSession,
+    private readonly note: (r: Result<unknown>) => void,
+    private readonly log?: Logger,
+  ) {}
+
+  // ---- what the views answer ----------------------------------------------------------
+
+  /** The view of a leased directory, when answers may come from it now. */
+  view(dir: Ino): DirView | undefined {
+    const v = this.views.get(dir);
+    return v && this.session.valid() ? v : undefined;
+  }
+
+  /** True when this client holds `dir` (usable or not). */
+  holds(dir: Ino): boolean {
+    return this.views.has(dir);
+  }
+
+  /** Attributes known here: a leased directory's, or a file's this client created under a lease. */
+  attrOf(ino: Ino): Attr | undefined {
+    if (!this.session.valid()) return undefined;
+    return this.views.get(ino)?.attr ?? this.predicted.get(ino);
+  }
+
+  get leasedDirs(): number {
+    return this.views.size;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Waits until no queued change touches any of `inos` (sending at once). */
+  async settle(inos: readonly Ino[]): Promise<void> {
+    if (!inos.some((i) => this.pending.has(i))) return;
+    this.drains++;
+    try {
+      this.kick();
+      while (inos.some((i) => this.pending.has(i))) await new Promise<void>((resolve) => this.idle.push(resolve));
+    } finally {
+      this.drains--;
+    }
+  }
+
+  /** Sends everything queued and waits; returns (and clears) a poisoned session's error. */
+  async drain(): Promise<number> {
+    this.drains++;
+    try {
+      this.kick();
+      while (this.queue.length > 0 || this.sending) await new Promise<void>((resolve) => this.idle.push(resolve));
+    } finally {
+      this.drains--;
+    }
+    return this.takePoison();
+  }
+
+  takePoison(): number {
+    const e = this.poisoned;
+    this.poisoned = 0;
+    return e;
+  }
+
+  /** A directory whose lease the caller may use for an async change (waits briefly for validity). */
+  async usable(dir: Ino): Promise<DirView | undefined> {
+    const v = this.views.get(dir);
+    if (!v) return undefined;
+    if (this.session.valid() || (await this.session.waitValid(VALID_WAIT_MS))) return this.views.get(dir);
+    // Cut off from the leader: give every lease back (in order) and go synchronous.
+    this.releaseAll('session not renewed');
+    return undefined;
+  }
+
+  // ---- async changes ---------------------------------------------------------------------
+
+  /** A delegated inode number, or null when none could be had (the caller goes synchronous). */
+  private async takeIno(): Promise<Ino | null> {
+    if (this.inos.next >= this.inos.end && this.spare) {
+      this.inos = this.spare;
+      this.spare = null;
+    }
+    if (this.inos.next >= this.inos.end) await this.fetchInos();
+    if (this.inos.next >= this.inos.end && this.spare) {
+      this.inos = this.spare;
+      this.spare = null;
+    }
+    if (this.inos.next >= this.inos.end) return null;
+    const ino = this.inos.next++;
+    if (!this.spare && this.inos.end - this.inos.next < INO_RANGE / 2) void this.fetchInos();
+    return ino;
+  }
+
+  private fetchInos(): Promise<void> {
+    this.fetching ??= this.meta
+      .execute({ op: 'allocInodes', session: this.session.id, count: INO_RANGE })
+      .then(
+        (r) => {
+          if (!r.ok) return;
+          this.chunkSizeBytes = r.value.chunkSizeBytes;
+          const range = { next: r.value.first, end: r.value.first + INO_RANGE };
+          if (this.inos.next >= this.inos.end) this.inos = range;
+          else this.spare = range;
+        },
+        () => undefined,
+      )
+      .finally(() => (this.fetching = null));
+    return this.fetching;
+  }
+
+  /** Warms up: a range of inode numbers before the first create needs it. */
+  prefetch(): void {
+    if (this.inos.next >= this.inos.end && !this.spare) void this.fetchInos();
+  }
+
+  private newAttr(parent: Attr, ino: Ino, mode: number, caller: Caller, now: Timespec, extra: { size: number; nlink: number; rdev: number }): Attr {
+    // Exactly what apply's newInode() writes (then flush() bumps the version to 1).
+    const setgid = (parent.mode & S_ISGID) !== 0;
+    if (setgid && isDir(mode)) mode |= S_ISGID;
+    return {
+      ino,
+      mode,
+      uid: caller.uid,
+      gid: setgid ? parent.gid : caller.gid,
+      size: extra.size,
+      nlink: extra.nlink,
+      rdev: extra.rdev,
+      atime: now,
+      mtime: now,
+      ctime: now,
+      version: 1,
+      chunkSizeBytes: (mode & S_IFMT) === S_IFREG ? this.chunkSizeBytes : 0,
+      layout: { ...parent.layout },
+    };
+  }
+
+  private touchDir(v: DirView, now: Timespec): void {
+    v.attr = { ...v.attr, mtime: now, ctime: now, version: v.attr.version + 1 };
+  }
+
+  /**
+   * A create (regular file, device, fifo, socket, symlink or directory) in a leased
+   * directory, answered here; null when it must go to the leader instead.
+   */
+  async create(
+    parent: Ino,
+    name: string,
+    mode: number,
+    caller: Caller,
+    now: Timespec,
+    extra: { rdev?: number; target?: string; open?: { session: string; handle: number } },
+  ): Promise<Result<Attr> | null> {
+    let v = await this.usable(parent);
+    if (!v) return null;
+    if (v.entries.has(name)) return { ok: false, errno: Errno.EEXIST };
+    if (this.chunkSizeBytes === 0 && (mode & S_IFMT) === S_IFREG) await this.fetchInos();
+    const ino = await this.takeIno();
+    // The awaits above may have seen the lease go (a recall) or the name appear.
+    v = this.view(parent);
+    if (ino === null || !v || (this.chunkSizeBytes === 0 && (mode & S_IFMT) === S_IFREG)) return null;
+    if (v.entries.has(name)) return { ok: false, errno: Errno.EEXIST };
+    const type = mode & S_IFMT;
+    const dir = type === S_IFDIR;
+    const target = extra.target;
+    const attr = this.newAttr(v.attr, ino, mode, caller, now, {
+      size: dir ? DIR_SIZE_BYTES : target !== undefined ? Buffer.byteLength(target, 'latin1') : 0,
+      nlink: dir ? 2 : 1,
+      rdev: extra.rdev ?? 0,
+    });
+    const delegated = { session: this.session.id, ino };
+    let cmd: Command;
+    if (dir) cmd = { op: 'mkdir', parent, name, mode: mode & ~S_IFMT & 0o7777, caller, now, delegated };
+    else if (type === S_IFLNK) cmd = { op: 'symlink', parent, name, target: target ?? '', caller, now, delegated };
+    else {
+      cmd = { op: 'mknod', parent, name, mode, rdev: extra.rdev ?? 0, caller, now, delegated };
+      if (extra.open) cmd.open = extra.open;
+    }
+    v.entries.set(name, { ino, type });
+    this.viewEntries++;
+    if (dir) {
+      v.attr = { ...v.attr, nlink: v.attr.nlink + 1 };
+      this.addView(ino, attr);
+    } else {
+      this.predicted.set(ino, attr);
+    }
+    this.touchDir(v, now);
+    this.enqueue(cmd, [parent, ino]);
+    this.boundViews();
+    return { ok: true, value: attr };
+  }
+
+  /** unlink or rmdir in a leased directory; null when it must go to the leader. */
+  async remove(parent: Ino, name: string, wantDir: boolean, now: Timespec): Promise<Result<null> | null> {
+    const v = await this.usable(parent);
+    if (!v) return null;
+    const e = v.entries.get(name);
+    if (!e) return { ok: false, errno: Errno.ENOENT };
+    if (wantDir) {
+      if (!isDir(e.type)) return { ok: false, errno: Errno.ENOTDIR };
+      const sub = this.views.get(e.ino);
+      // Emptiness is known only for a directory we hold.
+      if (!sub) return null;
+      if (sub.entries.size > 0) return { ok: false, errno: Errno.ENOTEMPTY };
+      this.views.delete(e.ino);
+      v.attr = { ...v.attr, nlink: v.attr.nlink - 1 };
+    } else {
+      if (isDir(e.type)) return { ok: false, errno: Errno.EISDIR };
+      this.dropLink(e.ino, now);
+    }
+    v.entries.delete(name);
+    this.viewEntries--;
+    this.touchDir(v, now);
+    this.enqueue(wantDir ? { op: 'rmdir', parent, name, now } : { op: 'unlink', parent, name, now }, [parent, e.ino]);
+    return { ok: true, value: null };
+  }
+
+  private dropLink(ino: Ino, now: Timespec): void {
+    const p = this.predicted.get(ino);
+    if (!p) return;
+    if (p.nlink <= 1) this.predicted.delete(ino);
+    else this.predicted.set(ino, { ...p, nlink: p.nlink - 1, ctime: now, version: p.version + 1 });
+  }
+
+  /** rename of a non-directory within or between leased directories; null: to the leader. */
+  async rename(parent: Ino, name: string, newParent: Ino, newName: string, flags: number, now: Timespec): Promise<Result<null> | null> {
+    if (flags !== 0 && flags !== RENAME_NOREPLACE) return null;
+    const from = await this.usable(parent);
+    const to = await this.usable(newParent);
+    if (!from || !to || this.view(parent) !== from || this.view(newParent) !== to) return null;
+    const src = from.entries.get(name);
+    if (!src) return { ok: false, errno: Errno.ENOENT };
+    if (isDir(src.type)) return null;
+    const dst = to.entries.get(newName);
+    if (dst && dst.ino === src.ino) return { ok: true, value: null };
+    if (dst && flags === RENAME_NOREPLACE) return { ok: false, errno: Errno.EEXIST };
+    if (dst && isDir(dst.type)) return { ok: false, errno: Errno.EISDIR };
+    const touched = [parent, newParent, src.ino];
+    if (dst) {
+      this.dropLink(dst.ino, now);
+      touched.push(dst.ino);
+    } else {
+      this.viewEntries++;
+    }
+    from.entries.delete(name);
+    this.viewEntries--;
+    to.entries.set(newName, src);
+    const p = this.predicted.get(src.ino);
+    if (p) this.predicted.set(src.ino, { ...p, ctime: now, version: p.version + 1 });
+    this.touchDir(from, now);
+    if (to !== from) this.touchDir(to, now);
+    this.enqueue({ op: 'rename', parent, name, newParent, newName, flags, now }, touched);
+    return { ok: true, value: null };
+  }
+
+  /** Entry of a leased directory: the inode, or null (no such name); undefined when not leased. */
+  lookup(parent: Ino, name: string): { ino: Ino; type: number } | null | undefined {
+    const v = this.view(parent);
+    if (!v) return undefined;
+    return v.entries.get(name) ?? null;
+  }
+
+  /** A leased directory's entries, in name (byte) order as the leader lists them. */
+  list(dir: Ino): Array<{ name: string; ino: Ino; type: number }> | undefined {
+    const v = this.view(dir);
+    if (!v) return undefined;
+    const out = [...v.entries].map(([name, e]) => ({ name, ino: e.ino, type: e.type }));
+    out.sort((a, b) => Buffer.compare(Buffer.from(a.name, 'latin1'), Buffer.from(b.name, 'latin1')));
+    return out;
+  }
+
+  // ---- leases ---------------------------------------------------------------------------
+
+  private addView(dir: Ino, attr: Attr): void {
+    this.views.set(dir, { attr, entries: new Map() });
+    this.counters.leasesTaken++;
+  }
+
+  /** A directory the leader just created for this session with its lease (sync mkdir). */
+  adopt(attr: Attr): void {
+    if (!this.views.has(attr.ino)) this.addView(attr.ino, attr);
+  }
+
+  /** A sync change touching `dirs` goes next: leases on them are given back first, in order. */
+  beforeSync(dirs: readonly Ino[]): void {
+    for (const d of dirs) {
+      if (this.views.has(d)) this.release(d);
+      else if (this.maybeHeld.delete(d)) this.release(d, true);
+    }
+  }
+
+  /** The leader recalls these leases: give them back now, with everything queued before. */
+  recall(dirs: readonly Ino[]): void {
+    this.counters.recalls += dirs.length;
+    for (const d of dirs) {
+      this.maybeHeld.delete(d);
+      this.release(d, true);
+    }
+    this.kick();
+  }
+
+  private release(dir: Ino, always = false): void {
+    const v = this.views.get(dir);
+    if (!v && !always) return;
+    if (v) {
+      this.views.delete(dir);
+      this.viewEntries -= v.entries.size;
+      // Others may change these files once the directory is theirs to change.
+      for (const e of v.entries.values()) this.predicted.delete(e.ino);
+    }
+    this.counters.released++;
+    this.enqueue({ op: 'leaseRelease', session: this.session.id, ino: dir }, [dir]);
+  }
+
+  private releaseAll(why: string): void {
+    if (this.views.size === 0) return;
+    this.log?.warn({ why, leases: this.views.size }, 'giving back every directory lease');
+    for (const d of [...this.views.keys()]) this.release(d);
+    this.predicted.clear();
+  }
+
+  /** The views stay bounded: the oldest are given back past VIEW_ENTRIES_MAX entries. */
+  private boundViews(): void {
+    if (this.viewEntries <= VIEW_ENTRIES_MAX) return;
+    for (const d of [...this.views.keys()]) {
+      if (this.viewEntries <= VIEW_ENTRIES_MAX * 0.75) break;
+      this.release(d);
+    }
+  }
+
+  // ---- the queue ------------------------------------------------------------------------
+
+  private enqueue(cmd: Command, touched: Ino[]): void {
+    this.counters.asyncOps++;
+    for (const i of touched) this.pending.set(i, (this.pending.get(i) ?? 0) + 1);
+    this.queue.push({ kind: 'async', cmd, touched, bytes: cmdBytes(cmd), at: performance.now() });
+    this.schedule();
+  }
+
+  /** Handle registrations (open/release) in order with the rest. */
+  enqueueHandles(cmd: Extract<Command, { op: 'handles' }>): void {
+    this.enqueue(cmd, cmd.items.map((i) => i.ino));
+  }
+
+  /** A change answered by the leader, sent after everything queued before it. */
+  sync<R>(cmd: Command, touched: Ino[]): Promise<Result<R>> {
+    this.counters.syncOps++;
+    for (const i of touched) this.pending.set(i, (this.pending.get(i) ?? 0) + 1);
+    const p = new Promise<Result<unknown>>((resolve) => this.queue.push({ kind: 'sync', cmd, touched, bytes: cmdBytes(cmd), at: performance.now(), resolve }));
+    this.kick();
+    return p as Promise<Result<R>>;
+  }
+
+  private schedule(): void {
+    if (this.queue.length >= BATCH_OPS_MAX) return this.kick();
+    if (this.timer || this.sending) return;
+    const wait = Math.max(0, this.queue[0].at + FLUSH_MS - performance.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.kick();
+    }, wait);
+  }
+
+  private urgent(): boolean {
+    return this.drains > 0 || this.queue.length >= BATCH_OPS_MAX || this.queue.some((i) => i.kind === 'sync') || performance.now() - this.queue[0].at >= FLUSH_MS;
+  }
+
+  private kick(): void {
+    if (this.sending) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.queue.length > 0) {
+        if (!this.urgent()) break;
+        await this.send(this.cut());
+      }
+    } finally {
+      this.sending = false;
+      if (this.queue.length > 0) this.schedule();
+      const idle = this.idle;
+      this.idle = [];
+      for (const w of idle) w();
+    }
+  }
+
+  /** The next batch: a run of async changes, ended by at most one sync change. */
+  private cut(): Item[] {
+    const out: Item[] = [];
+    let bytes = 0;
+    for (const it of this.queue) {
+      if (out.length >= BATCH_OPS_MAX || (out.length > 0 && bytes + it.bytes > BATCH_BYTES_MAX)) break;
+      if (it.kind === 'sync' && out.length > 0 && !BATCHABLE_OPS.has(it.cmd.op)) break;
+      out.push(it);
+      bytes += it.bytes;
+      if (it.kind === 'sync') break;
+    }
+    this.queue.splice(0, out.length);
+    return out;
+  }
+
+  private async send(items: Item[]): Promise<void> {
+    const last = items[items.length - 1];
+    const tail = last.kind === 'sync' ? last : null;
+    try {
+      if (items.length === 1 && tail) {
+        const r = await this.meta.execute(tail.cmd);
+        this.note(r);
+        tail.resolve(r);
+        return;
+      }
+      this.counters.batches++;
+      const ops = items.map((i) => i.cmd);
+      const r = await this.meta.execute({ op: 'batch', ops, session: this.session.id, ...(tail ? { lastPlain: true } : {}) });
+      this.note(r);
+      const asyncCount = tail ? items.length - 1 : items.length;
+      if (r.ok && r.value.applied >= asyncCount) {
+        if (tail) tail.resolve(r.value.applied === items.length ? { ok: true, value: r.value.last ?? null, ...(r.dirs ? { dirs: r.dirs } : {}) } : { ok: false, errno: r.value.errno });
+        return;
+      }
+      const errno = r.ok ? r.value.errno : r.errno;
+      const applied = r.ok ? r.value.applied : -1;
+      this.poison(errno, applied, items);
+      tail?.resolve({ ok: false, errno: Errno.EIO });
+    } finally {
+      for (const it of items) this.unpend(it);
+    }
+  }
+
+  private unpend(it: Item): void {
+    for (const i of it.touched) {
+      const n = (this.pending.get(i) ?? 1) - 1;
+      if (n <= 0) this.pending.delete(i);
+      else this.pending.set(i, n);
+    }
+  }
+
+  /**
+   * A batch answered from our leases did not apply whole (applied -1: unknown, the call
+   * failed). That is a bug or a lease lost behind our back: loud, and the suffix goes.
+   */
+  private poison(errno: number, applied: number, items: Item[]): void {
+    this.counters.poisoned++;
+    this.poisoned = Errno.EIO;
+    const failed = applied >= 0 ? items[applied]?.cmd : undefined;
+    this.log?.error(
+      { errno, applied, batch: items.length, failedOp: failed?.op, queued: this.queue.length },
+      'namespace changes answered from a lease did not apply: dropping the rest and every lease; the next fsync/close reports EIO',
+    );
+    const rest = this.queue.splice(0);
+    for (const it of rest) {
+      this.unpend(it);
+      if (it.kind === 'sync') it.resolve({ ok: false, errno: Errno.EIO });
+    }
+    // Inodes whose creation is gone (or, when the call itself failed, may be): their
+    // files' later commits fail at once instead of each waiting for the leader again.
+    if (this.lost.size > VIEW_ENTRIES_MAX) this.lost.clear();
+    for (const it of [...items.slice(Math.max(0, applied)), ...rest]) {
+      const c = it.cmd;
+      if ((c.op === 'mknod' || c.op === 'mkdir' || c.op === 'symlink') && c.delegated) this.lost.add(c.delegated.ino);
+    }
+    // Given back lazily (before a sync change that touches one, or when recalled): the
+    // leader may be unreachable now, and nothing should queue behind releases.
+    for (const d of this.views.keys()) this.maybeHeld.add(d);
+    if (this.maybeHeld.size > VIEW_ENTRIES_MAX) this.maybeHeld.clear();
+    this.views.clear();
+    this.viewEntries = 0;
+    this.predicted.clear();
+  }
+
+  /** After a sync change's answer: what it tells about inodes this client predicts. */
+  learned(ino: Ino, attr: Attr | null): void {
+    if (!this.predicted.has(ino)) return;
+    if (attr) this.predicted.set(ino, attr);
+    else this.predicted.delete(ino);
+  }
+}

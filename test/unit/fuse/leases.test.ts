@@ -1,0 +1,288 @@
+// Directory leases and the ordered asynchronous namespace queue (decision 0012), with
+// several clients (Vfs) over one namespace: a MetaStore behind the leader's SessionHub
+// and LeaseGate, as ReplicatedMeta uses them, minus Raft. Each client talks through a
+// Link that a test can cut (a client cut off, or dead) to see what survives of it.
+import { afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import type { MetaApi, ReaddirPage, SessionEvents, SessionLink } from '../../../src/meta/api.js';
+import { MemKV } from '../../../src/meta/kv.js';
+import { MetaStore } from '../../../src/meta/store.js';
+import type { Attr, ChunkRef, Command, CommandValues, Ino, Result, StatFs } from '../../../src/meta/types.js';
+import { Errno, ROOT_INO, S_IFDIR, S_IFMT } from '../../../src/meta/types.js';
+import { LeaseGate, SessionHub, type SessionTimings } from '../../../src/daemon/session-hub.js';
+import { Vfs } from '../../../src/fuse/vfs.js';
+import type { DataPlane } from '../../../src/fuse/data-plane.js';
+import type { SessionOptions } from '../../../src/fuse/client-session.js';
+
+const log = pino({ level: 'silent' });
+const CALLER = { uid: 0, gid: 0 };
+const TIMINGS: SessionTimings = { sessionMs: 800, recallMs: 300, tickMs: 50 };
+const CLIENT: SessionOptions = { renewMs: 100, sessionMs: 800, drift: 0.05, marginMs: 100, reconnectMs: 20 };
+
+const noData: DataPlane = {
+  place: () => Promise.reject(new Error('no data plane in this test')),
+  client: () => {
+    throw new Error('no data plane in this test');
+  },
+} as unknown as DataPlane;
+
+/** The leader's side: the store, its lease table, the hub and the gate; always leader. */
+class Leader {
+  readonly hub: SessionHub;
+  readonly gate: LeaseGate;
+  constructor(readonly store: MetaStore) {
+    this.hub = new SessionHub(
+      {
+        leases: store.leases,
+        leaseHeld: () => true,
+        isLeader: () => true,
+        expire: async (session) => {
+          await store.execute({ op: 'sessionExpire', session });
+        },
+        now: () => performance.now(),
+        log,
+      },
+      TIMINGS,
+    );
+    this.gate = new LeaseGate(store, this.hub, () => true, log, 5_000);
+  }
+
+  async read<T>(dirs: Ino[], self: string | undefined, fn: () => Promise<Result<T>>, shown?: (r: Result<T>) => Ino[]): Promise<Result<T>> {
+    for (let round = 0; ; round++) {
+      const g = await this.gate.check(dirs, self ?? null);
+      if (g === 'leader') throw new Error('always leader here');
+      if (g) return g;
+      const r = await fn();
+      dirs = shown ? shown(r) : [];
+      if (dirs.length === 0 || round === 2 || this.hub.heldByOthers(dirs, self ?? null).length === 0) return r;
+    }
+  }
+}
+
+const isDir = (a: Attr): boolean => (a.mode & S_IFMT) === S_IFDIR;
+
+/** One client's connection to the leader; `cut` makes every later call hang (a dead client). */
+class Link implements MetaApi {
+  cut = false;
+  private readonly never = new Promise<never>(() => undefined);
+  private links = new Set<SessionLink>();
+  constructor(private readonly leader: Leader) {}
+
+  private async go<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.cut) return this.never;
+    const r = await fn();
+    if (this.cut) return this.never;
+    return r;
+  }
+
+  lookup(parent: Ino, name: string, session?: string): Promise<Result<Attr>> {
+    const s = this.leader.store;
+    return this.go(() => this.leader.read([parent], session, () => s.lookup(parent, name), (r) => (r.ok && isDir(r.value) ? [r.value.ino] : [])));
+  }
+  getattr(ino: Ino, session?: string): Promise<Result<Attr>> {
+    return this.go(() => this.leader.read([ino], session, () => this.leader.store.getattr(ino)));
+  }
+  readdir(ino: Ino, after: string | null, limit: number, session?: string): Promise<Result<ReaddirPage>> {
+    const s = this.leader.store;
+    return this.go(() => this.leader.read([ino], session, () => s.readdir(ino, after, limit), (r) => (r.ok ? r.value.entries.filter((e) => isDir(e.attr)).map((e) => e.ino) : [])));
+  }
+  readlink(ino: Ino): Promise<Result<string>> {
+    return this.go(() => this.leader.store.readlink(ino));
+  }
+  getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
+    return this.go(() => this.leader.store.getxattr(ino, name));
+  }
+  listxattr(ino: Ino): Promise<Result<string[]>> {
+    return this.go(() => this.leader.store.listxattr(ino));
+  }
+  getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>> {
+    return this.go(() => this.leader.store.getChunks(ino, fromIndex, count));
+  }
+  statfs(): Promise<Result<StatFs>> {
+    return this.go(() => this.leader.store.statfs());
+  }
+  execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
+    return this.go(async () => {
+      const { dirs, session } = await this.leader.gate.commandDirs(command);
+      const g = await this.leader.gate.check(dirs, session);
+      if (g === 'leader') throw new Error('always leader here');
+      if (g) return g;
+      return this.leader.store.execute(command);
+    });
+  }
+  openSession(session: string, events: SessionEvents): SessionLink {
+    if (this.cut) return { renew: () => undefined, close: () => undefined };
+    const h = this.leader.hub.attach(session, {
+      renewed: (seq) => !this.cut && events.renewed(seq),
+      recall: (dirs) => !this.cut && events.recall(dirs),
+      end: (why) => events.closed(why),
+    });
+    const link = { renew: (seq: number) => !this.cut && h.renew(seq), close: () => h.detach() };
+    this.links.add(link);
+    return link;
+  }
+}
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(): Promise<{ leader: Leader; client: (id: string) => Promise<{ vfs: Vfs; link: Link }> }> {
+  const store = await MetaStore.open(new MemKV(), { chunkSizeBytes: 1024 * 1024 });
+  const leader = new Leader(store);
+  cleanups.push(() => leader.hub.close());
+  const client = async (id: string): Promise<{ vfs: Vfs; link: Link }> => {
+    const link = new Link(leader);
+    const vfs = new Vfs(link, noData, { sessionId: id, logger: log, sessionOptions: CLIENT });
+    cleanups.push(() => {
+      vfs.stopWriteback();
+      vfs.ns?.session.stop();
+    });
+    await until('the session is valid', () => vfs.ns!.session.valid());
+    return { vfs, link };
+  };
+  return { leader, client };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!(await check())) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function ok<T>(r: Result<T>): T {
+  if (!r.ok) throw new Error(`errno ${r.errno}`);
+  return r.value;
+}
+
+async function names(api: MetaApi, dir: Ino): Promise<string[]> {
+  return ok(await api.readdir(dir, null, 10_000)).entries.map((e) => e.name);
+}
+
+async function touch(vfs: Vfs, parent: Ino, name: string): Promise<Attr> {
+  const c = ok(await vfs.create(parent, name, 0o644, 0, CALLER));
+  ok(await vfs.release(c.fh));
+  return c.attr;
+}
+
+describe('directory leases and the ordered namespace queue', () => {
+  it('answers creates, lookups and listings of a directory it made from memory, and the leader ends up with exactly those inodes', async () => {
+    const { leader, client } = await setup();
+    const { vfs } = await client('a');
+    const d = ok(await vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    expect(leader.store.leases.exclusiveHolder(d.ino)).toBe('a');
+    const made: Attr[] = [];
+    for (let i = 0; i < 50; i++) made.push(await touch(vfs, d.ino, `f${i}`));
+    const sub = ok(await vfs.mkdir(d.ino, 'sub', 0o2775, CALLER));
+    const link = ok(await vfs.symlink(sub.ino, 'l', 'target/path', CALLER));
+    // Nothing of it needed the leader: answered here, queued.
+    expect(vfs.ns!.counters.asyncOps).toBeGreaterThanOrEqual(52);
+    expect(ok(await vfs.lookup(d.ino, 'f7')).ino).toBe(made[7].ino);
+    expect((await vfs.lookup(d.ino, 'nope')).ok).toBe(false);
+    const mine = ok(await vfs.getattr(d.ino));
+    const subNow = ok(await vfs.getattr(sub.ino));
+    expect(ok(await vfs.fsyncdir())).toBeNull();
+    // The leader's namespace: the same names, and attributes identical to the predicted ones.
+    expect((await names(leader.store, d.ino)).length).toBe(51);
+    for (const a of [...made, subNow, link]) expect(ok(await leader.store.getattr(a.ino))).toEqual(a);
+    expect(ok(await leader.store.getattr(d.ino))).toEqual(mine);
+    expect(leader.store.leases.exclusiveHolder(sub.ino)).toBe('a');
+    expect(ok(await leader.store.readlink(link.ino))).toBe('target/path');
+  });
+
+  it('unlink, rename and rmdir under the lease keep the leader identical to what the client answered', async () => {
+    const { leader, client } = await setup();
+    const { vfs } = await client('a');
+    const d = ok(await vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    for (let i = 0; i < 20; i++) await touch(vfs, d.ino, `f${i}`);
+    const e = ok(await vfs.mkdir(d.ino, 'e', 0o755, CALLER));
+    for (let i = 0; i < 10; i++) ok(await vfs.rename(d.ino, `f${i}`, e.ino, `g${i}`, 0));
+    ok(await vfs.rename(e.ino, 'g0', e.ino, 'g1', 0));
+    for (let i = 10; i < 15; i++) ok(await vfs.unlink(d.ino, `f${i}`));
+    expect((await vfs.rmdir(d.ino, 'e')).ok).toBe(false);
+    ok(await vfs.mkdir(d.ino, 'empty', 0o755, CALLER));
+    ok(await vfs.rmdir(d.ino, 'empty'));
+    // Only the first mkdir (in the root, which nobody leases) went to the leader.
+    expect(vfs.ns!.counters.syncOps).toBe(1);
+    const dAttr = ok(await vfs.getattr(d.ino));
+    const eAttr = ok(await vfs.getattr(e.ino));
+    ok(await vfs.fsyncdir());
+    expect(await names(leader.store, d.ino)).toEqual(['e', 'f15', 'f16', 'f17', 'f18', 'f19']);
+    expect(await names(leader.store, e.ino)).toEqual(['g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7', 'g8', 'g9']);
+    expect(ok(await leader.store.getattr(d.ino))).toEqual(dAttr);
+    expect(ok(await leader.store.getattr(e.ino))).toEqual(eAttr);
+  });
+
+  it("another client's listing recalls the lease: it sees every change the holder answered, and the holder goes on synchronously", async () => {
+    const { leader, client } = await setup();
+    const a = await client('a');
+    const b = await client('b');
+    const d = ok(await a.vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    for (let i = 0; i < 100; i++) await touch(a.vfs, d.ino, `f${i}`);
+    // b's listing goes to the leader, which recalls a's lease first.
+    const h = ok(await b.vfs.opendir(d.ino));
+    const list = ok(await b.vfs.readdir(h, 0, 200));
+    expect(list.entries.length).toBe(102);
+    expect(leader.store.leases.exclusiveHolder(d.ino)).toBeUndefined();
+    expect(a.vfs.ns!.counters.recalls).toBe(1);
+    // a no longer holds it: its next create is synchronous, and b sees it at once.
+    const before = a.vfs.ns!.counters.syncOps;
+    await touch(a.vfs, d.ino, 'late');
+    expect(a.vfs.ns!.counters.syncOps).toBe(before + 1);
+    expect(ok(await b.vfs.lookup(d.ino, 'late')).ino).toBeGreaterThan(0);
+    // b's create in a directory a holds: recalled first, then b's applies.
+    const e = ok(await a.vfs.mkdir(ROOT_INO, 'e', 0o755, CALLER));
+    await touch(a.vfs, e.ino, 'x');
+    await touch(b.vfs, e.ino, 'y');
+    expect((await names(leader.store, e.ino)).sort()).toEqual(['x', 'y']);
+    expect(ok(await a.vfs.lookup(e.ino, 'y')).ino).toBeGreaterThan(0);
+  });
+
+  it('a client cut off mid-stream loses a suffix of its changes, never a hole, and the others wait only until its session expires', async () => {
+    const { leader, client } = await setup();
+    const a = await client('a');
+    const b = await client('b');
+    const d = ok(await a.vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    let n = 0;
+    // Creates in order until well past the first batches; then a is cut off.
+    const started = performance.now();
+    while (performance.now() - started < 200) await touch(a.vfs, d.ino, `f${String(n++).padStart(5, '0')}`);
+    a.link.cut = true;
+    for (let i = 0; i < 50; i++) await touch(a.vfs, d.ino, `f${String(n++).padStart(5, '0')}`);
+    const t0 = performance.now();
+    const seen = await names(b.link, d.ino);
+    const waited = performance.now() - t0;
+    // b waited for a's recall to time out and a's session to expire, not forever.
+    expect(waited).toBeLessThan(TIMINGS.recallMs + TIMINGS.sessionMs + 1_000);
+    expect(leader.store.leases.exclusiveHolder(d.ino)).toBeUndefined();
+    // What survived is f00000..f(k-1): a prefix of a's order.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.length).toBeLessThan(n);
+    expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => `f${String(i).padStart(5, '0')}`));
+  });
+
+  it('a batch that no longer has its lease stops there: the rest is dropped and the next sync point says EIO', async () => {
+    const { leader, client } = await setup();
+    const a = await client('a');
+    const d = ok(await a.vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    await touch(a.vfs, d.ino, 'kept');
+    ok(await a.vfs.fsyncdir());
+    // The lease goes behind the client's back (what a bug or a wrong clock would do).
+    ok(await leader.store.execute({ op: 'sessionExpire', session: 'a' }));
+    await touch(a.vfs, d.ino, 'lost1');
+    await touch(a.vfs, d.ino, 'lost2');
+    const r = await a.vfs.fsyncdir();
+    expect(r.ok ? 0 : r.errno).toBe(Errno.EIO);
+    expect(a.vfs.ns!.counters.poisoned).toBe(1);
+    expect(await names(leader.store, d.ino)).toEqual(['kept']);
+    // Reported once; the client goes on without leases, synchronously and correctly.
+    expect(ok(await a.vfs.fsyncdir())).toBeNull();
+    await touch(a.vfs, d.ino, 'after');
+    expect(await names(leader.store, d.ino)).toEqual(['after', 'kept']);
+    expect(ok(await a.vfs.lookup(d.ino, 'after')).ino).toBeGreaterThan(0);
+    expect((await a.vfs.lookup(d.ino, 'lost1')).ok).toBe(false);
+  });
+});
