@@ -33,6 +33,12 @@ const BATCH_BYTES_MAX = 512 * 1024;
 const INO_RANGE = 1024;
 /** Entries kept in all views together; beyond it the oldest views are given back. */
 const VIEW_ENTRIES_MAX = 200_000;
+/**
+ * A new file still open for writing holds its create (and what follows) back this long at
+ * most, so that a crash leaves it either absent or committed with its data (the create and
+ * the close's commit travel in one batch), as ext4's auto_da_alloc tries for renames.
+ */
+export const HOLD_MS = 1_000;
 /** How long a change waits for the session to become valid before going synchronous. */
 const VALID_WAIT_MS = 2_000;
 
@@ -42,7 +48,7 @@ interface DirView {
 }
 
 type Item =
-  | { kind: 'async'; cmd: Command; touched: Ino[]; bytes: number; at: number }
+  | { kind: 'async'; cmd: Command; touched: Ino[]; bytes: number; at: number; hold?: () => boolean }
   | { kind: 'sync'; cmd: Command; touched: Ino[]; bytes: number; at: number; resolve: (r: Result<unknown>) => void };
 
 const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
@@ -229,7 +235,7 @@ export class LeasedNamespace {
     mode: number,
     caller: Caller,
     now: Timespec,
-    extra: { rdev?: number; target?: string; open?: { session: string; handle: number } },
+    extra: { rdev?: number; target?: string; open?: { session: string; handle: number }; hold?: () => boolean },
   ): Promise<Result<Attr> | null> {
     let v = await this.usable(parent);
     if (!v) return null;
@@ -265,7 +271,7 @@ export class LeasedNamespace {
       this.predicted.set(ino, attr);
     }
     this.touchDir(v, now);
-    this.enqueue(cmd, [parent, ino]);
+    this.enqueue(cmd, [parent, ino], extra.hold);
     this.boundViews();
     return { ok: true, value: attr };
   }
@@ -410,11 +416,28 @@ export class LeasedNamespace {
 
   // ---- the queue ------------------------------------------------------------------------
 
-  private enqueue(cmd: Command, touched: Ino[]): void {
+  private enqueue(cmd: Command, touched: Ino[], hold?: () => boolean): void {
     this.counters.asyncOps++;
     for (const i of touched) this.pending.set(i, (this.pending.get(i) ?? 0) + 1);
-    this.queue.push({ kind: 'async', cmd, touched, bytes: cmdBytes(cmd), at: performance.now() });
+    const at = performance.now();
+    this.queue.push(hold ? { kind: 'async', cmd, touched, bytes: cmdBytes(cmd), at, hold } : { kind: 'async', cmd, touched, bytes: cmdBytes(cmd), at });
     this.schedule();
+  }
+
+  /** A held create may have stopped holding (its file was closed): look at the queue again. */
+  poke(): void {
+    if (this.queue.length > 0 && !this.sending) this.schedule(true);
+  }
+
+  private holding(it: Item, now: number): boolean {
+    return it.kind === 'async' && it.hold !== undefined && now - it.at < HOLD_MS && it.hold();
+  }
+
+  /** Index of the first item held back (queue.length when none is). */
+  private firstHeld(): number {
+    const now = performance.now();
+    const at = this.queue.findIndex((it) => this.holding(it, now));
+    return at < 0 ? this.queue.length : at;
   }
 
   /** Handle registrations (open/release) in order with the rest. */
@@ -431,18 +454,25 @@ export class LeasedNamespace {
     return p as Promise<Result<R>>;
   }
 
-  private schedule(): void {
+  private schedule(again = false): void {
     if (this.queue.length >= BATCH_OPS_MAX) return this.kick();
-    if (this.timer || this.sending) return;
-    const wait = Math.max(0, this.queue[0].at + FLUSH_MS - performance.now());
+    if (this.sending) return;
+    if (this.timer && !again) return;
+    if (this.timer) clearTimeout(this.timer);
+    const now = performance.now();
+    // The head is due FLUSH_MS after it was queued; a held head when its hold runs out.
+    const head = this.queue[0];
+    const due = this.holding(head, now) ? head.at + HOLD_MS : head.at + FLUSH_MS;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.kick();
-    }, wait);
+    }, Math.max(0, due - now));
   }
 
+  /** Something waits for the queue (a sync change, a drain), or its head is due. */
   private urgent(): boolean {
-    return this.drains > 0 || this.queue.length >= BATCH_OPS_MAX || this.queue.some((i) => i.kind === 'sync') || performance.now() - this.queue[0].at >= FLUSH_MS;
+    if (this.drains > 0 || this.queue.length >= BATCH_OPS_MAX || this.queue.some((i) => i.kind === 'sync')) return true;
+    return this.firstHeld() > 0 && performance.now() - this.queue[0].at >= FLUSH_MS;
   }
 
   private kick(): void {
@@ -461,18 +491,23 @@ export class LeasedNamespace {
       }
     } finally {
       this.sending = false;
-      if (this.queue.length > 0) this.schedule();
+      if (this.queue.length > 0) this.schedule(true);
       const idle = this.idle;
       this.idle = [];
       for (const w of idle) w();
     }
   }
 
-  /** The next batch: a run of async changes, ended by at most one sync change. */
+  /**
+   * The next batch: a run of async changes, ended by at most one sync change; it stops
+   * before a held create unless something waits behind it.
+   */
   private cut(): Item[] {
     const out: Item[] = [];
     let bytes = 0;
-    for (const it of this.queue) {
+    const forced = this.drains > 0 || this.queue.some((i) => i.kind === 'sync');
+    const limit = forced ? this.queue.length : this.firstHeld();
+    for (const it of this.queue.slice(0, limit)) {
       if (out.length >= BATCH_OPS_MAX || (out.length > 0 && bytes + it.bytes > BATCH_BYTES_MAX)) break;
       if (it.kind === 'sync' && out.length > 0 && !BATCHABLE_OPS.has(it.cmd.op)) break;
       out.push(it);

@@ -119,6 +119,15 @@ function isPosixAclName(name: string): boolean {
   return name === 'system.posix_acl_access' || name === 'system.posix_acl_default';
 }
 
+/**
+ * An inode the kernel names (by a cached entry) that no longer exists is ESTALE, not
+ * ENOENT: the kernel then walks the path again with revalidation (as for NFS), so a name
+ * another mount replaced within the entry timeout resolves to the new inode.
+ */
+function stale<T>(r: Result<T>): Result<T> {
+  return !r.ok && r.errno === Errno.ENOENT ? { ok: false, errno: Errno.ESTALE } : r;
+}
+
 function err<T>(errno: number): Result<T> {
   return { ok: false, errno };
 }
@@ -286,7 +295,7 @@ export class Vfs implements FuseVfs {
     if (mine) return { ok: true, value: mine };
     await this.settled(ino);
     const r = await this.meta.getattr(ino, this.sid);
-    return r.ok ? { ok: true, value: this.withLocal(r.value) } : r;
+    return r.ok ? { ok: true, value: this.withLocal(r.value) } : stale(r);
   }
 
   async setattr(ino: Ino, set: SetAttrFields): Promise<Result<Attr>> {
@@ -468,7 +477,7 @@ export class Vfs implements FuseVfs {
     // knows them: a file this client created under a lease it still holds).
     const known = this.ns?.attrOf(ino);
     if (!known) await this.settled(ino);
-    let r: Result<Attr> = known ? { ok: true, value: known } : await this.meta.getattr(ino, this.sid);
+    let r: Result<Attr> = known ? { ok: true, value: known } : stale(await this.meta.getattr(ino, this.sid));
     if (!r.ok) return r;
     const isReg = (r.value.mode & S_IFMT) === S_IFREG;
     const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;
@@ -487,7 +496,12 @@ export class Vfs implements FuseVfs {
     const open = { session: this.opts.sessionId, handle: fh };
     const now = nowTimespec();
     const fileMode = (mode & ~S_IFMT) | S_IFREG;
-    const r = (await this.ns?.create(parent, name, fileMode, caller, now, { open })) ?? (await this.exec({ op: 'mknod', parent, name, mode: fileMode, rdev: 0, caller, now, open }));
+    // Held back while the new file is open and unflushed (see HOLD_MS in leased-ns.ts).
+    const hold = (): boolean => {
+      const h = this.handles.get(fh);
+      return h !== undefined && h.kind === 'file' && h.state !== null && !h.state.isClean();
+    };
+    const r = (await this.ns?.create(parent, name, fileMode, caller, now, { open, hold })) ?? (await this.exec({ op: 'mknod', parent, name, mode: fileMode, rdev: 0, caller, now, open }));
     if (!r.ok) return r;
     // A new file has no xattrs: spare the kernel's per-write security.capability lookup.
     this.noCapability.set(r.value.ino, Date.now() + this.opts.attrTtlMs);
@@ -581,6 +595,7 @@ export class Vfs implements FuseVfs {
     }
     this.handles.delete(fh);
     this.queueSessionOp({ op: 'release', ino: h.ino, handle: fh });
+    this.ns?.poke();
     return e ? err(e) : { ok: true, value: null };
   }
 

@@ -285,4 +285,27 @@ describe('directory leases and the ordered namespace queue', () => {
     expect(ok(await a.vfs.lookup(d.ino, 'after')).ino).toBeGreaterThan(0);
     expect((await a.vfs.lookup(d.ino, 'lost1')).ok).toBe(false);
   });
+
+  it('sends async changes within the bound, but holds a new file being written back until its close commits it with its data', async () => {
+    const { leader, client } = await setup();
+    const { vfs } = await client('a');
+    const d = ok(await vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    await touch(vfs, d.ino, 'empty');
+    await until('the empty file on the leader (≤ 50 ms after its create)', async () => (await leader.store.lookup(d.ino, 'empty')).ok, 1_000);
+    const c = ok(await vfs.create(d.ino, 'written', 0o644, 0, CALLER));
+    ok(await vfs.write(c.fh, 0, Buffer.from('hello')));
+    await new Promise((r) => setTimeout(r, 200));
+    // Still held: a crash now leaves no empty 'written' behind.
+    expect((await leader.store.lookup(d.ino, 'written')).ok).toBe(false);
+    ok(await vfs.flush(c.fh));
+    const f = ok(await leader.store.lookup(d.ino, 'written'));
+    expect(f.size).toBe(5);
+    ok(await vfs.release(c.fh));
+    // A writer that keeps its file open for longer than HOLD_MS does not stall the queue.
+    const slow = ok(await vfs.create(d.ino, 'slow', 0o644, 0, CALLER));
+    ok(await vfs.write(slow.fh, 0, Buffer.from('x')));
+    await touch(vfs, d.ino, 'after-slow');
+    await until('the queue past a file held open (≤ HOLD_MS)', async () => (await leader.store.lookup(d.ino, 'after-slow')).ok, 3_000);
+    ok(await vfs.release(slow.fh));
+  });
 });
