@@ -679,6 +679,13 @@ export class Daemon {
             uploads: v?.counters.uploads ?? 0,
             uploadBytes: v?.counters.uploadBytes ?? 0,
             commits: v?.counters.commits ?? 0,
+            leasedDirs: v?.ns?.leasedDirs ?? 0,
+            nsQueued: v?.ns?.queued ?? 0,
+            nsAsyncOps: v?.ns?.counters.asyncOps ?? 0,
+            nsSyncOps: v?.ns?.counters.syncOps ?? 0,
+            nsBatches: v?.ns?.counters.batches ?? 0,
+            nsPoisoned: v?.ns?.counters.poisoned ?? 0,
+            nsRecalls: v?.ns?.counters.recalls ?? 0,
           };
         },
         gc: p.gc ? () => p.gc!.stats() : undefined,
@@ -753,7 +760,15 @@ export class Daemon {
         : null,
       gc: this.parts.gc?.stats() ?? null,
       log: this.logStats?.() ?? null,
-      client: this.parts.vfs ? { dirtyBytes: this.parts.vfs.dirtyBytes, openHandles: this.parts.vfs.openHandles, ...this.parts.vfs.counters } : null,
+      client: this.parts.vfs
+        ? {
+            dirtyBytes: this.parts.vfs.dirtyBytes,
+            openHandles: this.parts.vfs.openHandles,
+            ...this.parts.vfs.counters,
+            leases: this.parts.vfs.ns ? { leasedDirs: this.parts.vfs.ns.leasedDirs, queued: this.parts.vfs.ns.queued, ...this.parts.vfs.ns.counters } : null,
+          }
+        : null,
+      sessions: this.parts.hub ? { attached: this.parts.hub.attached, ...this.parts.hub.counters } : null,
     };
   }
 

@@ -8,7 +8,24 @@ import { OP_NAMES } from '../fuse/adapter.js';
 export interface MetricSources {
   metaStats?: () => { cacheHits: number; cacheMisses: number; commandsApplied: number; groupsWritten: number; syncedGroups: number; queueLength: number };
   chunkStats?: () => { objectsWritten: number; objectsDeleted: number; corruptDetected: number; diskBytesRead: number };
-  vfs?: () => { dirtyBytes: number; openHandles: number; cacheHits: number; cacheMisses: number; cacheBytes: number; uploads: number; uploadBytes: number; commits: number };
+  vfs?: () => {
+    dirtyBytes: number;
+    openHandles: number;
+    cacheHits: number;
+    cacheMisses: number;
+    cacheBytes: number;
+    uploads: number;
+    uploadBytes: number;
+    commits: number;
+    /** Decision 0012: directories held, changes queued, and what the queue did. */
+    leasedDirs: number;
+    nsQueued: number;
+    nsAsyncOps: number;
+    nsSyncOps: number;
+    nsBatches: number;
+    nsPoisoned: number;
+    nsRecalls: number;
+  };
   gc?: () => { chunksDeleted: number; pending: number };
   log?: () => { writeErrors: number; droppedLines: number };
 }
@@ -81,6 +98,13 @@ export class DaemonMetrics {
       gauge('dfs_client_chunk_uploads', 'Chunks uploaded by the client', () => v().uploads);
       gauge('dfs_client_chunk_upload_bytes', 'Bytes uploaded by the client', () => v().uploadBytes);
       gauge('dfs_client_commits', 'Write commits sent by the client', () => v().commits);
+      gauge('dfs_client_leased_dirs', 'Directories this mount holds exclusively (answered from memory)', () => v().leasedDirs);
+      gauge('dfs_client_ns_queued', 'Namespace changes queued, not yet sent to the leader', () => v().nsQueued);
+      gauge('dfs_client_ns_async_ops', 'Namespace changes answered from a lease', () => v().nsAsyncOps);
+      gauge('dfs_client_ns_sync_ops', 'Namespace changes that waited for the leader', () => v().nsSyncOps);
+      gauge('dfs_client_ns_batches', 'Batches of namespace changes sent', () => v().nsBatches);
+      gauge('dfs_client_ns_poisoned', 'Batches answered from leases that did not apply whole (a bug or a lost lease)', () => v().nsPoisoned);
+      gauge('dfs_client_lease_recalls', 'Directory leases the leader recalled from this mount', () => v().nsRecalls);
     }
     const g = sources.gc;
     if (g) {

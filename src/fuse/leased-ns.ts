@@ -21,8 +21,8 @@
 //   no answer comes from a view.
 import type { Logger } from 'pino';
 import type { MetaApi } from '../meta/api.js';
-import type { Attr, Caller, Command, Ino, Result, Timespec } from '../meta/types.js';
-import { BATCH_OPS_MAX, BATCHABLE_OPS, DIR_SIZE_BYTES, Errno, RENAME_NOREPLACE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID } from '../meta/types.js';
+import type { Attr, Caller, Command, Ino, Result, SetAttrFields, Timespec } from '../meta/types.js';
+import { BATCH_OPS_MAX, BATCHABLE_OPS, DIR_SIZE_BYTES, Errno, RENAME_NOREPLACE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, S_IXGRP } from '../meta/types.js';
 import type { ClientSession } from './client-session.js';
 
 /** Async changes are sent within this bound (the durability contract's "≤ 50 ms"). */
@@ -52,6 +52,11 @@ type Item =
   | { kind: 'sync'; cmd: Command; touched: Ino[]; bytes: number; at: number; resolve: (r: Result<unknown>) => void };
 
 const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
+const isU32 = (n: number | undefined): boolean => n === undefined || (Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff);
+const validTime = (t: Timespec | 'now' | undefined): boolean =>
+  t === undefined || t === 'now' || (Number.isSafeInteger(t.sec) && Number.isInteger(t.nsec) && t.nsec >= 0 && t.nsec < 1e9);
+/** What apply's validSetAttr accepts (a local answer must never be refused later). */
+const validFields = (s: SetAttrFields): boolean => isU32(s.mode) && isU32(s.uid) && isU32(s.gid) && validTime(s.atime) && validTime(s.mtime);
 const cmdBytes = (c: Command): number => 64 + ('name' in c ? c.name.length : 0) + ('newName' in c ? c.newName.length : 0) + ('target' in c ? c.target.length : 0);
 
 export class LeasedNamespace {
@@ -337,6 +342,38 @@ export class LeasedNamespace {
     if (to !== from) this.touchDir(to, now);
     this.enqueue({ op: 'rename', parent, name, newParent, newName, flags, now }, touched);
     return { ok: true, value: null };
+  }
+
+  /**
+   * setattr without a size change of an inode this client predicts (a file it created, a
+   * directory it holds), answered here and queued; null: to the leader. Mirrors apply's
+   * setattr: a new owner clears set-uid (and set-gid with group-exec) of a regular file.
+   */
+  setattr(ino: Ino, set: SetAttrFields, now: Timespec): Result<Attr> | null {
+    if (set.size !== undefined || !this.session.valid() || !validFields(set)) return null;
+    const view = this.views.get(ino);
+    const a = view?.attr ?? this.predicted.get(ino);
+    if (!a) return null;
+    let mode = a.mode;
+    const next: Attr = { ...a };
+    if (set.uid !== undefined || set.gid !== undefined) {
+      if (set.uid !== undefined) next.uid = set.uid;
+      if (set.gid !== undefined) next.gid = set.gid;
+      if ((mode & S_IFMT) === S_IFREG) {
+        mode &= ~S_ISUID;
+        if ((mode & S_IXGRP) !== 0) mode &= ~S_ISGID;
+      }
+    }
+    if (set.mode !== undefined) mode = (mode & S_IFMT) | (set.mode & 0o7777);
+    next.mode = mode;
+    if (set.atime !== undefined) next.atime = set.atime === 'now' ? now : set.atime;
+    if (set.mtime !== undefined) next.mtime = set.mtime === 'now' ? now : set.mtime;
+    next.ctime = now;
+    next.version = a.version + 1;
+    if (view) view.attr = next;
+    else this.predicted.set(ino, next);
+    this.enqueue({ op: 'setattr', ino, set, now }, [ino]);
+    return { ok: true, value: next };
   }
 
   /** Entry of a leased directory: the inode, or null (no such name); undefined when not leased. */

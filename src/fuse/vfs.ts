@@ -305,7 +305,10 @@ export class Vfs implements FuseVfs {
       const e = await this.flushState(st);
       if (e) return err(e);
     }
-    const r = await this.exec({ op: 'setattr', ino, set, now: nowTimespec() });
+    const now = nowTimespec();
+    const local = this.ns?.setattr(ino, set, now);
+    if (local) return local.ok ? { ok: true, value: this.withLocal(local.value) } : local;
+    const r = await this.exec({ op: 'setattr', ino, set, now });
     if (r.ok && st && set.size !== undefined) st.truncated(r.value.size);
     this.ns?.learned(ino, r.ok ? r.value : null);
     return r;

@@ -25,6 +25,7 @@ import type { Tx } from './tx.js';
 import {
   ALLOC_INODES_MAX,
   DIR_SIZE_BYTES,
+  S_IXGRP,
   BATCHABLE_OPS,
   BATCH_OPS_MAX,
   INO_RANGES_MAX,
@@ -75,7 +76,6 @@ export const GC_DONE_CHUNKS_MAX = 4096;
 export const FILE_SIZE_MAX_BYTES = 2 ** 50;
 /** Bound on the walk up the tree that checks rename does not move a dir into itself. */
 export const DIR_DEPTH_MAX = 4096;
-const S_IXGRP = 0o010;
 
 export interface ApplyConfig {
   /** Chunk size given to new regular files. */

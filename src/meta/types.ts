@@ -24,6 +24,7 @@ export const S_IFDIR = 0o040000;
 export const S_IFCHR = 0o020000;
 export const S_IFIFO = 0o010000;
 export const S_ISUID = 0o4000;
+export const S_IXGRP = 0o010;
 export const S_ISGID = 0o2000;
 /** st_size of every directory. */
 export const DIR_SIZE_BYTES = 4096;

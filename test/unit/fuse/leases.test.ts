@@ -182,8 +182,15 @@ describe('directory leases and the ordered namespace queue', () => {
     expect(vfs.ns!.counters.asyncOps).toBeGreaterThanOrEqual(52);
     expect(ok(await vfs.lookup(d.ino, 'f7')).ino).toBe(made[7].ino);
     expect((await vfs.lookup(d.ino, 'nope')).ok).toBe(false);
+    // chmod, chown (clears set-uid) and utimens of what it made: answered here too.
+    made[0] = ok(await vfs.setattr(made[0].ino, { mode: 0o4755 }));
+    made[0] = ok(await vfs.setattr(made[0].ino, { uid: 7, gid: 8 }));
+    expect(made[0].mode & 0o7777).toBe(0o755);
+    made[1] = ok(await vfs.setattr(made[1].ino, { atime: { sec: 5, nsec: 6 }, mtime: 'now' }));
+    ok(await vfs.setattr(sub.ino, { mode: 0o700, mtime: { sec: 1, nsec: 2 } }));
     const mine = ok(await vfs.getattr(d.ino));
     const subNow = ok(await vfs.getattr(sub.ino));
+    expect(subNow.mtime).toEqual({ sec: 1, nsec: 2 });
     expect(ok(await vfs.fsyncdir())).toBeNull();
     // The leader's namespace: the same names, and attributes identical to the predicted ones.
     expect((await names(leader.store, d.ino)).length).toBe(51);
