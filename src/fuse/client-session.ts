@@ -22,6 +22,8 @@ export interface SessionOptions {
 /** Must agree with the leader's SessionTimings.sessionMs (src/daemon/session-hub.ts). */
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = { renewMs: 1_000, sessionMs: 10_000, drift: 0.05, marginMs: 500, reconnectMs: 100 };
 
+/** Renewals without an acknowledgement after which the stream is opened again. */
+const STALE_RENEWALS = 3;
 /** Renewals remembered (sent time by seq) for acknowledgements still to come. */
 const SENT_KEPT = 32;
 
@@ -30,6 +32,8 @@ export class ClientSession {
   private seq = 0;
   private readonly sent = new Map<number, number>();
   private validUntil = 0;
+  private lastAck = 0;
+  private openedAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private reconnectDelay: number;
   private stopped = false;
@@ -86,6 +90,7 @@ export class ClientSession {
   private open(): void {
     if (this.stopped) return;
     this.counters.streams++;
+    this.openedAt = performance.now();
     const link = this.meta.openSession(this.id, {
       renewed: (seq) => this.acked(seq),
       recall: (dirs) => {
@@ -110,6 +115,16 @@ export class ClientSession {
 
   private renew(): void {
     if (!this.link) return;
+    // A stream to a leader that stopped answering (paused, partitioned: no TCP reset) is
+    // given up after a few renewals, so the next one finds whoever leads now.
+    const now = performance.now();
+    if (now - this.lastAck > STALE_RENEWALS * this.opts.renewMs && now - this.openedAt > STALE_RENEWALS * this.opts.renewMs) {
+      const stale = this.link;
+      this.link = null;
+      stale.close();
+      this.open();
+      return;
+    }
     const seq = ++this.seq;
     this.sent.set(seq, performance.now());
     if (this.sent.size > SENT_KEPT) this.sent.delete(this.sent.keys().next().value as number);
@@ -121,6 +136,7 @@ export class ClientSession {
     const at = this.sent.get(seq);
     if (at === undefined) return;
     this.counters.acks++;
+    this.lastAck = performance.now();
     this.reconnectDelay = this.opts.reconnectMs;
     const until = at + this.opts.sessionMs / (1 + this.opts.drift) - this.opts.marginMs;
     if (until > this.validUntil) this.validUntil = until;

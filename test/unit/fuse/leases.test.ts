@@ -315,4 +315,17 @@ describe('directory leases and the ordered namespace queue', () => {
     await until('the queue past a file held open (≤ HOLD_MS)', async () => (await leader.store.lookup(d.ino, 'after-slow')).ok, 3_000);
     ok(await vfs.release(slow.fh));
   });
+
+  it('a session stream that stops answering (no reset) is opened again, and answers from leases resume', async () => {
+    const { client } = await setup();
+    const a = await client('a');
+    const session = a.vfs.ns!.session;
+    const streams = session.counters.streams;
+    // Renewals go unanswered (a paused leader keeps its TCP connections open).
+    a.link.cut = true;
+    await until('the session to stop being valid', () => !session.valid(), 3_000);
+    a.link.cut = false;
+    await until('the session to be valid again', () => session.valid(), 3_000);
+    expect(session.counters.streams).toBeGreaterThan(streams);
+  });
 });
