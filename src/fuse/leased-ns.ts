@@ -388,7 +388,8 @@ export class LeasedNamespace {
     const v = this.view(dir);
     if (!v) return undefined;
     const out = [...v.entries].map(([name, e]) => ({ name, ino: e.ino, type: e.type }));
-    out.sort((a, b) => Buffer.compare(Buffer.from(a.name, 'latin1'), Buffer.from(b.name, 'latin1')));
+    // Names are byte strings (one char per byte), so code-unit order is byte order.
+    out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return out;
   }
 

@@ -293,10 +293,14 @@ async function destroy(ctx: Ctx, rec: InodeRecord): Promise<void> {
   const ino = rec.attr.ino;
   const tx = ctx.tx;
   if (isDir(rec.attr.mode)) await dropLeases(ctx, ino);
-  for await (const [key, value] of tx.scanPrefix(K.chunkPrefix(ino))) {
-    const chunk = decodeChunk(value);
-    toGarbage(tx, chunk);
-    tx.del(key);
+  // Only regular files have chunk refs (commitWrite refuses anything else): no scan for
+  // the others, which is one RocksDB iterator less per rmdir.
+  if (isReg(rec.attr.mode)) {
+    for await (const [key, value] of tx.scanPrefix(K.chunkPrefix(ino))) {
+      const chunk = decodeChunk(value);
+      toGarbage(tx, chunk);
+      tx.del(key);
+    }
   }
   for await (const [key] of tx.scanPrefix(K.xattrPrefix(ino))) tx.del(key);
   tx.del(K.orphanKey(ino));
