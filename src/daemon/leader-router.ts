@@ -115,10 +115,7 @@ export class LeaderRouter implements MetaBackend {
   openSession(session: string, events: SessionEvents): SessionLink {
     const leader = this.local.leader;
     const hub = this.local.hub;
-    if (leader === this.selfId && hub) {
-      const h = hub.attach(session, { renewed: (seq) => events.renewed(seq), recall: (dirs) => events.recall(dirs), end: (why) => events.closed(why) });
-      return { renew: (seq) => h.renew(seq), close: () => h.detach() };
-    }
+    if (leader === this.selfId && hub) return hub.attach(session, events);
     const c = leader && leader !== this.selfId ? this.client(leader) : null;
     let closed = false;
     const fail = (why: string): void => {

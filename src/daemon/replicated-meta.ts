@@ -5,10 +5,9 @@ import type { Logger } from 'pino';
 import type { CommittedItem, MetaStore } from '../meta/store.js';
 import { confChangeOf } from '../cluster/raft/conf-change.js';
 import type { EnvelopeCodec } from '../meta/envelope-codec.js';
-import type { Attr, Envelope, Ino, Result } from '../meta/types.js';
-import { Errno, S_IFDIR, S_IFMT } from '../meta/types.js';
-import type { ReaddirPage } from '../meta/api.js';
-import { LeaseGate, type SessionHub } from './session-hub.js';
+import type { Envelope, Ino, Result } from '../meta/types.js';
+import { Errno } from '../meta/types.js';
+import { LeaseGate, shownByLookup, shownByReaddir, type SessionHub } from './session-hub.js';
 import type { RaftDriver, StateMachine } from '../cluster/raft/driver.js';
 import type { Entry, NodeId } from '../cluster/raft/types.js';
 import { EntryType } from '../cluster/raft/types.js';
@@ -76,8 +75,6 @@ class ReadBarrier {
  * The namespace calls on this node: each answers a result, or NotLeader when the caller
  * must go to the leader (LeaderRouter does).
  */
-const isDirAttr = (a: Attr): boolean => (a.mode & S_IFMT) === S_IFDIR;
-
 export class ReplicatedMeta {
   private readonly barrier: ReadBarrier;
 
@@ -96,10 +93,8 @@ export class ReplicatedMeta {
 
   private readonly gate: LeaseGate | null;
 
-  /** A follower sends calls that need another session's lease to the leader, which recalls it. */
-  private async leaseGate(dirs: readonly Ino[], self: string | null): Promise<NotLeader | Result<never> | null> {
-    if (!this.gate) return null;
-    const g = await this.gate.check(dirs, self);
+  /** 'leader' from the lease gate: a follower sends the call to the leader, which recalls. */
+  private leaderOr<T>(g: 'leader' | T): NotLeader | T {
     return g === 'leader' ? new NotLeader(this.driver.leaderId) : g;
   }
 
@@ -139,38 +134,23 @@ export class ReplicatedMeta {
   /**
    * Runs a read under the leader lease, after a barrier, or on a follower after one
    * (NotLeader when none of those is possible). `dirs`: directories it reads, which another
-   * session's exclusive lease must not cover; `more`: directories its answer shows
-   * (attributes of subdirectories), checked the same way, the read redone once they are.
+   * session's exclusive lease must not cover; `shown`: directories its answer shows
+   * (LeaseGate.read).
    */
-  private async read<T>(
-    fn: () => Promise<Result<T>>,
-    dirs: readonly Ino[] = [],
-    self: string | null = null,
-    more?: (r: Result<T>) => Ino[],
-  ): Promise<Result<T> | NotLeader> {
+  private async read<T>(fn: () => Promise<Result<T>>, dirs: readonly Ino[] = [], self: string | null = null, shown?: (r: Result<T>) => Ino[]): Promise<Result<T> | NotLeader> {
     const nl = await this.readable();
     if (nl) return nl;
-    let gate = await this.leaseGate(dirs, self);
-    if (gate) return gate;
-    // Bounded: each round gives back leases; a holder taking new ones meanwhile is rare.
-    for (let round = 0; ; round++) {
-      const r = await fn();
-      const shown = more && this.store.leases.size > 0 ? more(r) : [];
-      if (shown.length === 0 || round === 2) return r;
-      gate = await this.leaseGate(shown, self);
-      if (gate) return gate;
-    }
+    return this.gate ? this.leaderOr(await this.gate.read(dirs, self, fn, shown)) : fn();
   }
 
   lookupR(parent: Ino, name: string, session?: string) {
-    return this.read(() => this.store.lookup(parent, name), [parent], session ?? null, (r) => (r.ok && isDirAttr(r.value) ? [r.value.ino] : []));
+    return this.read(() => this.store.lookup(parent, name), [parent], session ?? null, shownByLookup);
   }
   getattrR(ino: Ino, session?: string) {
     return this.read(() => this.store.getattr(ino), [ino], session ?? null);
   }
   readdirR(ino: Ino, after: string | null, limit: number, session?: string) {
-    const subdirs = (r: Result<ReaddirPage>): Ino[] => (r.ok ? r.value.entries.filter((e) => isDirAttr(e.attr)).map((e) => e.ino) : []);
-    return this.read(() => this.store.readdir(ino, after, limit), [ino], session ?? null, subdirs);
+    return this.read(() => this.store.readdir(ino, after, limit), [ino], session ?? null, shownByReaddir);
   }
   readlinkR(ino: Ino) {
     return this.read(() => this.store.readlink(ino));
@@ -190,11 +170,8 @@ export class ReplicatedMeta {
 
   async executeEnvelopeR(envelope: Envelope): Promise<Result<unknown> | NotLeader> {
     if (!this.isLeader()) return new NotLeader(this.driver.leaderId);
-    if (this.gate && this.store.leases.size > 0) {
-      const { dirs, session } = await this.gate.commandDirs(envelope.command);
-      const gate = await this.leaseGate(dirs, session);
-      if (gate) return gate;
-    }
+    const gate = this.gate && this.leaderOr(await this.gate.admit(envelope.command));
+    if (gate) return gate;
     const out = await this.driver.propose(this.codec.encode(envelope));
     if (out.ok) return out.result as Result<unknown>;
     if (out.reason === 'notLeader' || out.reason === 'overwritten' || out.reason === 'transferring') return new NotLeader(out.leader);

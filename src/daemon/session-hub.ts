@@ -13,6 +13,7 @@
 // serves from a lease the cluster may already have given up.
 import type { Logger } from 'pino';
 import type { LeaseIndex } from '../meta/lease-index.js';
+import type { ReaddirPage, SessionEvents, SessionLink } from '../meta/api.js';
 import { leaseFootprint } from '../meta/footprint.js';
 import type { Attr, Command, Ino, Result } from '../meta/types.js';
 import { Errno, S_IFDIR, S_IFMT } from '../meta/types.js';
@@ -28,13 +29,11 @@ export interface SessionTimings {
 
 export const DEFAULT_SESSION_TIMINGS: SessionTimings = { sessionMs: 10_000, recallMs: 5_000, tickMs: 1_000 };
 
-/** What the hub sends down a session's stream. */
-export interface SessionPeer {
-  renewed(seq: number): void;
-  recall(dirs: Ino[]): void;
-  /** The stream ends (this node stopped leading, or the hub closed): the client reconnects. */
-  end(reason: string): void;
-}
+/**
+ * What the hub sends down a session's stream: the client's SessionEvents (`closed` when
+ * this node stops leading or the hub closes; the client reconnects).
+ */
+export type SessionPeer = SessionEvents;
 
 export interface SessionHubDeps {
   leases: LeaseIndex;
@@ -75,20 +74,22 @@ export class SessionHub {
 
   close(): void {
     clearInterval(this.timer);
-    for (const l of this.live.values()) for (const p of l.peers) p.end('closing');
+    for (const l of this.live.values()) for (const p of l.peers) p.closed('closing');
     this.live.clear();
   }
 
   /** Sessions with a stream to this node. */
   get attached(): number {
-    return this.live.size;
+    let n = 0;
+    for (const l of this.live.values()) if (l.peers.size > 0) n++;
+    return n;
   }
 
-  /** A session's stream opened on this node; returns what its renewals and its end call. */
-  attach(session: string, peer: SessionPeer): { renew(seq: number): void; detach(): void } {
+  /** A session's stream opened on this node: its renewals, and its end (`close`). */
+  attach(session: string, peer: SessionPeer): SessionLink {
     if (!this.deps.isLeader()) {
-      queueMicrotask(() => peer.end('not leader'));
-      return { renew: () => undefined, detach: () => undefined };
+      queueMicrotask(() => peer.closed('not leader'));
+      return { renew: () => undefined, close: () => undefined };
     }
     let l = this.live.get(session);
     if (!l) this.live.set(session, (l = { peers: new Set(), recalled: new Map() }));
@@ -98,7 +99,7 @@ export class SessionHub {
     const live = l;
     return {
       renew: (seq) => this.renew(session, live, peer, seq),
-      detach: () => {
+      close: () => {
         live.peers.delete(peer);
         if (live.peers.size === 0 && live.recalled.size === 0 && this.live.get(session) === live) this.live.delete(session);
       },
@@ -191,7 +192,7 @@ export class SessionHub {
       this.acked.clear();
     }
     if (!leader && this.wasLeader) {
-      for (const l of this.live.values()) for (const p of l.peers) p.end('not leader');
+      for (const l of this.live.values()) for (const p of l.peers) p.closed('not leader');
       this.live.clear();
       this.acked.clear();
     }
@@ -249,13 +250,39 @@ export class LeaseGate {
     return { ok: false, errno: Errno.EAGAIN };
   }
 
-  /** Directories a command names: its footprint, with named entries resolved to directories. */
-  async commandDirs(command: Command): Promise<{ dirs: Ino[]; session: string | null }> {
+  /**
+   * A read that must not see a directory another session holds: `dirs` it reads are
+   * cleared first; `shown` names directories its answer shows (subdirectories' attributes),
+   * which are cleared in turn and the read redone (bounded: a holder taking new leases
+   * meanwhile is rare).
+   */
+  async read<T>(dirs: readonly Ino[], self: string | null, fn: () => Promise<Result<T>>, shown?: (r: Result<T>) => Ino[]): Promise<'leader' | Result<T>> {
+    const first = await this.check(dirs, self);
+    if (first) return first;
+    for (let round = 0; ; round++) {
+      const r = await fn();
+      const more = shown && this.store.leases.size > 0 ? shown(r) : [];
+      if (more.length === 0 || round === 2) return r;
+      const g = await this.check(more, self);
+      if (g) return g;
+    }
+  }
+
+  /** Before a command is proposed: the directories it names, cleared as check() does. */
+  async admit(command: Command): Promise<'leader' | Result<never> | null> {
+    if (this.store.leases.size === 0) return null;
     const fp = leaseFootprint(command);
     for (const e of fp.entries) {
       const r = await this.store.lookup(e.parent, e.name);
-      if (r.ok && (r.value.mode & S_IFMT) === S_IFDIR) fp.dirs.push(r.value.ino);
+      if (r.ok && isDirAttr(r.value)) fp.dirs.push(r.value.ino);
     }
-    return { dirs: fp.dirs, session: fp.session };
+    return this.check(fp.dirs, fp.session);
   }
 }
+
+const isDirAttr = (a: Attr): boolean => (a.mode & S_IFMT) === S_IFDIR;
+
+/** Directories a lookup's answer shows: the child itself when it is one. */
+export const shownByLookup = (r: Result<Attr>): Ino[] => (r.ok && isDirAttr(r.value) ? [r.value.ino] : []);
+/** Directories a readdir page shows: its subdirectories. */
+export const shownByReaddir = (r: Result<ReaddirPage>): Ino[] => (r.ok ? r.value.entries.filter((e) => isDirAttr(e.attr)).map((e) => e.ino) : []);

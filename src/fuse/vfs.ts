@@ -727,9 +727,9 @@ export class Vfs implements FuseVfs {
     if (!r.ok) return r;
     if ((r.value.mode & S_IFMT) !== S_IFDIR) return err(Errno.ENOTDIR);
     const fh = this.nextFh++;
-    this.handles.set(fh, { kind: 'dir', ino, entries: this.leasedListing(ino) ?? [], done: false });
-    const h = this.handles.get(fh) as DirHandle;
-    h.done = h.entries.length > 0 || this.ns?.list(ino)?.length === 0;
+    // A leased directory whose every entry's attributes are known here is listed whole now.
+    const listing = this.leasedListing(ino);
+    this.handles.set(fh, { kind: 'dir', ino, entries: listing ?? [], done: listing !== null });
     return { ok: true, value: fh };
   }
 

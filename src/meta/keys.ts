@@ -135,5 +135,18 @@ export const sharedLeasePrefix = (dir: Ino): Buffer => Buffer.concat([P.lease, u
 export const sharedLeaseKey = (dir: Ino, sessionId: string): Buffer => Buffer.concat([sharedLeasePrefix(dir), session(sessionId)]);
 export const sessionLeasePrefix = (sessionId: string): Buffer => Buffer.concat([P.leaseBySession, session(sessionId)]);
 export const sessionLeaseKey = (sessionId: string, dir: Ino): Buffer => Buffer.concat([sessionLeasePrefix(sessionId), u64(dir)]);
+/** The directory of an exclusive lease key (`l/<dir>`), or undefined for any other key. */
+export function exclusiveLeaseDir(key: Buffer): Ino | undefined {
+  return key.length === P.lease.length + 8 && key.subarray(0, P.lease.length).equals(P.lease) ? readU64(key, P.lease.length) : undefined;
+}
+/** Session and directory of a lease-by-session key (`L/<len><session><dir>`), or undefined. */
+export function sessionLeaseOf(key: Buffer): { session: string; dir: Ino } | undefined {
+  if (key.length < P.leaseBySession.length + 1 + 8 || !key.subarray(0, P.leaseBySession.length).equals(P.leaseBySession)) return undefined;
+  const len = key[P.leaseBySession.length];
+  const at = P.leaseBySession.length + 1;
+  return { session: key.subarray(at, at + len).toString('utf8'), dir: readU64(key, at + len) };
+}
+/** Both lease tables, for a scan of every lease: `l/…` and `L/…`. */
+export const leasePrefixes = (): Buffer[] => [P.lease, P.leaseBySession];
 /** The session of a shared lease key (after sharedLeasePrefix). */
 export const sharedLeaseSession = (key: Buffer): string => key.subarray(P.lease.length + 9 + 1).toString('utf8');

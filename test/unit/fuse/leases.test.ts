@@ -8,8 +8,8 @@ import type { MetaApi, ReaddirPage, SessionEvents, SessionLink } from '../../../
 import { MemKV } from '../../../src/meta/kv.js';
 import { MetaStore } from '../../../src/meta/store.js';
 import type { Attr, ChunkRef, Command, CommandValues, Ino, Result, StatFs } from '../../../src/meta/types.js';
-import { Errno, ROOT_INO, S_IFDIR, S_IFMT } from '../../../src/meta/types.js';
-import { LeaseGate, SessionHub, type SessionTimings } from '../../../src/daemon/session-hub.js';
+import { Errno, ROOT_INO } from '../../../src/meta/types.js';
+import { LeaseGate, SessionHub, shownByLookup, shownByReaddir, type SessionTimings } from '../../../src/daemon/session-hub.js';
 import { Vfs } from '../../../src/fuse/vfs.js';
 import type { DataPlane } from '../../../src/fuse/data-plane.js';
 import type { SessionOptions } from '../../../src/fuse/client-session.js';
@@ -48,25 +48,18 @@ class Leader {
     this.gate = new LeaseGate(store, this.hub, () => true, log, 5_000);
   }
 
+  /** The gate's read, as ReplicatedMeta runs it on a leader. */
   async read<T>(dirs: Ino[], self: string | undefined, fn: () => Promise<Result<T>>, shown?: (r: Result<T>) => Ino[]): Promise<Result<T>> {
-    for (let round = 0; ; round++) {
-      const g = await this.gate.check(dirs, self ?? null);
-      if (g === 'leader') throw new Error('always leader here');
-      if (g) return g;
-      const r = await fn();
-      dirs = shown ? shown(r) : [];
-      if (dirs.length === 0 || round === 2 || this.hub.heldByOthers(dirs, self ?? null).length === 0) return r;
-    }
+    const r = await this.gate.read(dirs, self ?? null, fn, shown);
+    if (r === 'leader') throw new Error('always leader here');
+    return r;
   }
 }
-
-const isDir = (a: Attr): boolean => (a.mode & S_IFMT) === S_IFDIR;
 
 /** One client's connection to the leader; `cut` makes every later call hang (a dead client). */
 class Link implements MetaApi {
   cut = false;
   private readonly never = new Promise<never>(() => undefined);
-  private links = new Set<SessionLink>();
   constructor(private readonly leader: Leader) {}
 
   private async go<T>(fn: () => Promise<T>): Promise<T> {
@@ -78,23 +71,23 @@ class Link implements MetaApi {
 
   lookup(parent: Ino, name: string, session?: string): Promise<Result<Attr>> {
     const s = this.leader.store;
-    return this.go(() => this.leader.read([parent], session, () => s.lookup(parent, name), (r) => (r.ok && isDir(r.value) ? [r.value.ino] : [])));
+    return this.go(() => this.leader.read([parent], session, () => s.lookup(parent, name), shownByLookup));
   }
   getattr(ino: Ino, session?: string): Promise<Result<Attr>> {
     return this.go(() => this.leader.read([ino], session, () => this.leader.store.getattr(ino)));
   }
   readdir(ino: Ino, after: string | null, limit: number, session?: string): Promise<Result<ReaddirPage>> {
     const s = this.leader.store;
-    return this.go(() => this.leader.read([ino], session, () => s.readdir(ino, after, limit), (r) => (r.ok ? r.value.entries.filter((e) => isDir(e.attr)).map((e) => e.ino) : [])));
+    return this.go(() => this.leader.read([ino], session, () => s.readdir(ino, after, limit), shownByReaddir));
   }
   readlink(ino: Ino): Promise<Result<string>> {
     return this.go(() => this.leader.store.readlink(ino));
   }
   getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
-    return this.go(() => this.leader.store.getxattr(ino, name));
+    return this.go(() => this.leader.read([ino], undefined, () => this.leader.store.getxattr(ino, name)));
   }
   listxattr(ino: Ino): Promise<Result<string[]>> {
-    return this.go(() => this.leader.store.listxattr(ino));
+    return this.go(() => this.leader.read([ino], undefined, () => this.leader.store.listxattr(ino)));
   }
   getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>> {
     return this.go(() => this.leader.store.getChunks(ino, fromIndex, count));
@@ -104,8 +97,7 @@ class Link implements MetaApi {
   }
   execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
     return this.go(async () => {
-      const { dirs, session } = await this.leader.gate.commandDirs(command);
-      const g = await this.leader.gate.check(dirs, session);
+      const g = await this.leader.gate.admit(command);
       if (g === 'leader') throw new Error('always leader here');
       if (g) return g;
       return this.leader.store.execute(command);
@@ -116,11 +108,9 @@ class Link implements MetaApi {
     const h = this.leader.hub.attach(session, {
       renewed: (seq) => !this.cut && events.renewed(seq),
       recall: (dirs) => !this.cut && events.recall(dirs),
-      end: (why) => events.closed(why),
+      closed: (why) => events.closed(why),
     });
-    const link = { renew: (seq: number) => !this.cut && h.renew(seq), close: () => h.detach() };
-    this.links.add(link);
-    return link;
+    return { renew: (seq) => !this.cut && h.renew(seq), close: () => h.close() };
   }
 }
 
