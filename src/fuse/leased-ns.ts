@@ -105,9 +105,14 @@ export class LeasedNamespace {
     return v && this.session.valid() ? v : undefined;
   }
 
-  /** True when this client holds `dir` (usable or not). */
-  holds(dir: Ino): boolean {
-    return this.views.has(dir);
+  /** True when the leader may count `dir` as this client's: held, or dropped by a poisoned batch. */
+  mayHold(dir: Ino): boolean {
+    return this.views.has(dir) || this.maybeHeld.has(dir);
+  }
+
+  /** True when mayHold() can be true for some directory. */
+  get mayHoldAny(): boolean {
+    return this.views.size > 0 || this.maybeHeld.size > 0;
   }
 
   /** Attributes known here: a leased directory's, or a file's this client created under a lease. */

@@ -246,11 +246,11 @@ export class Vfs implements FuseVfs {
   /** Leased directories a synchronous rmdir/rename names as entries (given back before it). */
   private async namedDirs(pairs: Array<[Ino, string]>): Promise<Ino[]> {
     const ns = this.ns;
-    if (!ns || ns.leasedDirs === 0) return [];
+    if (!ns || !ns.mayHoldAny) return [];
     const out: Ino[] = [];
     for (const [parent, name] of pairs) {
       const r = await this.lookup(parent, name);
-      if (r.ok && ns.holds(r.value.ino)) out.push(r.value.ino);
+      if (r.ok && ns.mayHold(r.value.ino)) out.push(r.value.ino);
     }
     return out;
   }
