@@ -6,7 +6,8 @@
 //   2. scans the next page of the namespace's chunk refs (a full pass over all of them
 //      gives the health counts `dfs status` shows) and queues repairs (most at risk
 //      first) and drain moves,
-//   3. after a full pass with nothing to repair, plans rebalance moves,
+//   3. after a full pass with nothing to repair, plans rebalance moves; after a pass with
+//      nothing to do at all, waits (passIntervalMs) before the next unless a node changes,
 //   4. executes queued moves, a few at a time under a byte-rate limit: read the data
 //      from a good copy (or rebuild EC shards from any k), write the new copies (each
 //      fsynced by its chunk server), commit the new placement through Raft, then delete
@@ -67,6 +68,12 @@ export interface HealerOptions {
   maxQueue: number;
   /** Chunks remembered per node as rebalance candidates. */
   samplesPerNode: number;
+  /**
+   * After a pass that found nothing to do, the next one starts this long after it began,
+   * unless something changes first (a node's liveness or state, a node joining or
+   * leaving, a bad copy reported): then at once. Passes with work run back to back.
+   */
+  passIntervalMs: number;
 }
 
 export const DEFAULT_HEALER_OPTIONS: HealerOptions = {
@@ -77,6 +84,7 @@ export const DEFAULT_HEALER_OPTIONS: HealerOptions = {
   rebalanceThreshold: 1.2,
   maxQueue: 10_000,
   samplesPerNode: 256,
+  passIntervalMs: 10_000,
 };
 
 interface PassStats {
@@ -120,6 +128,11 @@ export class Healer {
   private wasLeader = false;
   private cursor: Buffer | null = null;
   private pass = newPass();
+  /** When the current pass began, and whether the last one ended with nothing to do. */
+  private passStartedMs = performance.now();
+  private idle = false;
+  /** Liveness and state of every node at the last tick, to notice changes. */
+  private nodeStates = '';
   private last: (PassStats & { endedMs: number }) | null = null;
   private passes = 0;
   private readonly queue = new Map<number, Move>();
@@ -171,7 +184,8 @@ export class Healer {
       }
       if (!this.wasLeader) this.resetPlan();
       this.wasLeader = true;
-      await this.refreshNodes();
+      const changed = await this.refreshNodes();
+      if (this.cursor === null && this.idle && !changed && performance.now() - this.passStartedMs < this.opts.passIntervalMs) return;
       await this.scanStep();
       this.launch();
     } catch (e) {
@@ -185,11 +199,13 @@ export class Healer {
   private resetPlan(): void {
     this.cursor = null;
     this.pass = newPass();
+    this.idle = false;
     this.queue.clear();
     this.layoutCache.clear();
   }
 
-  private async refreshNodes(): Promise<void> {
+  /** Returns whether any node's liveness or state changed, or a new bad copy showed up. */
+  private async refreshNodes(): Promise<boolean> {
     const v = await this.deps.view();
     this.records = new Map((await this.deps.store.listNodes()).map((r) => [r.nodeId, r]));
     const nodes = new Map<string, PlanNode>();
@@ -202,6 +218,9 @@ export class Healer {
       if (live === 'up' && admin === 'dead') await this.setState(n.nodeId, 'active', `node ${n.nodeId} is back`, 'node-back');
     }
     this.nodes = nodes;
+    const states = [...nodes.values()].map((n) => `${n.nodeId}:${n.live}:${n.admin}`).join(',');
+    let changed = states !== this.nodeStates;
+    this.nodeStates = states;
     this.bad = new Map();
     const seen = new Set<string>();
     for (const b of await this.deps.store.badCopies(10_000)) {
@@ -210,9 +229,13 @@ export class Healer {
       const key = `${b.chunkId}/${b.nodeId}`;
       seen.add(key);
       // Reported by a chunk server's scrub, `dfs fsck --repair` or a read: said once here.
-      if (!this.badSeen.has(key)) this.deps.events.emit('bad-copy', `the copy of chunk ${b.chunkId} on ${b.nodeId} is bad (corrupt or missing); replacing it`, { nodeId: b.nodeId, chunkId: b.chunkId });
+      if (!this.badSeen.has(key)) {
+        this.deps.events.emit('bad-copy', `the copy of chunk ${b.chunkId} on ${b.nodeId} is bad (corrupt or missing); replacing it`, { nodeId: b.nodeId, chunkId: b.chunkId });
+        changed = true;
+      }
     }
     this.badSeen = seen;
+    return changed;
   }
 
   private async setState(nodeId: string, state: NodeRecord['state'], message: string, kind: string): Promise<void> {
@@ -243,6 +266,7 @@ export class Healer {
   }
 
   private async scanStep(): Promise<void> {
+    if (this.cursor === null) this.passStartedMs = performance.now();
     const page = await this.deps.store.scanChunkRefs(this.cursor, this.opts.scanPage);
     for (const { ino, ref } of page.refs) {
       const chunk = await this.planChunk(ino, ref);
@@ -307,6 +331,8 @@ export class Healer {
         this.deps.events.emit('rebalance-finished', `no node is above ${this.opts.rebalanceThreshold} × the mean utilization`);
       }
     }
+    const draining = [...this.records.values()].some((r) => r.state === 'draining');
+    this.idle = p.under === 0 && p.lost === 0 && !draining && this.queue.size === 0 && this.inflight.size === 0;
   }
 
   // ---- executing moves ------------------------------------------------------------------

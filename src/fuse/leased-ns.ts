@@ -29,6 +29,13 @@ import type { ClientSession } from './client-session.js';
 export const FLUSH_MS = 50;
 /** Bytes of names and targets per batch (a Raft entry stays well below its limit). */
 const BATCH_BYTES_MAX = 512 * 1024;
+/** A range of inode numbers allocInodes gave this session: [first, end), `next` the next free. */
+interface InoRange {
+  first: Ino;
+  next: Ino;
+  end: Ino;
+}
+
 /** Inode numbers asked for at once; the next range is fetched when half is used. */
 const INO_RANGE = 1024;
 /** Entries kept in all views together; beyond it the oldest views are given back. */
@@ -83,8 +90,8 @@ export class LeasedNamespace {
   private timer: NodeJS.Timeout | null = null;
   private drains = 0;
   private idle: Array<() => void> = [];
-  private inos = { next: 0, end: 0 };
-  private spare: { next: number; end: number } | null = null;
+  private inos: InoRange = { first: 0, next: 0, end: 0 };
+  private spare: InoRange | null = null;
   private fetching: Promise<void> | null = null;
   private chunkSizeBytes = 0;
   private poisoned = 0;
@@ -171,8 +178,8 @@ export class LeasedNamespace {
 
   // ---- async changes ---------------------------------------------------------------------
 
-  /** A delegated inode number, or null when none could be had (the caller goes synchronous). */
-  private async takeIno(): Promise<Ino | null> {
+  /** A delegated inode number and its range, or null when none could be had (the caller goes synchronous). */
+  private async takeIno(): Promise<{ ino: Ino; first: Ino } | null> {
     if (this.inos.next >= this.inos.end && this.spare) {
       this.inos = this.spare;
       this.spare = null;
@@ -185,7 +192,7 @@ export class LeasedNamespace {
     if (this.inos.next >= this.inos.end) return null;
     const ino = this.inos.next++;
     if (!this.spare && this.inos.end - this.inos.next < INO_RANGE / 2) void this.fetchInos();
-    return ino;
+    return { ino, first: this.inos.first };
   }
 
   private fetchInos(): Promise<void> {
@@ -195,7 +202,7 @@ export class LeasedNamespace {
         (r) => {
           if (!r.ok) return;
           this.chunkSizeBytes = r.value.chunkSizeBytes;
-          const range = { next: r.value.first, end: r.value.first + INO_RANGE };
+          const range = { first: r.value.first, next: r.value.first, end: r.value.first + INO_RANGE };
           if (this.inos.next >= this.inos.end) this.inos = range;
           else this.spare = range;
         },
@@ -251,10 +258,11 @@ export class LeasedNamespace {
     if (!v) return null;
     if (v.entries.has(name)) return { ok: false, errno: Errno.EEXIST };
     if (this.chunkSizeBytes === 0 && (mode & S_IFMT) === S_IFREG) await this.fetchInos();
-    const ino = await this.takeIno();
+    const taken = await this.takeIno();
     // The awaits above may have seen the lease go (a recall) or the name appear.
     v = this.view(parent);
-    if (ino === null || !v || (this.chunkSizeBytes === 0 && (mode & S_IFMT) === S_IFREG)) return null;
+    if (taken === null || !v || (this.chunkSizeBytes === 0 && (mode & S_IFMT) === S_IFREG)) return null;
+    const ino = taken.ino;
     if (v.entries.has(name)) return { ok: false, errno: Errno.EEXIST };
     const type = mode & S_IFMT;
     const dir = type === S_IFDIR;
@@ -264,7 +272,7 @@ export class LeasedNamespace {
       nlink: dir ? 2 : 1,
       rdev: extra.rdev ?? 0,
     });
-    const delegated = { session: this.session.id, ino };
+    const delegated = { session: this.session.id, ino, first: taken.first };
     let cmd: Command;
     if (dir) cmd = { op: 'mkdir', parent, name, mode: mode & ~S_IFMT & 0o7777, caller, now, delegated };
     else if (type === S_IFLNK) cmd = { op: 'symlink', parent, name, target: target ?? '', caller, now, delegated };

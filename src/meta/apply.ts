@@ -436,6 +436,11 @@ async function createCheck(ctx: Ctx, c: Creating): Promise<{ parent: InodeRecord
 async function delegatedIno(ctx: Ctx, d: DelegatedIno): Promise<boolean> {
   if (!validSession(d?.session) || !isU53(d.ino) || d.ino <= ROOT_INO) return false;
   if ((await ctx.tx.get(K.inodeKey(d.ino))) !== undefined) return false;
+  if (d.first !== undefined) {
+    if (!isU53(d.first) || d.ino < d.first) return false;
+    const end = await ctx.tx.get(K.inoRangeKey(d.session, d.first));
+    return end !== undefined && d.ino < decodeU64(end);
+  }
   for await (const [key, value] of ctx.tx.scanPrefix(K.inoRangePrefix(d.session))) {
     const first = K.readU64(key, key.length - 8);
     if (d.ino >= first && d.ino < decodeU64(value)) return true;

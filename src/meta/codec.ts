@@ -221,6 +221,10 @@ export function encodeChunk(c: ChunkValue): Buffer {
   if (c.ec) w.u8(c.ec.k).u8(c.ec.m).u32(c.ec.shardBytes);
   return w.done();
 }
+/** Whether a chunk value holds its data inline (it names no chunk object): read without decoding it. */
+export function isInlineChunkValue(value: Buffer): boolean {
+  return value.length > 0 && value[0] === CHUNK_INLINE_V2;
+}
 export function decodeChunk(value: Buffer): ChunkValue {
   const r = new Reader(value);
   const v = r.u8();

@@ -13,7 +13,7 @@ import { apply, applyEnvelope, bootstrap, checkFormat, DEFAULT_CHUNK_SIZE_BYTES,
 import type { MetaApi, ReaddirPage } from './api.js';
 import { CachedReader, type CacheStats } from './cache.js';
 import { LeaseIndex } from './lease-index.js';
-import { decodeChunk, decodeDentry, decodeGarbage, decodeInode, decodeU64, decodeXattr, encodeU64 } from './codec.js';
+import { decodeChunk, decodeDentry, decodeGarbage, decodeInode, decodeU64, decodeXattr, encodeU64, isInlineChunkValue } from './codec.js';
 import * as K from './keys.js';
 import { KV_SCAN_LIMIT_MAX, prefixEnd, type Kv, type KvOp } from './kv.js';
 import { Tx } from './tx.js';
@@ -479,6 +479,8 @@ export class MetaStore implements MetaApi {
     const rows = await this.kv.scan(cursor ? { gt: cursor, lt: prefixEnd(prefix) as Buffer, limit: n } : { gte: prefix, lt: prefixEnd(prefix) as Buffer, limit: n });
     const refs: Array<{ ino: Ino; ref: ChunkRef }> = [];
     for (const [key, value] of rows) {
+      // Inline data is in the namespace itself: no object to heal (and no copy of it to make).
+      if (isInlineChunkValue(value)) continue;
       const c = decodeChunk(value);
       if (c.chunkId === 0) continue;
       const { ino, index } = K.chunkKeyParts(key);

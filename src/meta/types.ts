@@ -244,6 +244,8 @@ export type Command =
 export interface DelegatedIno {
   session: string;
   ino: Ino;
+  /** First number of the allocInodes range `ino` comes from (absent: the range is searched). */
+  first?: Ino;
 }
 export const ALLOC_INODES_MAX = 1 << 16;
 export const INO_RANGES_MAX = 4;

@@ -134,8 +134,12 @@ export function setFromWire(s: PSetOut | null): SetAttrFields {
   return out;
 }
 
-function delegatedFromWire(d: { session: string; ino: number }): DelegatedIno {
-  return { session: d.session, ino: d.ino };
+function delegatedFromWire(d: { session: string; ino: number; rangeFirst: number }): DelegatedIno {
+  return d.rangeFirst > 0 ? { session: d.session, ino: d.ino, first: d.rangeFirst } : { session: d.session, ino: d.ino };
+}
+
+function delegatedToWire(d: DelegatedIno | undefined): { session: string; ino: number; rangeFirst: number } | null {
+  return d ? { session: d.session, ino: d.ino, rangeFirst: d.first ?? 0 } : null;
 }
 
 function caller(c: PCallerOut | null): { uid: number; gid: number } {
@@ -158,15 +162,15 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
           hasOpen: c.open !== undefined,
           openSession: c.open?.session ?? '',
           openHandle: c.open?.handle ?? 0,
-          delegated: c.delegated ?? null,
+          delegated: delegatedToWire(c.delegated),
         },
       };
     case 'mkdir':
-      return { ...base, mkdir: { parent: c.parent, name: bytes(c.name), mode: c.mode, caller: c.caller, now: tsToWire(c.now), delegated: c.delegated ?? null, lease: c.lease ?? '' } };
+      return { ...base, mkdir: { parent: c.parent, name: bytes(c.name), mode: c.mode, caller: c.caller, now: tsToWire(c.now), delegated: delegatedToWire(c.delegated), lease: c.lease ?? '' } };
     case 'symlink':
       return {
         ...base,
-        symlink: { parent: c.parent, name: bytes(c.name), target: bytes(c.target), caller: c.caller, now: tsToWire(c.now), delegated: c.delegated ?? null },
+        symlink: { parent: c.parent, name: bytes(c.name), target: bytes(c.target), caller: c.caller, now: tsToWire(c.now), delegated: delegatedToWire(c.delegated) },
       };
     case 'link':
       return { ...base, link: { ino: c.ino, newParent: c.newParent, newName: bytes(c.newName), now: tsToWire(c.now) } };

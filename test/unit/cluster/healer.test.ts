@@ -139,7 +139,7 @@ const silent = pino({ level: 'silent' });
 
 // Rebalancing is off (threshold 1000 × the mean) except in the test about it, so that
 // the other tests can assert where repairs and drains put copies.
-const FAST: Partial<HealerOptions> = { intervalMs: 5, scanPage: 100, concurrency: 2, rateBytesPerS: 1024 * 1024 * 1024, rebalanceThreshold: 1000 };
+const FAST: Partial<HealerOptions> = { intervalMs: 5, passIntervalMs: 0, scanPage: 100, concurrency: 2, rateBytesPerS: 1024 * 1024 * 1024, rebalanceThreshold: 1000 };
 
 /** A cluster of fake chunk servers around one Healer. */
 class Harness {
@@ -475,6 +475,20 @@ describe('Healer', () => {
     for (const c of h.store.commands) if (c.op === 'setPlacement') expect(c.placement).toHaveLength(2);
     expect(h.kinds()).toContain('rebalance');
     expect((await h.healer.health()).rebalanceMovesDone).toBe(placed.get('n4'));
+  });
+
+  it('after a pass with nothing to do, waits passIntervalMs before the next, unless a node changes: then it scans and repairs at once', async () => {
+    const h = start(new Harness(['n1', 'n2', 'n3', 'n4'], { passIntervalMs: 60_000 }));
+    h.addReplicated(10, 1, patternBytes(5_000, 1), ['n1', 'n2', 'n3']);
+    await until('the first pass', async () => (await passes(h)) >= 1);
+    const after = await passes(h);
+    // ~200 ticks of 5 ms: not one more pass while nothing changes.
+    const deadline = performance.now() + 1_000;
+    while (performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await passes(h)).toBe(after);
+    h.kill('n1');
+    await until('n1 repaired elsewhere', () => !h.placement(1).includes('n1') && h.placement(1).length === 3);
+    expect(await passes(h)).toBeGreaterThan(after);
   });
 
   it('reports health counts after a pass: node states, chunk states, copies per node', async () => {

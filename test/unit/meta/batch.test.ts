@@ -115,6 +115,19 @@ describe('delegated inode numbers', () => {
     expect(plain.ino).toBe(other.first + 2);
   });
 
+  it('with the range named (first), checks that one range: inside it a create works, outside it or with a range not the session\'s it is refused', async () => {
+    const range = await f.ok({ op: 'allocInodes', session: 's1', count: 3 });
+    const other = await f.ok({ op: 'allocInodes', session: 's2', count: 3 });
+    const at = (name: string, ino: number, first: number, session = 's1') => f.run({ ...(mk(name, 70) as Extract<Command, { op: 'mknod' }>), delegated: { session, ino, first } });
+    expect(await at('a', range.first + 2, range.first)).toMatchObject({ ok: true, value: { ino: range.first + 2 } });
+    expect(await at('b', range.first + 3, range.first)).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await at('c', other.first, other.first)).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await at('d', range.first + 1, range.first + 1)).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await at('e', range.first, range.first + 1)).toEqual({ ok: false, errno: Errno.EINVAL });
+    expect(await at('f', other.first + 1, other.first, 's2')).toMatchObject({ ok: true, value: { ino: other.first + 1 } });
+    expect(await f.names(ROOT_INO)).toEqual(['a', 'f']);
+  });
+
   it('keeps a session\'s last 4 ranges, and closeSession drops them', async () => {
     const firsts: number[] = [];
     for (let i = 0; i < 5; i++) firsts.push((await f.ok({ op: 'allocInodes', session: 's1', count: 10 })).first);
@@ -132,6 +145,7 @@ describe('delegated inode numbers', () => {
     for (const command of [
       { op: 'allocInodes', session: 's1', count: 5 },
       { ...(mk('a', 1) as Extract<Command, { op: 'mknod' }>), delegated: { session: 's1', ino: 77 } },
+      { ...(mk('b', 1) as Extract<Command, { op: 'mknod' }>), delegated: { session: 's1', ino: 80, first: 76 } },
       { ...(mkd('d', 2) as Extract<Command, { op: 'mkdir' }>), delegated: { session: 's1', ino: 78 } },
       { op: 'symlink', parent: 1, name: 'l', target: 't', caller: CALLER, now: { sec: 3, nsec: 0 }, delegated: { session: 's1', ino: 79 } },
       mk('plain', 4),
