@@ -8,7 +8,7 @@ import type { EnvelopeCodec } from '../meta/envelope-codec.js';
 import type { Envelope, Ino, Result } from '../meta/types.js';
 import { Errno } from '../meta/types.js';
 import { LeaseGate, shownByLookup, shownByReaddir, type SessionHub } from './session-hub.js';
-import type { RaftDriver, StateMachine } from '../cluster/raft/driver.js';
+import type { ProposalOutcome, RaftDriver, StateMachine } from '../cluster/raft/driver.js';
 import type { Entry, NodeId } from '../cluster/raft/types.js';
 import { EntryType } from '../cluster/raft/types.js';
 
@@ -170,9 +170,16 @@ export class ReplicatedMeta {
 
   async executeEnvelopeR(envelope: Envelope): Promise<Result<unknown> | NotLeader> {
     if (!this.isLeader()) return new NotLeader(this.driver.leaderId);
-    const gate = this.gate && this.leaderOr(await this.gate.admit(envelope.command));
-    if (gate) return gate;
-    const out = await this.driver.propose(this.codec.encode(envelope));
+    const propose = () => this.driver.propose(this.codec.encode(envelope));
+    let out: ProposalOutcome;
+    if (this.gate) {
+      const g = await this.gate.execute(envelope.command, propose);
+      if (g === 'leader') return new NotLeader(this.driver.leaderId);
+      if ('errno' in g) return g;
+      out = g;
+    } else {
+      out = await propose();
+    }
     if (out.ok) return out.result as Result<unknown>;
     if (out.reason === 'notLeader' || out.reason === 'overwritten' || out.reason === 'transferring') return new NotLeader(out.leader);
     if (out.reason === 'tooLarge') return { ok: false, errno: Errno.EFBIG };

@@ -220,6 +220,9 @@ export class SessionHub {
  */
 export const LEASE_WAIT_MS = 20_000;
 
+/** A call the gate turned away (after waiting in vain for a lease). */
+export type Refused = Extract<Result<never>, { ok: false }>;
+
 /** The namespace reads the gate needs. */
 export interface GateStore {
   readonly leases: LeaseIndex;
@@ -240,8 +243,15 @@ export class LeaseGate {
     private readonly waitMs = LEASE_WAIT_MS,
   ) {}
 
+  /** Grants of existing directories being proposed here, by directory. */
+  private readonly granting = new DirCounts();
+  /** Commands admitted and not yet applied (or failed), by the directories they name. */
+  private readonly inflight = new DirCounts();
+
   async check(dirs: readonly Ino[], self: string | null): Promise<'leader' | Result<never> | null> {
-    if (dirs.length === 0 || this.store.leases.size === 0) return null;
+    if (dirs.length === 0) return null;
+    await this.granting.quiet(dirs, this.waitMs);
+    if (this.store.leases.size === 0) return null;
     if (this.hub.heldByOthers(dirs, self).length === 0) return null;
     if (!this.isLeader()) return 'leader';
     if (await this.hub.clear(dirs, self, this.waitMs)) return null;
@@ -268,15 +278,95 @@ export class LeaseGate {
     }
   }
 
-  /** Before a command is proposed: the directories it names, cleared as check() does. */
-  async admit(command: Command): Promise<'leader' | Result<never> | null> {
-    if (this.store.leases.size === 0) return null;
+  /**
+   * A command through the gate: admitted (the directories it names cleared), then
+   * proposed. A grant of an existing directory waits for the commands about it admitted
+   * before, and holds back those after it until it has applied, so no command is checked
+   * before the lease exists and applied after it (refused, or changing the directory
+   * under a view just taken).
+   */
+  async execute<T>(command: Command, propose: () => Promise<T>): Promise<'leader' | Refused | T> {
+    if (command.op === 'leaseGrant') {
+      const granted = this.granting.add([command.ino]);
+      try {
+        await this.inflight.quiet([command.ino], this.waitMs);
+        return await propose();
+      } finally {
+        granted();
+      }
+    }
+    let fp = await this.footprint(command);
+    for (let round = 0; ; round++) {
+      const g = await this.check(fp.dirs, fp.session);
+      if (g === 'leader') return g;
+      if (g) return { ok: false, errno: g.ok ? Errno.EIO : g.errno };
+      // A recall makes its holder send what it queued: a named entry may be a (leased)
+      // directory now. Resolved again, and checked again if it is a new one, as when a
+      // grant began meanwhile (bounded; apply refuses what slips through).
+      const now = fp.entries > 0 ? await this.footprint(command) : fp;
+      const fresh = now.dirs.some((d) => !fp.dirs.includes(d));
+      fp = now;
+      if ((!fresh && !this.granting.any(fp.dirs)) || round === 3) break;
+    }
+    const admitted = this.inflight.add(fp.dirs);
+    try {
+      return await propose();
+    } finally {
+      admitted();
+    }
+  }
+
+  /** What a command names: its directories, and named entries that are directories. */
+  private async footprint(command: Command): Promise<{ dirs: Ino[]; session: string | null; entries: number }> {
     const fp = leaseFootprint(command);
     for (const e of fp.entries) {
       const r = await this.store.lookup(e.parent, e.name);
       if (r.ok && isDirAttr(r.value)) fp.dirs.push(r.value.ino);
     }
-    return this.check(fp.dirs, fp.session);
+    return { dirs: fp.dirs, session: fp.session, entries: fp.entries.length };
+  }
+}
+
+/** How many calls name each directory, with bounded waits for none. */
+class DirCounts {
+  private readonly counts = new Map<Ino, number>();
+  private readonly waiters = new Set<() => void>();
+
+  any(dirs: readonly Ino[]): boolean {
+    return this.counts.size > 0 && dirs.some((d) => this.counts.has(d));
+  }
+
+  /** Counts `dirs` until the returned function is called (once). */
+  add(dirs: readonly Ino[]): () => void {
+    for (const d of dirs) this.counts.set(d, (this.counts.get(d) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const d of dirs) {
+        const n = (this.counts.get(d) ?? 1) - 1;
+        if (n > 0) this.counts.set(d, n);
+        else this.counts.delete(d);
+      }
+      for (const w of [...this.waiters]) w();
+    };
+  }
+
+  /** Resolves once no call names any of `dirs`, or after `ms` (a proposal that never ends must not hold others forever). */
+  async quiet(dirs: readonly Ino[], ms: number): Promise<void> {
+    if (!this.any(dirs)) return;
+    const end = performance.now() + ms;
+    while (this.any(dirs) && performance.now() < end) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          this.waiters.delete(done);
+          resolve();
+        };
+        const t = setTimeout(done, Math.max(1, end - performance.now()));
+        this.waiters.add(done);
+      });
+    }
   }
 }
 

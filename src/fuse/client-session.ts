@@ -32,6 +32,7 @@ export class ClientSession {
   private seq = 0;
   private readonly sent = new Map<number, number>();
   private validUntil = 0;
+  private gaps = 0;
   private lastAck = 0;
   private openedAt = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -65,6 +66,14 @@ export class ClientSession {
     this.link = null;
     this.validUntil = 0;
     for (const w of [...this.validWaiters]) w();
+  }
+
+  /**
+   * Times validity ran out before it was renewed: after such a gap the leader may have
+   * expired the session and dropped its leases, even if renewals are acknowledged again.
+   */
+  get epoch(): number {
+    return this.gaps;
   }
 
   /** True while answers from this session's leases are safe (see the file comment). */
@@ -139,6 +148,8 @@ export class ClientSession {
     this.lastAck = performance.now();
     this.reconnectDelay = this.opts.reconnectMs;
     const until = at + this.opts.sessionMs / (1 + this.opts.drift) - this.opts.marginMs;
+    // Sent after validity had already run out: continuity is lost.
+    if (this.validUntil > 0 && at >= this.validUntil) this.gaps++;
     if (until > this.validUntil) this.validUntil = until;
     for (const w of [...this.validWaiters]) w();
   }

@@ -5,6 +5,12 @@
 // - A directory this client creates gets its exclusive lease with it (`mkdir` with
 //   `lease`, or any mkdir inside a leased directory): its view is complete from the
 //   start (empty) and only this client changes it until the lease is recalled.
+// - A directory that already exists is taken once this client changes it synchronously
+//   INTEREST_OPS times within INTEREST_MS (an `rm -rf` or untar into it): `leaseGrant`,
+//   then its listing (at most LOAD_ENTRIES_MAX entries) and attributes are read, in the
+//   queue's order, and become its view. A recall (or a refused grant) keeps the client
+//   from taking it again for a while, doubling each time (RETAKE_MIN_MS to RETAKE_MAX_MS),
+//   so two clients working in one directory do not pass its lease back and forth.
 // - In a leased directory, create/mknod/mkdir/symlink, unlink, rmdir (of a leased empty
 //   subdirectory) and rename of a non-directory within or between leased directories are
 //   answered here (new inode numbers come from a delegated range) and queued ("async").
@@ -48,6 +54,18 @@ const VIEW_ENTRIES_MAX = 200_000;
 export const HOLD_MS = 1_000;
 /** How long a change waits for the session to become valid before going synchronous. */
 const VALID_WAIT_MS = 2_000;
+/** Synchronous changes in one directory, within INTEREST_MS, that make the client take its lease. */
+const INTEREST_OPS = 2;
+const INTEREST_MS = 2_000;
+/** Directories tracked for interest at once (the map is cleared past it). */
+const INTEREST_DIRS_MAX = 10_000;
+/** A directory with more entries than this is not taken (its listing would be the cost). */
+export const LOAD_ENTRIES_MAX = 10_000;
+/** Entries per readdir page while loading a listing. */
+const LOAD_PAGE = 1_024;
+/** After a recall or a refused grant, the directory is not taken again for this long, doubling up to the max. */
+const RETAKE_MIN_MS = 2_000;
+const RETAKE_MAX_MS = 60_000;
 
 interface DirView {
   attr: Attr;
@@ -56,7 +74,10 @@ interface DirView {
 
 type Item =
   | { kind: 'async'; cmd: Command; touched: Ino[]; bytes: number; at: number; hold?: () => boolean }
-  | { kind: 'sync'; cmd: Command; touched: Ino[]; bytes: number; at: number; resolve: (r: Result<unknown>) => void };
+  | { kind: 'sync'; cmd: Command; touched: Ino[]; bytes: number; at: number; resolve: (r: Result<unknown>) => void }
+  /** Take the lease of an existing directory and load its view (see take()). */
+  | { kind: 'take'; dir: Ino; touched: Ino[]; bytes: number; at: number };
+type CmdItem = Exclude<Item, { kind: 'take' }>;
 
 const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
 const isU32 = (n: number | undefined): boolean => n === undefined || (Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff);
@@ -80,6 +101,14 @@ export class LeasedNamespace {
   private readonly maybeHeld = new Set<Ino>();
   /** Inodes created here whose creation a poisoned batch dropped (see poison()). */
   private readonly lost = new Set<Ino>();
+  /** Existing directories being taken: queued or loading; a change in one waits for it. */
+  private readonly taking = new Map<Ino, { done: Promise<void>; finish: () => void }>();
+  /** Synchronous changes seen per directory not held (see INTEREST_OPS). */
+  private readonly interest = new Map<Ino, { n: number; since: number }>();
+  /** Directories to take once the synchronous change that asked is queued (queueTakes). */
+  private readonly wanted = new Set<Ino>();
+  /** Directories not to take before `until` (recalled or refused), and the next wait. */
+  private readonly retake = new Map<Ino, { until: number; waitMs: number }>();
 
   /** True when this client's creation of `ino` was dropped: the file does not exist. */
   isLost(ino: Ino): boolean {
@@ -95,7 +124,9 @@ export class LeasedNamespace {
   private fetching: Promise<void> | null = null;
   private chunkSizeBytes = 0;
   private poisoned = 0;
-  readonly counters = { asyncOps: 0, syncOps: 0, batches: 0, poisoned: 0, recalls: 0, released: 0, leasesTaken: 0 };
+  /** The session's epoch the views are from (see ClientSession.epoch). */
+  private epoch = 0;
+  readonly counters = { asyncOps: 0, syncOps: 0, batches: 0, poisoned: 0, recalls: 0, released: 0, leasesTaken: 0, existingTaken: 0, takeFailed: 0 };
 
   constructor(
     private readonly meta: MetaApi,
@@ -109,22 +140,49 @@ export class LeasedNamespace {
   /** The view of a leased directory, when answers may come from it now. */
   view(dir: Ino): DirView | undefined {
     const v = this.views.get(dir);
-    return v && this.session.valid() ? v : undefined;
+    return v && this.trusted() ? v : undefined;
   }
 
-  /** True when the leader may count `dir` as this client's: held, or dropped by a poisoned batch. */
+  /**
+   * Whether the views may answer: the session is valid and has been since they were
+   * taken. After a gap the leader may have expired the session (its leases are gone)
+   * and granted them to others: every view is given up, as after a poisoned batch.
+   */
+  private trusted(): boolean {
+    if (!this.session.valid()) return false;
+    if (this.session.epoch === this.epoch) return true;
+    this.epoch = this.session.epoch;
+    this.forgetViews('the session was not renewed in time: its leases may have expired');
+    return false;
+  }
+
+  /**
+   * Every view is given up without a release (the leader may be unreachable, or may have
+   * dropped them already): a later recall, or a sync change touching one, gives it back.
+   */
+  private forgetViews(why: string): void {
+    if (this.views.size > 0) this.log?.warn({ why, leases: this.views.size }, 'giving up every directory view');
+    for (const d of this.views.keys()) this.maybeHeld.add(d);
+    for (const d of [...this.taking.keys()]) if (this.stopTaking(d)) this.maybeHeld.add(d);
+    if (this.maybeHeld.size > VIEW_ENTRIES_MAX) this.maybeHeld.clear();
+    this.views.clear();
+    this.viewEntries = 0;
+    this.predicted.clear();
+  }
+
+  /** True when the leader may count `dir` as this client's: held, being taken, or dropped by a poisoned batch. */
   mayHold(dir: Ino): boolean {
-    return this.views.has(dir) || this.maybeHeld.has(dir);
+    return this.views.has(dir) || this.maybeHeld.has(dir) || this.taking.has(dir);
   }
 
   /** True when mayHold() can be true for some directory. */
   get mayHoldAny(): boolean {
-    return this.views.size > 0 || this.maybeHeld.size > 0;
+    return this.views.size > 0 || this.maybeHeld.size > 0 || this.taking.size > 0;
   }
 
   /** Attributes known here: a leased directory's, or a file's this client created under a lease. */
   attrOf(ino: Ino): Attr | undefined {
-    if (!this.session.valid()) return undefined;
+    if (!this.trusted()) return undefined;
     return this.views.get(ino)?.attr ?? this.predicted.get(ino);
   }
 
@@ -168,9 +226,14 @@ export class LeasedNamespace {
 
   /** A directory whose lease the caller may use for an async change (waits briefly for validity). */
   async usable(dir: Ino): Promise<DirView | undefined> {
+    const taking = this.taking.get(dir);
+    if (taking) await taking.done;
     const v = this.views.get(dir);
-    if (!v) return undefined;
-    if (this.session.valid() || (await this.session.waitValid(VALID_WAIT_MS))) return this.views.get(dir);
+    if (!v) {
+      this.noteInterest(dir);
+      return undefined;
+    }
+    if (this.trusted() || ((await this.session.waitValid(VALID_WAIT_MS)) && this.trusted())) return this.views.get(dir);
     // Cut off from the leader: give every lease back (in order) and go synchronous.
     this.releaseAll('session not renewed');
     return undefined;
@@ -418,11 +481,121 @@ export class LeasedNamespace {
     if (!this.views.has(attr.ino)) this.addView(attr.ino, attr);
   }
 
+  /** A change in `dir` is about to go synchronous because no view of it is held. */
+  private noteInterest(dir: Ino): void {
+    if (this.taking.has(dir) || this.views.has(dir) || this.maybeHeld.has(dir) || !this.session.valid()) return;
+    const now = performance.now();
+    const r = this.retake.get(dir);
+    if (r && now < r.until) return;
+    const seen = this.interest.get(dir);
+    if (!seen || now - seen.since > INTEREST_MS) {
+      if (this.interest.size >= INTEREST_DIRS_MAX) this.interest.clear();
+      this.interest.set(dir, { n: 1, since: now });
+      if (INTEREST_OPS > 1) return;
+    } else if (++seen.n < INTEREST_OPS) {
+      return;
+    }
+    this.interest.delete(dir);
+    this.wanted.add(dir);
+  }
+
+  /**
+   * Queues the takes asked for: after the synchronous change that asked (queued just
+   * before), so that change is not a conflict with the lease it led to.
+   */
+  private queueTakes(): void {
+    for (const dir of this.wanted) {
+      if (this.taking.has(dir) || this.views.has(dir) || this.maybeHeld.has(dir)) continue;
+      let finish = (): void => undefined;
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      this.taking.set(dir, { done, finish });
+      this.pending.set(dir, (this.pending.get(dir) ?? 0) + 1);
+      this.queue.push({ kind: 'take', dir, touched: [dir], bytes: 64, at: performance.now() });
+    }
+    this.wanted.clear();
+  }
+
+  /** `dir` is not taken again for a while (longer each time). */
+  private backOff(dir: Ino): void {
+    const r = this.retake.get(dir);
+    const waitMs = r ? Math.min(RETAKE_MAX_MS, r.waitMs * 2) : RETAKE_MIN_MS;
+    if (this.retake.size >= INTEREST_DIRS_MAX) this.retake.clear();
+    this.retake.set(dir, { until: performance.now() + waitMs, waitMs });
+  }
+
+  /** Stops taking `dir` (recalled, given back, or failed); the changes waiting for it go on. */
+  private stopTaking(dir: Ino): boolean {
+    const t = this.taking.get(dir);
+    if (!t) return false;
+    this.taking.delete(dir);
+    t.finish();
+    return true;
+  }
+
+  /**
+   * Takes an existing directory's lease (run from the queue, so every change queued before
+   * is applied first), then reads its listing and attributes outside the queue. Once the
+   * lease is ours no other client changes the directory, and this client's own changes to
+   * it wait for the view (usable()) or give the lease back (beforeSync), so what is read
+   * is its whole state. A recall meanwhile (taking is gone) leaves the view uninstalled;
+   * the release it queued gives the lease back.
+   */
+  private async take(dir: Ino): Promise<void> {
+    if (!this.taking.has(dir) || !this.trusted()) {
+      this.stopTaking(dir);
+      return;
+    }
+    const granted = await this.meta.execute({ op: 'leaseGrant', session: this.session.id, ino: dir, exclusive: true }).catch(() => null);
+    if (!granted || !granted.ok) {
+      // Someone else holds it, or the leader could not be reached (then the grant may
+      // have applied: give it back, harmless if it did not).
+      this.counters.takeFailed++;
+      this.backOff(dir);
+      if (this.stopTaking(dir) && !granted) this.release(dir, true);
+      return;
+    }
+    void this.load(dir, this.epoch);
+  }
+
+  private async load(dir: Ino, epoch: number): Promise<void> {
+    const entries = new Map<string, { ino: Ino; type: number }>();
+    let attr: Attr | null = null;
+    try {
+      let after: string | null = null;
+      for (;;) {
+        const page = await this.meta.readdir(dir, after, LOAD_PAGE, this.session.id);
+        if (!page.ok) break;
+        for (const e of page.value.entries) entries.set(e.name, { ino: e.ino, type: e.type });
+        if (entries.size > LOAD_ENTRIES_MAX) break;
+        if (page.value.done || page.value.entries.length === 0) {
+          const a = await this.meta.getattr(dir, this.session.id);
+          if (a.ok && isDir(a.value.mode)) attr = a.value;
+          break;
+        }
+        after = page.value.entries[page.value.entries.length - 1].name;
+      }
+    } catch {
+      attr = null;
+    }
+    if (!this.stopTaking(dir)) return; // recalled or given back meanwhile: release queued
+    if (attr === null || epoch !== this.epoch || !this.trusted()) {
+      this.counters.takeFailed++;
+      this.backOff(dir);
+      this.release(dir, true);
+      return;
+    }
+    this.views.set(dir, { attr, entries });
+    this.viewEntries += entries.size;
+    this.counters.leasesTaken++;
+    this.counters.existingTaken++;
+    this.boundViews();
+  }
+
   /** A sync change touching `dirs` goes next: leases on them are given back first, in order. */
   beforeSync(dirs: readonly Ino[]): void {
     for (const d of dirs) {
       if (this.views.has(d)) this.release(d);
-      else if (this.maybeHeld.delete(d)) this.release(d, true);
+      else if (this.maybeHeld.delete(d) || this.stopTaking(d)) this.release(d, true);
     }
   }
 
@@ -431,6 +604,8 @@ export class LeasedNamespace {
     this.counters.recalls += dirs.length;
     for (const d of dirs) {
       this.maybeHeld.delete(d);
+      this.stopTaking(d);
+      this.backOff(d);
       this.release(d, true);
     }
     this.kick();
@@ -450,6 +625,7 @@ export class LeasedNamespace {
   }
 
   private releaseAll(why: string): void {
+    for (const d of [...this.taking.keys()]) if (this.stopTaking(d)) this.release(d, true);
     if (this.views.size === 0) return;
     this.log?.warn({ why, leases: this.views.size }, 'giving back every directory lease');
     for (const d of [...this.views.keys()]) this.release(d);
@@ -501,6 +677,7 @@ export class LeasedNamespace {
     this.counters.syncOps++;
     for (const i of touched) this.pending.set(i, (this.pending.get(i) ?? 0) + 1);
     const p = new Promise<Result<unknown>>((resolve) => this.queue.push({ kind: 'sync', cmd, touched, bytes: cmdBytes(cmd), at: performance.now(), resolve }));
+    if (this.wanted.size > 0) this.queueTakes();
     this.kick();
     return p as Promise<Result<R>>;
   }
@@ -522,7 +699,7 @@ export class LeasedNamespace {
 
   /** Something waits for the queue (a sync change, a drain), or its head is due. */
   private urgent(): boolean {
-    if (this.drains > 0 || this.queue.length >= BATCH_OPS_MAX || this.queue.some((i) => i.kind === 'sync')) return true;
+    if (this.drains > 0 || this.queue.length >= BATCH_OPS_MAX || this.queue.some((i) => i.kind !== 'async')) return true;
     return this.firstHeld() > 0 && performance.now() - this.queue[0].at >= FLUSH_MS;
   }
 
@@ -556,9 +733,14 @@ export class LeasedNamespace {
   private cut(): Item[] {
     const out: Item[] = [];
     let bytes = 0;
-    const forced = this.drains > 0 || this.queue.some((i) => i.kind === 'sync');
+    const forced = this.drains > 0 || this.queue.some((i) => i.kind !== 'async');
     const limit = forced ? this.queue.length : this.firstHeld();
     for (const it of this.queue.slice(0, limit)) {
+      // A take runs alone, after what is before it.
+      if (it.kind === 'take') {
+        if (out.length === 0) out.push(it);
+        break;
+      }
       if (out.length >= BATCH_OPS_MAX || (out.length > 0 && bytes + it.bytes > BATCH_BYTES_MAX)) break;
       if (it.kind === 'sync' && out.length > 0 && !BATCHABLE_OPS.has(it.cmd.op)) break;
       out.push(it);
@@ -570,6 +752,20 @@ export class LeasedNamespace {
   }
 
   private async send(items: Item[]): Promise<void> {
+    const last = items[items.length - 1];
+    if (last.kind === 'take') {
+      try {
+        await this.take(last.dir);
+      } finally {
+        this.unpend(last);
+      }
+      return;
+    }
+    await this.sendBatch(items as CmdItem[]);
+  }
+
+  /** A run of async changes, ended by at most one sync change. */
+  private async sendBatch(items: CmdItem[]): Promise<void> {
     const last = items[items.length - 1];
     const tail = last.kind === 'sync' ? last : null;
     try {
@@ -609,7 +805,7 @@ export class LeasedNamespace {
    * A batch answered from our leases did not apply whole (applied -1: unknown, the call
    * failed). That is a bug or a lease lost behind our back: loud, and the suffix goes.
    */
-  private poison(errno: number, applied: number, items: Item[]): void {
+  private poison(errno: number, applied: number, items: CmdItem[]): void {
     this.counters.poisoned++;
     this.poisoned = Errno.EIO;
     const failed = applied >= 0 ? items[applied]?.cmd : undefined;
@@ -617,9 +813,11 @@ export class LeasedNamespace {
       { errno, applied, batch: items.length, failedOp: failed?.op, queued: this.queue.length },
       'namespace changes answered from a lease did not apply: dropping the rest and every lease; the next fsync/close reports EIO',
     );
-    const rest = this.queue.splice(0);
-    for (const it of rest) {
+    const rest: CmdItem[] = [];
+    for (const it of this.queue.splice(0)) {
       this.unpend(it);
+      if (it.kind === 'take') this.stopTaking(it.dir);
+      else rest.push(it);
       if (it.kind === 'sync') it.resolve({ ok: false, errno: Errno.EIO });
     }
     // Inodes whose creation is gone (or, when the call itself failed, may be): their
@@ -631,11 +829,7 @@ export class LeasedNamespace {
     }
     // Given back lazily (before a sync change that touches one, or when recalled): the
     // leader may be unreachable now, and nothing should queue behind releases.
-    for (const d of this.views.keys()) this.maybeHeld.add(d);
-    if (this.maybeHeld.size > VIEW_ENTRIES_MAX) this.maybeHeld.clear();
-    this.views.clear();
-    this.viewEntries = 0;
-    this.predicted.clear();
+    this.forgetViews('a batch did not apply');
   }
 
   /** After a sync change's answer: what it tells about inodes this client predicts. */

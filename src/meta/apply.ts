@@ -550,6 +550,10 @@ async function removeEntry(
   if (rec === undefined) throw new Error(`dentry ${c.parent}/${c.name} points at missing inode ${entry.ino}`);
   if (wantDir) {
     if (!isDir(rec.attr.mode)) return fail('ENOTDIR');
+    // Not while another session holds it (the gate recalls it first): its emptiness is
+    // what that holder knows. A batch's own async rmdir needs its lease.
+    const held = await entryLeaseError(ctx, rec.attr.ino);
+    if (held !== undefined) return fail(held);
     if (!(await isEmptyDir(ctx, rec.attr.ino))) return fail('ENOTEMPTY');
     parent.attr.nlink -= 1;
   } else if (isDir(rec.attr.mode)) {

@@ -97,10 +97,9 @@ class Link implements MetaApi {
   }
   execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
     return this.go(async () => {
-      const g = await this.leader.gate.admit(command);
+      const g = await this.leader.gate.execute(command, () => this.leader.store.execute(command));
       if (g === 'leader') throw new Error('always leader here');
-      if (g) return g;
-      return this.leader.store.execute(command);
+      return g as Result<CommandValues[C['op']]>;
     });
   }
   openSession(session: string, events: SessionEvents): SessionLink {
@@ -369,6 +368,8 @@ describe('directory leases and the ordered namespace queue', () => {
       }
       for (const { vfs } of cs) expect(ok(await vfs.fsyncdir())).toBeNull();
       for (const { vfs } of cs) expect(vfs.ns!.counters.poisoned).toBe(0);
+      // Directories another client made were taken too (their views loaded from the leader).
+      expect(cs.reduce((n, c) => n + c.vfs.ns!.counters.existingTaken, 0)).toBeGreaterThan(0);
       // Every client lists every directory as the leader has it, with the leader's attributes.
       // A client that does not hold a directory may reuse the attributes its own last command
       // there returned for ≤ 100 ms (dir-attrs.ts, as before leases); a wrong prediction of a
