@@ -238,6 +238,70 @@ describe('directory leases and the ordered namespace queue', () => {
     expect(ok(await a.vfs.lookup(e.ino, 'y')).ino).toBeGreaterThan(0);
   });
 
+  it("takes the lease of a directory another client made once it changes it twice; answers the rest from the loaded view; a recall backs it off", async () => {
+    const { leader, client } = await setup();
+    const a = await client('a');
+    const b = await client('b');
+    const d = ok(await b.vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    const sub = ok(await b.vfs.mkdir(d.ino, 'sub', 0o755, CALLER));
+    for (let i = 0; i < 20; i++) await touch(b.vfs, d.ino, `f${i}`);
+    ok(await b.vfs.fsyncdir());
+    // a's first two unlinks go to the leader (recalling b's lease); then a takes d.
+    ok(await a.vfs.unlink(d.ino, 'f0'));
+    ok(await a.vfs.unlink(d.ino, 'f1'));
+    const sync = a.vfs.ns!.counters.syncOps;
+    for (let i = 2; i < 20; i++) ok(await a.vfs.unlink(d.ino, `f${i}`));
+    expect(a.vfs.ns!.counters.existingTaken).toBe(1);
+    expect(leader.store.leases.exclusiveHolder(d.ino)).toBe('a');
+    expect(a.vfs.ns!.counters.syncOps).toBe(sync);
+    // The loaded view answers: names, negatives, a create, a rename, the attributes of d.
+    expect((await a.vfs.lookup(d.ino, 'f3')).ok).toBe(false);
+    expect(ok(await a.vfs.lookup(d.ino, 'sub')).ino).toBe(sub.ino);
+    const g = await touch(a.vfs, d.ino, 'g');
+    ok(await a.vfs.rename(d.ino, 'g', d.ino, 'h', 0));
+    expect(a.vfs.ns!.counters.syncOps).toBe(sync);
+    const dNow = ok(await a.vfs.getattr(d.ino));
+    ok(await a.vfs.fsyncdir());
+    expect(await names(leader.store, d.ino)).toEqual(['h', 'sub']);
+    expect(ok(await leader.store.getattr(d.ino))).toEqual(dNow);
+    expect(ok(await leader.store.lookup(d.ino, 'h')).ino).toBe(g.ino);
+    // b lists d: a's lease is recalled; a does not take it again at once.
+    const h = ok(await b.vfs.opendir(d.ino));
+    expect(ok(await b.vfs.readdir(h, 0, 100)).entries.map((e) => e.name)).toEqual(['.', '..', 'h', 'sub']);
+    b.vfs.releasedir(h);
+    expect(leader.store.leases.exclusiveHolder(d.ino)).toBeUndefined();
+    for (let i = 0; i < 4; i++) await touch(a.vfs, d.ino, `late${i}`);
+    expect(a.vfs.ns!.counters.existingTaken).toBe(1);
+    expect(a.vfs.ns!.counters.syncOps).toBe(sync + 4);
+    expect(a.vfs.ns!.counters.poisoned + b.vfs.ns!.counters.poisoned).toBe(0);
+  });
+
+  it('a gap in the session (renewals not acknowledged in time, then again) gives up every view: the leader may have expired it', async () => {
+    const { leader, client } = await setup();
+    const a = await client('a');
+    const d = ok(await a.vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    await touch(a.vfs, d.ino, 'x');
+    expect(a.vfs.ns!.view(d.ino)).toBeDefined();
+    ok(await a.vfs.fsyncdir());
+    // The leader stops acknowledging a's renewals (as for a recall a sits on) for longer
+    // than a stays valid, then acknowledges them again.
+    const hub = leader.hub as unknown as { renew: (...args: unknown[]) => void };
+    const renew = hub.renew.bind(hub);
+    hub.renew = () => undefined;
+    await until('a is no longer valid', () => !a.vfs.ns!.session.valid(), 3_000);
+    hub.renew = renew;
+    await until('a is valid again', () => a.vfs.ns!.session.valid(), 3_000);
+    expect(a.vfs.ns!.session.epoch).toBe(1);
+    expect(a.vfs.ns!.view(d.ino)).toBeUndefined();
+    expect(a.vfs.ns!.mayHold(d.ino)).toBe(true);
+    // Its next change there goes to the leader, after giving the lease back.
+    const sync = a.vfs.ns!.counters.syncOps;
+    await touch(a.vfs, d.ino, 'y');
+    expect(a.vfs.ns!.counters.syncOps).toBe(sync + 1);
+    expect(await names(leader.store, d.ino)).toEqual(['x', 'y']);
+    expect(a.vfs.ns!.counters.poisoned).toBe(0);
+  });
+
   it('a client cut off mid-stream loses a suffix of its changes, never a hole, and the others wait only until its session expires', async () => {
     const { leader, client } = await setup();
     const a = await client('a');
