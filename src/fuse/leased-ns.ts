@@ -6,7 +6,8 @@
 //   `lease`, or any mkdir inside a leased directory): its view is complete from the
 //   start (empty) and only this client changes it until the lease is recalled.
 // - A directory that already exists is taken once this client changes it synchronously
-//   INTEREST_OPS times within INTEREST_MS (an `rm -rf` or untar into it): `leaseGrant`,
+//   INTEREST_OPS times within INTEREST_MS, a whole listing of it counting as one (an
+//   `rm -rf` or untar into it): `leaseGrant`,
 //   then its listing (at most LOAD_ENTRIES_MAX entries) and attributes are read, in the
 //   queue's order, and become its view. A recall (or a refused grant) keeps the client
 //   from taking it again for a while, doubling each time (RETAKE_MIN_MS to RETAKE_MAX_MS),
@@ -481,7 +482,15 @@ export class LeasedNamespace {
     if (!this.views.has(attr.ino)) this.addView(attr.ino, attr);
   }
 
-  /** A change in `dir` is about to go synchronous because no view of it is held. */
+  /**
+   * This client just read `dir`'s whole listing from the leader: one change there now is
+   * enough to take it (an `rm -rf` lists a directory, then removes what it holds).
+   */
+  listed(dir: Ino): void {
+    this.noteInterest(dir);
+  }
+
+  /** A change in `dir` is about to go synchronous because no view of it is held (or it was listed). */
   private noteInterest(dir: Ino): void {
     if (this.taking.has(dir) || this.views.has(dir) || this.maybeHeld.has(dir) || !this.session.valid()) return;
     const now = performance.now();

@@ -760,6 +760,7 @@ export class Vfs implements FuseVfs {
       const ns = this.ns;
       h.entries.push(...(ns ? page.value.entries.map((e) => ({ ...e, attr: ns.attrOf(e.ino) ?? e.attr })) : page.value.entries));
       h.done = page.value.done;
+      if (h.done) ns?.listed(h.ino);
     }
     const out: DirListing['entries'] = [];
     for (let pos = offset; pos < needed; pos++) {
