@@ -37,7 +37,7 @@ export class ClientSession {
   private openedAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private reconnectDelay: number;
-  private stopped = false;
+  private isStopped = false;
   private readonly validWaiters = new Set<() => void>();
   readonly counters = { streams: 0, renewals: 0, acks: 0, recalls: 0 };
 
@@ -52,14 +52,14 @@ export class ClientSession {
   }
 
   start(): void {
-    if (this.timer || this.stopped) return;
+    if (this.timer || this.isStopped) return;
     this.open();
     this.timer = setInterval(() => this.renew(), this.opts.renewMs);
     this.timer.unref();
   }
 
   stop(): void {
-    this.stopped = true;
+    this.isStopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.link?.close();
@@ -76,14 +76,19 @@ export class ClientSession {
     return this.gaps;
   }
 
+  /** True once stop() was called (the mount is going away). */
+  get stopped(): boolean {
+    return this.isStopped;
+  }
+
   /** True while answers from this session's leases are safe (see the file comment). */
   valid(): boolean {
-    return !this.stopped && performance.now() < this.validUntil;
+    return !this.isStopped && performance.now() < this.validUntil;
   }
 
   /** Waits until valid() or `ms` pass; returns valid(). */
   async waitValid(ms: number): Promise<boolean> {
-    if (this.valid() || this.stopped) return this.valid();
+    if (this.valid() || this.isStopped) return this.valid();
     await new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(t);
@@ -97,7 +102,7 @@ export class ClientSession {
   }
 
   private open(): void {
-    if (this.stopped) return;
+    if (this.isStopped) return;
     this.counters.streams++;
     this.openedAt = performance.now();
     const link = this.meta.openSession(this.id, {
@@ -109,7 +114,7 @@ export class ClientSession {
       closed: (why) => {
         if (this.link !== link) return;
         this.link = null;
-        if (this.stopped) return;
+        if (this.isStopped) return;
         this.log?.debug({ why }, 'session stream ended; reopening');
         const delay = this.reconnectDelay;
         this.reconnectDelay = Math.min(1_000, delay * 2);

@@ -26,11 +26,22 @@
 //   up, and the next sync point (fsync, close of a written file, unmount) returns EIO.
 // - While the session is not valid (its renewals not acknowledged; client-session.ts),
 //   no answer comes from a view.
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MetaApi } from '../meta/api.js';
-import type { Attr, Caller, Command, Ino, Result, SetAttrFields, Timespec } from '../meta/types.js';
+import type { Attr, Caller, Command, CommandValues, Ino, Result, SetAttrFields, Timespec } from '../meta/types.js';
 import { BATCH_OPS_MAX, BATCHABLE_OPS, DIR_SIZE_BYTES, Errno, RENAME_NOREPLACE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, S_IXGRP } from '../meta/types.js';
 import type { ClientSession } from './client-session.js';
+
+/**
+ * A batch whose answer did not arrive (timeout, connection lost, leader change, a gate
+ * that could not clear a lease) is sent again, as the same envelope, for this long before
+ * the client gives up on it (and is poisoned): a leader failover loses nothing.
+ */
+const RESEND_MS = 30_000;
+const RESEND_BACKOFF_MAX_MS = 1_000;
+/** Answers after which the same envelope may have applied or not, or was refused before proposing. */
+const NO_ANSWER = new Set<number>([Errno.ETIMEDOUT, Errno.EIO, Errno.EAGAIN]);
 
 /** Async changes are sent within this bound (the durability contract's "≤ 50 ms"). */
 export const FLUSH_MS = 50;
@@ -125,9 +136,12 @@ export class LeasedNamespace {
   private fetching: Promise<void> | null = null;
   private chunkSizeBytes = 0;
   private poisoned = 0;
+  /** The queue's own client id and sequence numbers (one batch in flight), for resending. */
+  private readonly clientId = `ns-${randomUUID()}`;
+  private seq = 0;
   /** The session's epoch the views are from (see ClientSession.epoch). */
   private epoch = 0;
-  readonly counters = { asyncOps: 0, syncOps: 0, batches: 0, poisoned: 0, recalls: 0, released: 0, leasesTaken: 0, existingTaken: 0, takeFailed: 0 };
+  readonly counters = { asyncOps: 0, syncOps: 0, batches: 0, poisoned: 0, recalls: 0, released: 0, leasesTaken: 0, existingTaken: 0, takeFailed: 0, resent: 0 };
 
   constructor(
     private readonly meta: MetaApi,
@@ -779,14 +793,14 @@ export class LeasedNamespace {
     const tail = last.kind === 'sync' ? last : null;
     try {
       if (items.length === 1 && tail) {
-        const r = await this.meta.execute(tail.cmd);
+        const r = await this.call(tail.cmd);
         this.note(r);
         tail.resolve(r);
         return;
       }
       this.counters.batches++;
       const ops = items.map((i) => i.cmd);
-      const r = await this.meta.execute({ op: 'batch', ops, session: this.session.id, ...(tail ? { lastPlain: true } : {}) });
+      const r = (await this.call({ op: 'batch', ops, session: this.session.id, ...(tail ? { lastPlain: true } : {}) })) as Result<CommandValues['batch']>;
       this.note(r);
       const asyncCount = tail ? items.length - 1 : items.length;
       if (r.ok && r.value.applied >= asyncCount) {
@@ -799,6 +813,25 @@ export class LeasedNamespace {
       tail?.resolve({ ok: false, errno: Errno.EIO });
     } finally {
       for (const it of items) this.unpend(it);
+    }
+  }
+
+  /**
+   * One command of the queue to the leader: as an envelope of the queue's own, sent again
+   * while no answer comes (the dedup table answers a repeat that had applied), for at most
+   * RESEND_MS and while the mount is up.
+   */
+  private async call(cmd: Command): Promise<Result<unknown>> {
+    const exec = this.meta.executeEnvelope?.bind(this.meta);
+    const failed = { ok: false as const, errno: Errno.EIO };
+    if (!exec) return this.meta.execute(cmd).catch(() => failed);
+    const envelope = { clientId: this.clientId, seq: ++this.seq, command: cmd };
+    const until = performance.now() + RESEND_MS;
+    for (let attempt = 0; ; attempt++) {
+      const r = await exec(envelope).catch(() => failed);
+      if (r.ok || !NO_ANSWER.has(r.errno) || this.session.stopped || performance.now() >= until) return r;
+      this.counters.resent++;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(RESEND_BACKOFF_MAX_MS, 50 * 2 ** attempt)));
     }
   }
 

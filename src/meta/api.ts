@@ -1,7 +1,7 @@
 // The interface the client (src/fuse) uses to reach the namespace. Implemented in
 // process by MetaStore (src/meta/store.ts) and across processes by the gRPC client
 // (src/meta/grpc-client.ts); both must behave the same.
-import type { Attr, ChunkRef, Command, CommandValues, DirEntry, Ino, Result, StatFs } from './types.js';
+import type { Attr, ChunkRef, Command, CommandValues, DirEntry, Envelope, Ino, Result, StatFs } from './types.js';
 
 export interface ReaddirPage {
   /** Entries in name (byte) order, strictly after the requested cursor; never '.' or '..'. */
@@ -46,6 +46,12 @@ export interface MetaApi {
    * an in-process store; the client then runs every call synchronously).
    */
   openSession?(session: string, events: SessionEvents): SessionLink;
+  /**
+   * Apply a command under a client id and sequence number the caller chose, so that it can
+   * send the same envelope again after an answer it did not get (the leader's dedup table
+   * answers a repeat with the first result). Absent: only execute().
+   */
+  executeEnvelope?(envelope: Envelope): Promise<Result<unknown>>;
   /** Apply one namespace mutation; resolves once it is durable. */
   execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>>;
 }

@@ -30,10 +30,11 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { MetaClient } from '../../src/meta/grpc.js';
-import { Errno, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type Ino, type Result, type Timespec } from '../../src/meta/types.js';
-import { checkOperations, HistoryRecorder, type CheckResult, type Operation } from '../../src/cluster/raft/lincheck/checker.js';
-import { namespaceModel, type NsErrno, type NsInput, type NsOutput } from '../../src/cluster/raft/lincheck/models.js';
+import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG } from '../../src/meta/types.js';
+import { checkOperations, HistoryRecorder, type CheckResult } from '../../src/cluster/raft/lincheck/checker.js';
+import { namespaceModel, type NsInput, type NsOutput } from '../../src/cluster/raft/lincheck/models.js';
 import { seededRandom } from '../prng.js';
+import { describeOutcomes, doctorableStats, flipStat, nowTs, outcome, parentIno, pick, Unexpected, type History, type Layout, type Outcome } from './ns-history.js';
 import { waitFor, withDeadline } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
 
@@ -60,62 +61,7 @@ const REGS = DIRS.map((d) => `${d}/reg`);
 /** Every written value has this length, so a write of chunk 0 replaces the whole content. */
 const VALUE_LEN = 6;
 
-function pick<T>(r: () => number, xs: readonly T[]): T {
-  return xs[Math.floor(r() * xs.length)];
-}
-
 // ------------------------------------------------------------------ operations
-
-type History = Operation<NsInput, NsOutput>[];
-
-/** The namespace's directories: the model path of a directory -> its inode. */
-interface Layout {
-  dirs: Map<string, Ino>;
-  regs: Map<string, Ino>;
-}
-
-/** What a call came back with: an answer the model judges, or no answer (it may or may not have happened). */
-type Outcome = { answered: true; output: NsOutput } | { answered: false; why: string };
-
-const MODEL_ERRNOS: ReadonlyMap<number, NsErrno> = new Map([
-  [Errno.ENOENT, 'ENOENT'],
-  [Errno.EEXIST, 'EEXIST'],
-  [Errno.ENOTDIR, 'ENOTDIR'],
-  [Errno.EISDIR, 'EISDIR'],
-  [Errno.ENOTEMPTY, 'ENOTEMPTY'],
-  [Errno.EINVAL, 'EINVAL'],
-]);
-const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(Errno).map(([k, v]) => [v, k]));
-/** No answer: the call failed on the way (node gone, no leader within the deadline). */
-const AMBIGUOUS = new Set<number>([Errno.EIO, Errno.ETIMEDOUT, Errno.EAGAIN]);
-
-/** Errno results the model does not know (a bug, or a mapping to fix): reported, and the test fails. */
-class Unexpected extends Error {}
-
-function outcome<T>(r: Result<T>, onOk: (v: T) => NsOutput): Outcome {
-  if (r.ok) return { answered: true, output: onOk(r.value) };
-  if (AMBIGUOUS.has(r.errno)) return { answered: false, why: ERRNO_NAMES.get(r.errno) ?? `errno ${r.errno}` };
-  const name = MODEL_ERRNOS.get(r.errno);
-  if (name === undefined) throw new Unexpected(`errno ${r.errno}`);
-  return { answered: true, output: { ok: false, errno: name } };
-}
-
-function splitPath(p: string): { parent: string; name: string } {
-  const i = p.lastIndexOf('/');
-  return { parent: i === 0 ? '/' : p.slice(0, i), name: p.slice(i + 1) };
-}
-
-function parentIno(layout: Layout, p: string): { parent: Ino; name: string } {
-  const s = splitPath(p);
-  const parent = s.parent === '/' ? ROOT_INO : layout.dirs.get(s.parent);
-  if (parent === undefined) throw new Error(`no inode for ${s.parent}`);
-  return { parent, name: s.name };
-}
-
-function nowTs(): Timespec {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
-}
 
 const CALLER = { uid: 0, gid: 0 };
 const OK: NsOutput = { ok: true };
@@ -183,20 +129,6 @@ function randomOp(r: () => number, client: number, seq: () => number): NsInput {
   if (x < 0.81) return { op: 'rename', from: DIRS[0], to: DIRS[1] };
   if (x < 0.9) return { op: 'write', path: pick(r, REGS), value: `${client}${String(seq()).padStart(VALUE_LEN - 1, '0')}` };
   return { op: 'read', path: pick(r, REGS) };
-}
-
-function touches(input: NsInput, p: string): boolean {
-  return input.op === 'rename' ? input.from === p || input.to === p : input.path === p;
-}
-
-function describeOutcomes(h: History): string {
-  const counts = new Map<string, number>();
-  for (const op of h) {
-    const o = op.output;
-    const key = `${op.input.op}:${o === undefined ? '?' : o.ok ? 'ok' : o.errno}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return [...counts].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([k, n]) => `${k}=${n}`).join(' ');
 }
 
 // ------------------------------------------------------------------ the test
@@ -405,29 +337,17 @@ describe('raft cluster of 3: namespace histories under kill -9, SIGSTOP and rest
   it('self-check: the checker rejects the recorded history with one stat answer changed', () => {
     expect(recorded, 'the first test recorded a history').not.toBeNull();
     const history = recorded!;
-    // A stat whose answer nothing else can explain: no operation on its name overlaps it
-    // in time, and it returned before any unanswered operation was sent (one of those could
-    // otherwise be placed just before it). The search then only has the part of the
-    // history before it to exhaust, which is fast.
-    const firstUnanswered = Math.min(...history.filter((op) => op.output === undefined).map((op) => op.call));
-    const candidates = history
-      .map((op, i) => ({ op, i }))
-      .filter(({ op }) => op.input.op === 'stat' && op.output !== undefined && op.ret < firstUnanswered)
-      .filter(({ op, i }) => {
-        const p = (op.input as { path: string }).path;
-        return !history.some((o, j) => j !== i && touches(o.input, p) && o.call <= op.ret && o.ret >= op.call);
-      })
-      .reverse()
-      .slice(0, 5);
+    // A stat whose answer nothing else can explain (ns-history.ts): the search then only
+    // has the part of the history before it to exhaust, which is fast.
+    const candidates = doctorableStats(history);
     expect(candidates.length, 'stats to doctor').toBeGreaterThan(0);
-    const flip = (o: NsOutput): NsOutput => (!o.ok ? { ok: true, type: 'file' } : 'type' in o && o.type === 'file' ? { ok: true, type: 'dir' } : { ok: false, errno: 'ENOENT' });
     const verdicts: Array<{ i: number; result: CheckResult }> = [];
     for (const { op, i } of candidates) {
-      const doctored = history.map((o, j) => (j === i ? { ...o, output: flip(op.output!) } : o));
+      const doctored = history.map((o, j) => (j === i ? { ...o, output: flipStat(op.output!) } : o));
       const result = checkOperations(namespaceModel, doctored, { timeoutMs: CHECK_TIMEOUT_MS });
       verdicts.push({ i, result });
       console.log(
-        `self-check: #${i} ${namespaceModel.describeOperation!(op.input, op.output)} answered ${namespaceModel.describeOperation!(op.input, flip(op.output!))}: ` +
+        `self-check: #${i} ${namespaceModel.describeOperation!(op.input, op.output)} answered ${namespaceModel.describeOperation!(op.input, flipStat(op.output!))}: ` +
           `${result.result} in ${Math.round(result.elapsedMs)} ms`,
       );
       if (result.result === 'illegal') {

@@ -7,7 +7,7 @@ import pino from 'pino';
 import type { MetaApi, ReaddirPage, SessionEvents, SessionLink } from '../../../src/meta/api.js';
 import { MemKV } from '../../../src/meta/kv.js';
 import { MetaStore } from '../../../src/meta/store.js';
-import type { Attr, ChunkRef, Command, CommandValues, Ino, Result, StatFs } from '../../../src/meta/types.js';
+import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from '../../../src/meta/types.js';
 import { Errno, ROOT_INO } from '../../../src/meta/types.js';
 import { LeaseGate, SessionHub, shownByLookup, shownByReaddir, type SessionTimings } from '../../../src/daemon/session-hub.js';
 import { Vfs } from '../../../src/fuse/vfs.js';
@@ -100,6 +100,13 @@ class Link implements MetaApi {
       const g = await this.leader.gate.execute(command, () => this.leader.store.execute(command));
       if (g === 'leader') throw new Error('always leader here');
       return g as Result<CommandValues[C['op']]>;
+    });
+  }
+  executeEnvelope(envelope: Envelope): Promise<Result<unknown>> {
+    return this.go(async () => {
+      const g = await this.leader.gate.execute(envelope.command, () => this.leader.store.executeEnvelope(envelope));
+      if (g === 'leader') throw new Error('always leader here');
+      return g;
     });
   }
   openSession(session: string, events: SessionEvents): SessionLink {

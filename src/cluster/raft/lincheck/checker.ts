@@ -368,6 +368,20 @@ export class HistoryRecorder<I, O> {
     op.ret = this.clock();
   }
 
+  /**
+   * Turns a completed operation back into one that never completed (it may or may not have
+   * taken effect): for answers a crash may take back, e.g. a client's changes acknowledged
+   * before they were durable. Returns whether it had completed.
+   */
+  forget(id: number): boolean {
+    const op = this.ops[id];
+    if (!op) throw new Error(`lincheck: no operation ${id}`);
+    if (op.output === undefined) return false;
+    op.output = undefined;
+    op.ret = Infinity;
+    return true;
+  }
+
   get size(): number {
     return this.ops.length;
   }
