@@ -686,6 +686,9 @@ export class Daemon {
             nsBatches: v?.ns?.counters.batches ?? 0,
             nsPoisoned: v?.ns?.counters.poisoned ?? 0,
             nsRecalls: v?.ns?.counters.recalls ?? 0,
+            nsTaken: v?.ns?.counters.existingTaken ?? 0,
+            nsTakeFailed: v?.ns?.counters.takeFailed ?? 0,
+            nsResent: v?.ns?.counters.resent ?? 0,
           };
         },
         gc: p.gc ? () => p.gc!.stats() : undefined,

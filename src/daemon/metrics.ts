@@ -25,6 +25,9 @@ export interface MetricSources {
     nsBatches: number;
     nsPoisoned: number;
     nsRecalls: number;
+    nsTaken: number;
+    nsTakeFailed: number;
+    nsResent: number;
   };
   gc?: () => { chunksDeleted: number; pending: number };
   log?: () => { writeErrors: number; droppedLines: number };
@@ -105,6 +108,9 @@ export class DaemonMetrics {
       gauge('dfs_client_ns_batches', 'Batches of namespace changes sent', () => v().nsBatches);
       gauge('dfs_client_ns_poisoned', 'Batches answered from leases that did not apply whole (a bug or a lost lease)', () => v().nsPoisoned);
       gauge('dfs_client_lease_recalls', 'Directory leases the leader recalled from this mount', () => v().nsRecalls);
+      gauge('dfs_client_leases_taken', 'Leases this mount took on directories that already existed (listing loaded)', () => v().nsTaken);
+      gauge('dfs_client_lease_take_failed', 'Takes of existing directories refused (another holder) or given up (listing too large, recalled while loading)', () => v().nsTakeFailed);
+      gauge('dfs_client_ns_resent', 'Namespace batches sent again after no answer came (leader change, timeout)', () => v().nsResent);
     }
     const g = sources.gc;
     if (g) {
