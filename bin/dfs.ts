@@ -7,6 +7,7 @@ import { StartupError } from '../src/daemon/daemon.js';
 import { DevError } from '../src/daemon/dev.js';
 import { InspectError } from '../src/daemon/inspect.js';
 import { WalkError } from '../src/daemon/ns-walk.js';
+import { OpsError } from '../src/daemon/cluster-ops.js';
 import { CliError } from '../src/cli/common.js';
 import { registerDaemon } from '../src/cli/daemon.js';
 import { registerMount } from '../src/cli/mount.js';
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
       process.exit(2);
     }
-    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError || e instanceof InspectError || e instanceof WalkError) fail(e.message);
+    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError || e instanceof InspectError || e instanceof WalkError || e instanceof OpsError) fail(e.message);
     fail(e instanceof Error ? (e.stack ?? e.message) : String(e));
   }
 }
