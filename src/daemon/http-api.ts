@@ -233,7 +233,7 @@ export class ConsoleApi {
   private readonly feed: EventFeed;
   private matrix: { atMs: number; value: Promise<ProtectionMatrix> } | null = null;
   /** Namespace walks (what-if, protection matrix) run one at a time; one more may wait. */
-  private walking: Promise<unknown> = Promise.resolve();
+  private walking: Promise<void> = Promise.resolve();
   private walksQueued = 0;
 
   constructor(private readonly deps: ApiDeps) {
@@ -373,8 +373,12 @@ export class ConsoleApi {
   private walk<T>(run: () => Promise<T>): Promise<T> {
     if (this.walksQueued >= 2) return Promise.reject(new ApiError('busy', 'a namespace walk is running already; try again in a moment'));
     this.walksQueued++;
-    const next = this.walking.catch(() => undefined).then(run);
-    this.walking = next.finally(() => this.walksQueued--);
+    const next = this.walking.then(run);
+    // The chain itself never rejects (a failed walk is its caller's answer, not a crash).
+    this.walking = next.then(
+      () => void this.walksQueued--,
+      () => void this.walksQueued--,
+    );
     return next;
   }
 
