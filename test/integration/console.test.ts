@@ -37,6 +37,24 @@ async function api<T = Record<string, unknown>>(http: string, method: string, p:
   return { status: r.status, body: (text ? JSON.parse(text) : null) as T };
 }
 
+/** An SSE stream read in the background: what came so far. */
+async function openStream(http: string, token: string): Promise<{ text: () => string; close: () => void }> {
+  const ctl = new AbortController();
+  const r = await fetch(`http://${http}/api/v1/events/stream?backlog=5`, { headers: { authorization: `Bearer ${token}` }, signal: ctl.signal });
+  expect(r.status).toBe(200);
+  expect(r.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  let text = '';
+  const reader = r.body!.getReader();
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      text += Buffer.from(value).toString();
+    }
+  })().catch(() => undefined);
+  return { text: () => text, close: () => ctl.abort() };
+}
+
 interface Overview {
   leader: string | null;
   healthy: boolean;
@@ -212,21 +230,12 @@ describe('console: JSON API and pages against 3 daemons', () => {
     expect(cliW.affected).toEqual(w.body.affected);
   });
 
-  it('the event stream (SSE) sends the backlog and then new events', async () => {
-    const ctl = new AbortController();
-    const r = await fetch(`http://${http('node2')}/api/v1/events/stream?backlog=5`, { headers: { authorization: `Bearer ${admin.get('node2')}` }, signal: ctl.signal });
-    expect(r.status).toBe(200);
-    expect(r.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const reader = r.body!.getReader();
-    let text = '';
+  it('the event stream (SSE) opens with a hello naming the leader, then the backlog', async () => {
+    const es = await openStream(http('node2'), admin.get('node2')!);
     try {
-      await waitFor('the hello frame', 10_000, async () => {
-        const { value } = await reader.read();
-        text += Buffer.from(value ?? new Uint8Array()).toString();
-        return /event: hello\ndata: \{"leader":"node\d"\}/.test(text);
-      });
+      await waitFor('the hello frame and a backlog event', 10_000, () => /event: hello\ndata: \{"leader":"node\d"\}/.test(es.text()) && /event: event\ndata: \{"seq":\d+/.test(es.text()));
     } finally {
-      ctl.abort();
+      es.close();
     }
   });
 
@@ -373,9 +382,13 @@ describe('console: JSON API and pages against 3 daemons', () => {
       if (watcher !== 'node2') await signInAt(watcher);
       await page.goto(`http://${http(watcher)}/#/overview`);
       await page.waitForSelector('[data-testid=health][data-state=healthy]');
+      const es = await openStream(http(watcher), admin.get(watcher)!);
       await c.kill(victim);
       await page.waitForSelector('[data-testid=health]:not([data-state=healthy])', { timeout: 30_000 });
       expect(await page.textContent('[data-testid=health-reason]')).toContain(victim);
+      // The live stream brings the leader's verdict on the victim (--dead-after 3s).
+      await waitFor(`a node-dead event for ${victim} on the stream`, 30_000, () => es.text().includes(`"kind":"node-dead","nodeId":"${victim}"`));
+      es.close();
       await shot('overview-degraded');
       // Removing a live member would leave 2 voters of which only 1 answers.
       const other = c.nodes.map((n) => n.id).find((id) => id !== leader && id !== victim)!;
