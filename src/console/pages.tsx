@@ -22,6 +22,7 @@ import {
   type WhatIf,
 } from './api.js';
 import { Badge, Bar, Card, ErrorBox, VirtualList } from './ui.js';
+import { LineChart } from './chart.js';
 
 const LIVE_MS = 2000;
 
@@ -73,8 +74,42 @@ export function OverviewPage() {
         <Card label="repair" value={h ? `${h.repair.queue} queued` : '?'} sub={h ? `${h.repair.done} done, ${humanBytes(h.repair.bytesPerS)}/s` : null} />
         <Card label="rebalance / drain" value={h ? `${h.rebalance.queue} queued` : '?'} sub={h ? `${h.rebalance.done} moves done, ${humanBytes(h.rebalance.bytesPerS)}/s; ${h.drainRemaining} copies to drain` : null} />
       </div>
+      <Charts />
       <h2>Recent events</h2>
       {o.recentEvents === null ? <p class="muted">events unavailable</p> : o.recentEvents.length === 0 ? <p class="muted">no events</p> : <VirtualList items={o.recentEvents} heightPx={240} row={(e) => <EventRow e={e} />} />}
+    </>
+  );
+}
+
+interface HistorySample {
+  timeMs: number;
+  usedBytes: number | null;
+  totalBytes: number | null;
+  chunksUnderProtected: number | null;
+  chunksLost: number | null;
+  repairBytesPerS: number | null;
+  rebalanceBytesPerS: number | null;
+  raftCommitsPerS: number | null;
+  chunkReadBytesPerS: number | null;
+  mountWriteBytesPerS: number | null;
+}
+
+/** The last hour from the daemon's own history (history.ts), refreshed at its 10 s pace. */
+function Charts() {
+  const { data } = usePoll(() => get<{ samples: HistorySample[] }>('/api/v1/history?seconds=3600'), 10_000);
+  const s = data?.samples ?? [];
+  const times = s.map((x) => x.timeMs);
+  const col = (k: keyof HistorySample) => s.map((x) => x[k] as number | null);
+  return (
+    <>
+      <h2>Last hour</h2>
+      <div class="cards charts" data-testid="charts">
+        <LineChart title="capacity used (cluster)" unit="bytes" times={times} series={[{ name: 'used', color: '#3d7be0', values: col('usedBytes') }, { name: 'total', color: '#b9c0cc', values: col('totalBytes') }]} />
+        <LineChart title="chunks at risk (cluster)" unit="count" times={times} series={[{ name: 'under-protected', color: '#d9822b', values: col('chunksUnderProtected') }, { name: 'lost', color: '#c23030', values: col('chunksLost') }]} />
+        <LineChart title="repair and rebalance (cluster)" unit="bytes/s" times={times} series={[{ name: 'repair', color: '#7a4fd1', values: col('repairBytesPerS') }, { name: 'rebalance', color: '#2b9d8f', values: col('rebalanceBytesPerS') }]} />
+        <LineChart title="metadata commits (Raft)" unit="per-s" times={times} series={[{ name: 'commits', color: '#3d7be0', values: col('raftCommitsPerS') }]} />
+        <LineChart title="this daemon's I/O" unit="bytes/s" times={times} series={[{ name: 'chunk reads', color: '#2b9d8f', values: col('chunkReadBytesPerS') }, { name: 'mount writes', color: '#d9822b', values: col('mountWriteBytesPerS') }]} />
+      </div>
     </>
   );
 }

@@ -43,6 +43,7 @@ import { createDaemonLog, type LogStats } from './log.js';
 import { startHttp } from './http.js';
 import { CONSOLE_STATIC_DIR, ConsoleApi } from './http-api.js';
 import { ADMIN_TOKEN_FILE, ConsoleAccess, READONLY_TOKEN_FILE } from './console-access.js';
+import { MetricsHistory } from './history.js';
 
 export const DFS_VERSION = '0.1.0';
 /** How often a client-only mount refreshes the member list it fails over to. */
@@ -178,6 +179,7 @@ interface Parts {
   /** The console API's client of this daemon's own gRPC port. */
   consoleClient?: MetaClient;
   consoleAccess?: ConsoleAccess;
+  history?: MetricsHistory;
 }
 
 export class Daemon {
@@ -727,11 +729,33 @@ export class Daemon {
     this.log.info({ adminToken: path.join(cfg.dataDir, ADMIN_TOKEN_FILE), readOnlyToken: path.join(cfg.dataDir, READONLY_TOKEN_FILE) }, 'console tokens (files, mode 0600)');
     const selfAddress = cfg.listen.replace(/:0$/, `:${this.grpcPort}`);
     let client: Promise<MetaClient> | null = null;
+    const connect = (): Promise<MetaClient> => {
+      client ??= MetaClient.connect(selfAddress, { attempts: 2, deadlineMs: 10_000 }).then((c) => (this.parts.consoleClient = c));
+      return client;
+    };
+    const p = this.parts;
+    const history = new MetricsHistory(async () => {
+      const h = await (await connect()).healthStatus().catch(() => null);
+      const ok = h !== null && h.errno === 0;
+      const scanned = ok && h.scanPasses > 0;
+      return {
+        usedBytes: ok ? h.totalBytes - h.freeBytes : null,
+        totalBytes: ok ? h.totalBytes : null,
+        chunksUnderProtected: scanned ? h.chunksUnderProtected : null,
+        chunksLost: scanned ? h.chunksLost : null,
+        repairBytesPerS: ok ? h.repairBytesPerS : null,
+        rebalanceBytesPerS: ok ? h.rebalanceBytesPerS : null,
+        repairQueue: ok ? h.repairQueue : null,
+        raftCommit: p.driver?.status().commit ?? 0,
+        chunkDiskBytesRead: p.chunks?.stats().diskBytesRead ?? 0,
+        mountUploadBytes: p.vfs?.counters.uploadBytes ?? 0,
+      };
+    });
+    p.history = history;
+    history.start();
     return new ConsoleApi({
-      client: () => {
-        client ??= MetaClient.connect(selfAddress, { attempts: 2, deadlineMs: 10_000 }).then((c) => (this.parts.consoleClient = c));
-        return client;
-      },
+      client: connect,
+      history,
       selfAddress,
       access,
       staticDir: CONSOLE_STATIC_DIR,
@@ -830,6 +854,7 @@ export class Daemon {
       p.http.closeAllConnections();
       await new Promise((resolve) => p.http!.close(resolve));
     }
+    p.history?.stop();
     p.consoleClient?.close();
     await p.consoleAccess?.flush();
     if (p.grpcServer) {

@@ -34,6 +34,7 @@ import {
   type ProtectionMatrix,
 } from './cluster-ops.js';
 import { ConsoleAccess, type Identity, type Role } from './console-access.js';
+import { HISTORY_INTERVAL_MS, type MetricsHistory } from './history.js';
 import { InspectError, isDirAttr, layoutText, parseLayoutOptions } from './inspect.js';
 
 /** A request body larger than this is refused (413) before it is parsed. */
@@ -83,6 +84,8 @@ export interface ApiDeps {
   /** This daemon's gRPC address (named in messages). */
   selfAddress: string;
   access: ConsoleAccess;
+  /** The charts' samples (history.ts); none in tests that do not need them. */
+  history?: MetricsHistory;
   /** Where the built console lives (index.html, assets/); null serves none. */
   staticDir: string | null;
   log: Logger;
@@ -154,6 +157,21 @@ function stringField(body: Record<string, unknown>, name: string): string {
   if (typeof v !== 'string' || v === '' || v.length > 4096) throw new ApiError('invalid_argument', `'${name}' must be a non-empty string`);
   return v;
 }
+
+/** The GET resources (docs/api/openapi.yaml). */
+const READS = new Set([
+  '/api/v1/overview',
+  '/api/v1/nodes',
+  '/api/v1/raft',
+  '/api/v1/events',
+  '/api/v1/events/stream',
+  '/api/v1/what-if-lost',
+  '/api/v1/protection',
+  '/api/v1/protection/files',
+  '/api/v1/browse',
+  '/api/v1/history',
+  '/api/v1/audit',
+]);
 
 const NODE_PATH = /^\/api\/v1\/nodes\/([A-Za-z0-9._-]{1,64})\/(drain|cancel-drain)$/;
 
@@ -334,7 +352,7 @@ export class ConsoleApi {
       throw new ApiError('forbidden', `${action} needs the admin role; this one is read-only`);
     }
     try {
-      const r = await run(await this.deps.client());
+      const r = await run(await this.client());
       this.deps.access.record(who, action, target, params, { ok: true, message: r.message });
       sendJson(res, 200, r);
     } catch (e) {
@@ -393,8 +411,23 @@ export class ConsoleApi {
     return value;
   }
 
+  /** The client of this daemon; failing to make one is the cluster being unavailable. */
+  private async client(): Promise<MetaClient> {
+    try {
+      return await this.deps.client();
+    } catch (e) {
+      throw new ApiError('unavailable', `cannot reach this daemon's meta service: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+
   private async read(req: http.IncomingMessage, res: http.ServerResponse, p: string, q: URLSearchParams, who: Identity): Promise<void> {
-    const c = await this.deps.client();
+    if (!READS.has(p)) throw new ApiError('no_route', `no resource at GET ${p}`);
+    if (p === '/api/v1/audit') return sendJson(res, 200, { entries: this.deps.access.auditEntries(intParam(q, 'limit', 100, 1, 1000)) });
+    if (p === '/api/v1/history') {
+      const seconds = intParam(q, 'seconds', 3600, 10, 3 * 3600);
+      return sendJson(res, 200, { intervalMs: HISTORY_INTERVAL_MS, samples: this.deps.history?.since(seconds) ?? [] });
+    }
+    const c = await this.client();
     switch (p) {
       case '/api/v1/overview': {
         const [status, events] = await Promise.all([clusterStatus(c, this.deps.selfAddress), eventsPage(c, 0, 20).catch(() => null)]);
@@ -429,8 +462,6 @@ export class ConsoleApi {
       }
       case '/api/v1/browse':
         return this.browse(res, c, q);
-      case '/api/v1/audit':
-        return sendJson(res, 200, { entries: this.deps.access.auditEntries(intParam(q, 'limit', 100, 1, 1000)) });
       default:
         throw new ApiError('no_route', `no resource at GET ${p}`);
     }
