@@ -13,6 +13,7 @@ import { registerDaemon } from '../src/cli/daemon.js';
 import { registerMount } from '../src/cli/mount.js';
 import { registerStatus } from '../src/cli/status.js';
 import { registerNodes } from '../src/cli/nodes.js';
+import { registerClients } from '../src/cli/clients.js';
 import { registerEvents } from '../src/cli/events.js';
 import { registerDrain } from '../src/cli/drain.js';
 import { registerFsck } from '../src/cli/fsck.js';
@@ -36,6 +37,7 @@ function buildProgram(): Command {
     registerMount,
     registerStatus,
     registerNodes,
+    registerClients,
     registerEvents,
     registerDrain,
     registerFsck,

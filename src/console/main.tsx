@@ -3,7 +3,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { del, get, post, setUnauthenticatedHandler, type Role } from './api.js';
-import { AuditPage, BrowsePage, EventsPage, NodesPage, OverviewPage, ProtectionPage, RaftPage } from './pages.js';
+import { AuditPage, BrowsePage, ClientsPage, EventsPage, NodesPage, OverviewPage, ProtectionPage, RaftPage } from './pages.js';
 
 const PAGES = [
   ['overview', 'Overview'],
@@ -12,6 +12,7 @@ const PAGES = [
   ['events', 'Events'],
   ['protection', 'Protection'],
   ['browse', 'Browse'],
+  ['clients', 'Clients'],
   ['audit', 'Audit'],
 ] as const;
 
@@ -89,6 +90,7 @@ function App() {
           : page === 'protection' ? <ProtectionPage />
           : page === 'browse' ? <BrowsePage path={query.get('path') || '/'} role={role} />
           : page === 'audit' ? <AuditPage />
+          : page === 'clients' ? <ClientsPage />
           : <OverviewPage />}
       </main>
     </>

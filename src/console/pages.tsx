@@ -551,3 +551,34 @@ export function AuditPage() {
     </>
   );
 }
+
+interface SessionRow {
+  session: string;
+  streams: number;
+  leases: number;
+  lastRenewalAgoMs: number | null;
+}
+
+export function ClientsPage() {
+  const { data, error } = usePoll(() => get<{ leader: string | null; sessions: SessionRow[] }>('/api/v1/clients'), LIVE_MS);
+  return (
+    <>
+      <h1>Clients</h1>
+      <p class="muted">The mounts' sessions as the meta leader ({data?.leader ?? '?'}) knows them.</p>
+      <ErrorBox error={error} />
+      <table data-testid="clients-table">
+        <thead><tr><th>session</th><th>connected</th><th class="num">leases</th><th>renewed</th></tr></thead>
+        <tbody>
+          {(data?.sessions ?? []).map((s) => (
+            <tr key={s.session} data-session={s.session}>
+              <td class="mono">{s.session}</td>
+              <td>{s.streams > 0 ? <Badge state="up" text="connected" /> : <Badge state="unknown" text="no stream" />}</td>
+              <td class="num">{s.leases}</td>
+              <td>{ago(s.lastRenewalAgoMs)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}

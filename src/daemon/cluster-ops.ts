@@ -243,6 +243,31 @@ export async function whatIfLostReport(client: MetaClient, ids: string[], onProg
   return { nodes: ids, ...r, loseData, loseProtection: r.affected.length - loseData };
 }
 
+export interface SessionRow {
+  session: string;
+  /** Streams open to the leader now (0: not connected). */
+  streams: number;
+  leases: number;
+  /** Ms since the leader acknowledged a renewal; null when it has not since it became leader. */
+  lastRenewalAgoMs: number | null;
+}
+
+/** `dfs clients` and the console's Clients page: the mounts' sessions as the leader knows them. */
+export async function sessionsReport(client: MetaClient): Promise<{ leader: string | null; sessions: SessionRow[] }> {
+  try {
+    const r = await client.sessions();
+    if (r.errno !== 0) throw new OpsError('unavailable', `the leader answered Sessions with ${errnoName(r.errno)}`);
+    return {
+      leader: r.leader || null,
+      sessions: r.sessions.map((s) => ({ session: s.session, streams: s.streams, leases: s.leases, lastRenewalAgoMs: Number(s.lastRenewalAgoMs) < 0 ? null : Number(s.lastRenewalAgoMs) })),
+    };
+  } catch (e) {
+    if (e instanceof OpsError) throw e;
+    if (isUnimplemented(e)) throw new OpsError('unimplemented', `client sessions are not served by this cluster yet (Sessions: ${rpcText(e)})`);
+    throw new OpsError('unavailable', `cannot get the client sessions: ${rpcText(e)}`);
+  }
+}
+
 /** One cell of the protection matrix: chunks of a layout kind that want `want` copies and have `valid`. */
 export interface ProtectionCell {
   /** 'replicas' or the EC scheme ('ec 4+2'). */

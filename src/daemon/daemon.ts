@@ -445,6 +445,13 @@ export class Daemon {
         health: () => healer.health(),
         events: (req) => healer.events(req),
         checkChunks: (req) => healer.checkChunks(req),
+        // The leader's hub knows the sessions; a follower asks the leader.
+        sessions: async () => {
+          if (replicated.isLeader()) {
+            return { errno: 0, leader: this.nodeId, sessions: hub.list().map((s) => ({ session: s.session, streams: s.streams, leases: s.leases, lastRenewalAgoMs: s.lastRenewalAgoMs })) };
+          }
+          return (await leaderClient.get()).sessions();
+        },
       },
     );
     this.grpcPort = await this.listen(server, transport, cfg.listen!);

@@ -23,6 +23,7 @@ import {
   protectionMatrix,
   raftReport,
   removeMember,
+  sessionsReport,
   resolvePath,
   setDrain,
   setLayout,
@@ -170,6 +171,7 @@ const READS = new Set([
   '/api/v1/protection/files',
   '/api/v1/browse',
   '/api/v1/history',
+  '/api/v1/clients',
   '/api/v1/audit',
 ]);
 
@@ -437,6 +439,8 @@ export class ConsoleApi {
         return sendJson(res, 200, await nodesReport(c));
       case '/api/v1/raft':
         return sendJson(res, 200, await raftReport(c));
+      case '/api/v1/clients':
+        return sendJson(res, 200, await sessionsReport(c));
       case '/api/v1/events': {
         const r = await eventsPage(c, intParam(q, 'after', 0, 0, Number.MAX_SAFE_INTEGER), intParam(q, 'limit', 100, 1, 1000));
         return sendJson(res, 200, r);

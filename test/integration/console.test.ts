@@ -113,7 +113,7 @@ describe('console: JSON API and pages against 3 daemons', () => {
 
   it('refuses every call without a valid token (401 JSON); /healthz /readyz /metrics stay open', async () => {
     const h = http('node2');
-    const gets = ['/api/v1/overview', '/api/v1/nodes', '/api/v1/raft', '/api/v1/events', '/api/v1/events/stream', '/api/v1/protection', '/api/v1/protection/files?scheme=replicas&want=3&valid=3', '/api/v1/what-if-lost?nodes=node1', '/api/v1/browse?path=/', '/api/v1/audit', '/api/v1/session'];
+    const gets = ['/api/v1/clients', '/api/v1/history', '/api/v1/overview', '/api/v1/nodes', '/api/v1/raft', '/api/v1/events', '/api/v1/events/stream', '/api/v1/protection', '/api/v1/protection/files?scheme=replicas&want=3&valid=3', '/api/v1/what-if-lost?nodes=node1', '/api/v1/browse?path=/', '/api/v1/audit', '/api/v1/session'];
     const posts = ['/api/v1/nodes/node1/drain', '/api/v1/nodes/node1/cancel-drain', '/api/v1/raft/transfer-leader', '/api/v1/raft/remove-member', '/api/v1/layout'];
     for (const token of [undefined, 'not-a-token', admin.get('node1')!]) {
       // node1's token is not node2's: each daemon has its own.
@@ -199,6 +199,13 @@ describe('console: JSON API and pages against 3 daemons', () => {
     expect(raft.body.members).toHaveLength(3);
     expect(raft.body.members.filter((m) => m.role === 'leader')).toHaveLength(1);
     expect(raft.body.commit).toBeGreaterThan(0);
+    // node1's mount is a session the leader knows, connected; `dfs clients` says the same.
+    const cl = await api<{ leader: string; sessions: Array<{ session: string; streams: number }> }>(http('node3'), 'GET', '/api/v1/clients', { token: admin.get('node3') });
+    expect(cl.body.leader).toBe(views[0].body.leader);
+    expect(cl.body.sessions.find((s) => s.session === 'node1')).toMatchObject({ session: 'node1', streams: 1 });
+    const cliClients = await dfs(['clients', '--addr', c.node('node2').grpc, '--json']);
+    expect(cliClients.code, cliClients.stderr).toBe(0);
+    expect((JSON.parse(cliClients.stdout) as { sessions: Array<{ session: string }> }).sessions.map((s) => s.session)).toEqual(cl.body.sessions.map((s) => s.session));
     const ev = await api<{ leader: string; events: Array<{ seq: number; kind: string }> }>(http('node3'), 'GET', '/api/v1/events?limit=50', { token: admin.get('node3') });
     expect(ev.status).toBe(200);
     expect(ev.body.leader).toBe(views[0].body.leader);
@@ -231,9 +238,13 @@ describe('console: JSON API and pages against 3 daemons', () => {
   });
 
   it('the event stream (SSE) opens with a hello naming the leader, then the backlog', async () => {
+    const known = await api<{ events: Array<{ seq: number }> }>(http('node2'), 'GET', '/api/v1/events?limit=5', { token: admin.get('node2') });
     const es = await openStream(http('node2'), admin.get('node2')!);
     try {
-      await waitFor('the hello frame and a backlog event', 10_000, () => /event: hello\ndata: \{"leader":"node\d"\}/.test(es.text()) && /event: event\ndata: \{"seq":\d+/.test(es.text()));
+      await waitFor('the hello frame and the backlog', 10_000, () => {
+        const t = es.text();
+        return /event: hello\ndata: \{"leader":"node\d"\}/.test(t) && known.body.events.every((e) => t.includes(`event: event\ndata: {"seq":${e.seq},`));
+      });
     } finally {
       es.close();
     }
@@ -324,6 +335,7 @@ describe('console: JSON API and pages against 3 daemons', () => {
         ['events', '[data-testid=events-list]'],
         ['protection', '[data-testid=matrix]'],
         ['audit', '[data-testid=audit-table]'],
+        ['clients', '[data-testid=clients-table] tr[data-session=node1]'],
       ] as const) {
         await page.goto(`http://${http('node2')}/#/${name}`);
         await page.waitForSelector(sel);
