@@ -160,7 +160,7 @@ function stringField(body: Record<string, unknown>, name: string): string {
 }
 
 /** The GET resources (docs/api/openapi.yaml). */
-const READS = new Set([
+export const READS = new Set([
   '/api/v1/overview',
   '/api/v1/nodes',
   '/api/v1/raft',
@@ -174,6 +174,17 @@ const READS = new Set([
   '/api/v1/clients',
   '/api/v1/audit',
 ]);
+
+/** Every path the API serves, as docs/api/openapi.yaml names them (its unit test compares). */
+export const API_PATHS = [
+  '/api/v1/session',
+  ...READS,
+  '/api/v1/nodes/{nodeId}/drain',
+  '/api/v1/nodes/{nodeId}/cancel-drain',
+  '/api/v1/raft/transfer-leader',
+  '/api/v1/raft/remove-member',
+  '/api/v1/layout',
+];
 
 const NODE_PATH = /^\/api\/v1\/nodes\/([A-Za-z0-9._-]{1,64})\/(drain|cancel-drain)$/;
 

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN_FILE, AUDIT_LOG_FILE, ConsoleAccess, MAX_SESSIONS, READONLY_TOKEN_FILE, SESSION_IDLE_MS } from '../../../src/daemon/console-access.js';
-import { ConsoleApi, MAX_BODY_BYTES } from '../../../src/daemon/http-api.js';
+import { API_PATHS, ConsoleApi, MAX_BODY_BYTES } from '../../../src/daemon/http-api.js';
 import { startHttp } from '../../../src/daemon/http.js';
 import { MetricsHistory, type HistoryReading } from '../../../src/daemon/history.js';
 import type { MetaClient } from '../../../src/meta/grpc.js';
@@ -161,6 +161,14 @@ describe('the console API before it reaches the cluster', () => {
     expect((await call('PATCH', '/api/v1/overview', { token: ADMIN })).json).toMatchObject({ code: 'method_not_allowed' });
     expect((await call('GET', '/')).status).toBe(503);
     expect((await call('GET', '/assets/..%2f..%2fpackage.json')).status).toBe(503);
+  });
+});
+
+describe('docs/api/openapi.yaml', () => {
+  it('documents exactly the paths the API serves', async () => {
+    const text = await readFile(path.join(import.meta.dirname, '..', '..', '..', 'docs', 'api', 'openapi.yaml'), 'utf8');
+    const documented = [...text.matchAll(/^  (\/api\/v1\/\S+):$/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual([...API_PATHS].sort());
   });
 });
 
