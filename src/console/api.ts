@@ -123,7 +123,6 @@ export interface ProtectionCell {
   valid: number;
   state: 'healthy' | 'under-protected' | 'lost';
   chunks: number;
-  files: number;
 }
 
 export interface DirEntry {

@@ -342,12 +342,17 @@ export function EventsPage() {
 }
 
 export function ProtectionPage() {
-  const { data, error } = usePoll(() => get<{ files: number; chunks: number; cells: ProtectionCell[]; truncated: string[] }>('/api/v1/protection'), 10_000);
+  const { data, error } = usePoll(() => get<{ scanned: boolean; lastScanAgeMs: number; chunks: number; cells: ProtectionCell[] }>('/api/v1/protection'), 10_000);
   const [cell, setCell] = useState<ProtectionCell | null>(null);
-  const [paths, setPaths] = useState<{ total: number; paths: string[] } | null>(null);
+  const [paths, setPaths] = useState<{ total: number; chunks: number; truncated: boolean; paths: string[] } | null>(null);
+  const [pathsError, setPathsError] = useState<ApiError | null>(null);
   const load = async (c: ProtectionCell, offset: number) => {
-    const r = await get<{ total: number; paths: string[] }>(`/api/v1/protection/files?scheme=${encodeURIComponent(c.scheme)}&want=${c.want}&valid=${c.valid}&offset=${offset}&limit=500`);
-    setPaths((old) => ({ total: r.total, paths: offset === 0 || !old ? r.paths : [...old.paths, ...r.paths] }));
+    try {
+      const r = await get<{ total: number; chunks: number; truncated: boolean; paths: string[] }>(`/api/v1/protection/files?scheme=${encodeURIComponent(c.scheme)}&want=${c.want}&valid=${c.valid}&offset=${offset}&limit=500`);
+      setPaths((old) => ({ ...r, paths: offset === 0 || !old ? r.paths : [...old.paths, ...r.paths] }));
+    } catch (e) {
+      setPathsError(e as ApiError);
+    }
   };
   const rows = new Map<string, ProtectionCell[]>();
   let maxValid = 0;
@@ -360,11 +365,11 @@ export function ProtectionPage() {
   return (
     <>
       <h1>Protection matrix</h1>
-      <p class="muted">Chunks by the copies their layout wants (rows) and the valid copies they have (columns), from placement and node liveness; click a cell for its files.</p>
+      <p class="muted">Chunks by the copies their layout wants (rows) and the copies that can be read (columns), from the leader's last scan; click a cell for its files.</p>
       <ErrorBox error={error} />
       {data ? (
         <>
-          <p>{data.files} files, {data.chunks} chunks</p>
+          <p>{data.scanned ? `${data.chunks} chunks, scanned ${ago(data.lastScanAgeMs)}` : 'the leader has not finished its first scan yet'}</p>
           <table class="matrix" data-testid="matrix">
             <thead>
               <tr><th>layout</th><th>wanted</th>{cols.map((v) => <th class="num" key={v}>{v} valid</th>)}</tr>
@@ -377,7 +382,7 @@ export function ProtectionPage() {
                   {cols.map((v) => {
                     const c = cells.find((x) => x.valid === v);
                     return c ? (
-                      <td key={v} class={`cell s-${c.state}`} data-cell={`${c.scheme}/${c.want}/${c.valid}`} onClick={() => { setCell(c); setPaths(null); void load(c, 0); }}>
+                      <td key={v} class={`cell s-${c.state}`} data-cell={`${c.scheme}/${c.want}/${c.valid}`} onClick={() => { setCell(c); setPaths(null); setPathsError(null); void load(c, 0); }}>
                         {c.chunks}
                       </td>
                     ) : (
@@ -390,7 +395,8 @@ export function ProtectionPage() {
           </table>
           {cell ? (
             <>
-              <h2>{cell.scheme}, {cell.want} wanted, {cell.valid} valid: {cell.files} files</h2>
+              <h2>{cell.scheme}, {cell.want} wanted, {cell.valid} valid: {cell.chunks} chunks{paths ? `, ${paths.total}${paths.truncated ? '+' : ''} files` : ''}</h2>
+              <ErrorBox error={pathsError} />
               {paths ? (
                 <VirtualList
                   items={paths.paths}
@@ -399,7 +405,7 @@ export function ProtectionPage() {
                   row={(p) => <a class="mono" href={`#/browse?path=${encodeURIComponent(p)}`}>{p}</a>}
                   onEnd={() => { if (paths.paths.length < paths.total) void load(cell, paths.paths.length); }}
                 />
-              ) : <p class="muted">loading…</p>}
+              ) : pathsError ? null : <p class="muted">walking the namespace for this cell's files…</p>}
             </>
           ) : null}
         </>

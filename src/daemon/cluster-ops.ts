@@ -290,6 +290,32 @@ export interface ProtectionMatrix {
   truncated: string[];
 }
 
+export interface ProtectionCounts {
+  /** The leader has finished a full scan (else there are no cells yet). */
+  scanned: boolean;
+  lastScanAgeMs: number;
+  chunks: number;
+  cells: Array<Omit<ProtectionCell, 'files'>>;
+}
+
+/**
+ * The protection matrix's counts from the leader's last full scan of the chunk refs (cheap at
+ * any size; the healer counts a copy valid when it can be read: suspect holders count, dead,
+ * drained and reported-bad ones do not). Which files are behind a cell needs a walk:
+ * protectionMatrix.
+ */
+export async function protectionCounts(client: MetaClient): Promise<ProtectionCounts> {
+  const { health, error } = await healthOf(client);
+  if (!health) throw new OpsError('unavailable', error ?? 'no cluster health');
+  const cells = (health.protection ?? []).map((p) => {
+    const needToRead = p.scheme.startsWith('ec ') ? Number(/^ec (\d+)\+/.exec(p.scheme)?.[1] ?? 1) : 1;
+    const state: ProtectionCell['state'] = p.valid < needToRead ? 'lost' : p.valid < p.want ? 'under-protected' : 'healthy';
+    return { scheme: p.scheme, want: p.want, valid: p.valid, state, chunks: Number(p.chunks) };
+  });
+  cells.sort((a, b) => (a.scheme < b.scheme ? -1 : a.scheme > b.scheme ? 1 : a.want - b.want || a.valid - b.valid));
+  return { scanned: health.scanPasses > 0, lastScanAgeMs: health.lastScanAgeMs, chunks: cells.reduce((n, c) => n + c.chunks, 0), cells };
+}
+
 export const cellKey = (c: Pick<ProtectionCell, 'scheme' | 'want' | 'valid'>): string => `${c.scheme}/${c.want}/${c.valid}`;
 
 /**

@@ -20,6 +20,7 @@ import {
   listDirectory,
   nodesReport,
   OpsError,
+  protectionCounts,
   protectionMatrix,
   raftReport,
   removeMember,
@@ -463,17 +464,16 @@ export class ConsoleApi {
         if (ids.length > 64) throw new ApiError('invalid_argument', 'at most 64 nodes');
         return sendJson(res, 200, await this.walk(() => whatIfLostReport(c, ids)));
       }
-      case '/api/v1/protection': {
-        const m = await this.protection(c);
-        return sendJson(res, 200, { files: m.files, chunks: m.chunks, cells: m.cells, truncated: m.truncated });
-      }
+      case '/api/v1/protection':
+        return sendJson(res, 200, await protectionCounts(c));
       case '/api/v1/protection/files': {
         const key = cellKey({ scheme: q.get('scheme') ?? '', want: intParam(q, 'want', 0, 0, 64), valid: intParam(q, 'valid', 0, 0, 64) });
         const offset = intParam(q, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
         const limit = intParam(q, 'limit', 100, 1, 1000);
         const m = await this.protection(c);
         const all = m.paths.get(key) ?? [];
-        return sendJson(res, 200, { cell: key, total: all.length, truncated: m.truncated.includes(key), offset, paths: all.slice(offset, offset + limit) });
+        const cell = m.cells.find((x) => cellKey(x) === key);
+        return sendJson(res, 200, { cell: key, chunks: cell?.chunks ?? 0, total: all.length, truncated: m.truncated.includes(key), offset, paths: all.slice(offset, offset + limit) });
       }
       case '/api/v1/browse':
         return this.browse(res, c, q);

@@ -68,6 +68,7 @@ function health(over: Partial<HealthStatusReply__Output> = {}): HealthStatusRepl
     rebalanceBytesPerS: 0,
     drainRemaining: 0,
     nodes: [],
+    protection: [],
     ...over,
   };
 }
