@@ -335,6 +335,8 @@ export async function protectionMatrix(client: MetaClient, maxPathsPerCell = 10_
     { ino: ROOT_INO, path: '/' },
     async (f) => {
       out.files++;
+      // An empty file has no chunk to protect: no GetChunks round trip for it.
+      if (f.attr.size === 0) return;
       const touched = new Set<string>();
       await forEachChunkPage(client, f.attr, async (refs) => {
         for (const ref of refs) {
