@@ -1,6 +1,7 @@
 // The console's client of /api/v1 (docs/api/openapi.yaml): typed fetches with the session
 // cookie, errors as ApiError {code, message}, and polling that stops while the tab is hidden.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { agoText } from '../common/format.js';
 
 export class ApiError extends Error {
   constructor(
@@ -46,124 +47,36 @@ export const del = <T>(url: string): Promise<T> => call<T>('DELETE', url);
 
 export type Role = 'admin' | 'read-only';
 
-export interface Overview {
-  leader: string | null;
-  term: number;
-  healthy: boolean;
-  problems: string[];
-  chunksKnown: boolean;
-  nodes: Array<{ nodeId: string; address: string; state: string; role: string }>;
-  capacity: { totalBytes: number; freeBytes: number; availBytes: number; files: number };
-  health: {
-    nodes: { up: number; suspect: number; dead: number; draining: number; drained: number };
-    capacity: { totalBytes: number; usedBytes: number; freeBytes: number };
-    chunks: { total: number; healthy: number; underProtected: number; lost: number; lastScanAgeMs: number } | null;
-    repair: { queue: number; done: number; bytesPerS: number };
-    rebalance: { queue: number; done: number; bytesPerS: number };
-    drainRemaining: number;
-  } | null;
-  healthError: string | null;
-  recentEvents: ClusterEvent[] | null;
-}
+// The API's shapes are the daemon's own types (type-only imports: esbuild erases them, and a
+// value import of daemon code would fail the browser build), so the pages cannot drift from
+// what the daemon sends.
+export type { AuditEntry } from '../daemon/console-access.js';
+export type { HistorySample } from '../daemon/history.js';
+export type { NodesReport, ProtectionCounts, RaftReport, SessionRow, StatusReport } from '../daemon/cluster-ops.js';
+import type { DirEntryView, EventView, ProtectionCell as OpsProtectionCell, StatusReport } from '../daemon/cluster-ops.js';
+import type { WhatIfReport } from '../daemon/fsck.js';
+import type { FileInfo } from '../daemon/inspect.js';
+import type { Layout } from '../meta/types.js';
 
-export interface NodeRow {
-  nodeId: string;
-  address: string;
-  state: string;
-  adminState: string;
-  zone: string;
-  rack: string;
-  totalBytes: number;
-  freeBytes: number;
-  usedBytes: number;
-  utilizationPct: number | null;
-  chunkCount: number;
-  lastHeartbeatAgoMs: number | null;
-  toMove: number | null;
-}
+export type ClusterEvent = EventView;
+export type DirEntry = DirEntryView;
+export type ProtectionCell = Omit<OpsProtectionCell, 'files'>;
+/** GET /api/v1/overview: `dfs status --json` and the latest events. */
+export type Overview = StatusReport & { recentEvents: ClusterEvent[] | null; role: Role };
+/** GET /api/v1/what-if-lost. */
+export type WhatIf = WhatIfReport & { nodes: string[]; loseData: number; loseProtection: number };
 
-export interface NodesReport {
-  leader: string | null;
-  nodes: NodeRow[];
-  healthy: boolean;
-}
-
-export interface RaftReport {
-  nodeId: string;
-  term: number;
-  leader: string | null;
-  role: string;
-  commit: number;
-  applied: number;
-  lastIndex: number;
-  members: Array<{ nodeId: string; address: string; role: string; match: number; lag: number; state: string; active: boolean }>;
-}
-
-export interface ClusterEvent {
-  seq: number;
-  timeMs: number;
-  kind: string;
-  nodeId: string;
-  chunkId: number;
-  message: string;
-}
-
-export interface WhatIf {
-  nodes: string[];
-  files: number;
-  chunks: number;
-  loseData: number;
-  loseProtection: number;
-  affected: Array<{ path: string; impact: 'lose-data' | 'lose-protection'; chunksLosingData: number; chunksLosingProtection: number }>;
-}
-
-export interface ProtectionCell {
-  scheme: string;
-  want: number;
-  valid: number;
-  state: 'healthy' | 'under-protected' | 'lost';
-  chunks: number;
-}
-
-export interface DirEntry {
-  name: string;
-  ino: number;
-  type: 'file' | 'directory' | 'symlink' | 'other';
-  sizeBytes: number;
-  mtimeMs: number;
-  layout: string;
-}
-
-export interface CopyInfo {
-  kind: 'replica' | 'shard';
-  number: number;
-  nodeId: string;
-  address: string | null;
-  health: string;
-  detail: string | null;
-}
-
+/** GET /api/v1/browse. */
 export interface Browse {
   path: string;
-  type: 'file' | 'directory' | 'symlink' | 'other';
+  ino: number;
+  type: DirEntry['type'];
+  layout: Layout;
   layoutText: string;
   sizeBytes: number;
   entries?: DirEntry[];
   next?: string | null;
-  info?: { sizeBytes: number; chunkSizeBytes: number; inline: boolean; holes: number; unhealthyCopies: number; chunks: Array<{ index: number; chunkIdHex: string; sizeBytes: number; ec: { k: number; m: number } | null; copies: CopyInfo[] }> };
-}
-
-export interface AuditEntry {
-  timeMs: number;
-  role: Role;
-  via: string;
-  remote: string;
-  action: string;
-  target: string;
-  params: Record<string, unknown>;
-  result: 'ok' | 'error';
-  code: string | null;
-  message: string;
+  info?: FileInfo;
 }
 
 /**
@@ -204,22 +117,10 @@ export function usePoll<T>(fetcher: () => Promise<T>, everyMs: number, deps: unk
   return { data, error, reload: () => setTick((t) => t + 1) };
 }
 
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
+export { humanBytes } from '../common/format.js';
 
 export function ago(ms: number | null): string {
-  if (ms === null) return 'never';
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s ago`;
-  if (ms < 120_000) return `${Math.round(ms / 1000)}s ago`;
-  return `${Math.round(ms / 60_000)}m ago`;
+  return ms === null ? 'never' : agoText(ms);
 }
 
 export function timeText(ms: number): string {

@@ -1,6 +1,6 @@
 // A small SVG line chart for the console's history (at most ~1000 points per series, so a
 // polyline is enough; no chart library: decision 0013). Gaps (null) break the line.
-import { humanBytes } from './api.js';
+import { humanBytes } from '../common/format.js';
 
 export interface Series {
   name: string;

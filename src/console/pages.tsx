@@ -14,10 +14,13 @@ import {
   type Browse,
   type ClusterEvent,
   type DirEntry,
+  type HistorySample,
   type NodesReport,
   type Overview,
   type ProtectionCell,
+  type ProtectionCounts,
   type RaftReport,
+  type SessionRow,
   type Role,
   type WhatIf,
 } from './api.js';
@@ -79,19 +82,6 @@ export function OverviewPage() {
       {o.recentEvents === null ? <p class="muted">events unavailable</p> : o.recentEvents.length === 0 ? <p class="muted">no events</p> : <VirtualList items={o.recentEvents} heightPx={240} row={(e) => <EventRow e={e} />} />}
     </>
   );
-}
-
-interface HistorySample {
-  timeMs: number;
-  usedBytes: number | null;
-  totalBytes: number | null;
-  chunksUnderProtected: number | null;
-  chunksLost: number | null;
-  repairBytesPerS: number | null;
-  rebalanceBytesPerS: number | null;
-  raftCommitsPerS: number | null;
-  chunkReadBytesPerS: number | null;
-  mountWriteBytesPerS: number | null;
 }
 
 /** The last hour from the daemon's own history (history.ts), refreshed at its 10 s pace. */
@@ -342,7 +332,7 @@ export function EventsPage() {
 }
 
 export function ProtectionPage() {
-  const { data, error } = usePoll(() => get<{ scanned: boolean; lastScanAgeMs: number; chunks: number; cells: ProtectionCell[] }>('/api/v1/protection'), 10_000);
+  const { data, error } = usePoll(() => get<ProtectionCounts>('/api/v1/protection'), 10_000);
   const [cell, setCell] = useState<ProtectionCell | null>(null);
   const [paths, setPaths] = useState<{ total: number; chunks: number; truncated: boolean; paths: string[] } | null>(null);
   const [pathsError, setPathsError] = useState<ApiError | null>(null);
@@ -556,13 +546,6 @@ export function AuditPage() {
       </table>
     </>
   );
-}
-
-interface SessionRow {
-  session: string;
-  streams: number;
-  leases: number;
-  lastRenewalAgoMs: number | null;
 }
 
 export function ClientsPage() {

@@ -12,7 +12,7 @@ import type { ClusterViewReply__Output } from '../meta/gen/dfs/meta/ClusterViewR
 import type { RaftStatusReply__Output } from '../meta/gen/dfs/meta/RaftStatusReply.js';
 import type { ClusterEvent__Output } from '../meta/gen/dfs/meta/ClusterEvent.js';
 import { errnoName, fileInfo, InspectError, isDirAttr, layoutText, locateInNamespace, wallClock, type FileInfo, type Located } from './inspect.js';
-import { chunkVerdict, healthJson, holderCounts, nodeProblem, nodeRow, statusVerdict, wantedCopies, type NodeRow, type NodeStateView } from './ops-cli.js';
+import { chunkVerdict, healthJson, type HealthJson, holderCounts, nodeProblem, nodeRow, statusVerdict, wantedCopies, type NodeRow, type NodeStateView } from './ops-cli.js';
 import { whatIfLost, type WhatIfReport } from './fsck.js';
 import { DEFAULT_WALK_OPTIONS, forEachChunkPage, walkFiles, type WalkOptions } from './ns-walk.js';
 
@@ -112,7 +112,7 @@ export interface StatusReport {
   healthy: boolean;
   problems: string[];
   chunksKnown: boolean;
-  health: ReturnType<typeof healthJson> | null;
+  health: HealthJson | null;
   healthError: string | null;
 }
 

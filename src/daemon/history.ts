@@ -7,9 +7,8 @@
 export const HISTORY_INTERVAL_MS = 10_000;
 export const HISTORY_SAMPLES = 1080;
 
-/** What one sample reads: cumulative counters and gauges (null when unknown now). */
-export interface HistoryReading {
-  /** Cluster (the leader's view). */
+/** The cluster as the leader reports it (null when it could not be had, or not scanned yet). */
+export interface ClusterGauges {
   usedBytes: number | null;
   totalBytes: number | null;
   chunksUnderProtected: number | null;
@@ -17,22 +16,19 @@ export interface HistoryReading {
   repairBytesPerS: number | null;
   rebalanceBytesPerS: number | null;
   repairQueue: number | null;
-  /** This daemon: its Raft commit index, bytes read from its chunk files, bytes its mount uploaded (cumulative). */
+}
+
+/** What one sample reads: the cluster's gauges, and this daemon's cumulative counters. */
+export interface HistoryReading extends ClusterGauges {
+  /** Its Raft commit index, bytes read from its chunk files, bytes its mount uploaded. */
   raftCommit: number;
   chunkDiskBytesRead: number;
   mountUploadBytes: number;
 }
 
-export interface HistorySample {
+export interface HistorySample extends ClusterGauges {
   timeMs: number;
-  usedBytes: number | null;
-  totalBytes: number | null;
-  chunksUnderProtected: number | null;
-  chunksLost: number | null;
-  repairBytesPerS: number | null;
-  rebalanceBytesPerS: number | null;
-  repairQueue: number | null;
-  /** Per second since the sample before (null for the first). */
+  /** Per second since the sample before (null for the first, and after a counter reset). */
   raftCommitsPerS: number | null;
   chunkReadBytesPerS: number | null;
   mountWriteBytesPerS: number | null;
@@ -80,18 +76,13 @@ export class MetricsHistory {
     const prev = this.last;
     const dt = prev ? (timeMs - prev.timeMs) / 1000 : 0;
     const rate = (now: number, before: number | undefined): number | null => (prev && dt > 0 && before !== undefined && now >= before ? (now - before) / dt : null);
+    const { raftCommit, chunkDiskBytesRead, mountUploadBytes, ...gauges } = r;
     this.samples.push({
       timeMs,
-      usedBytes: r.usedBytes,
-      totalBytes: r.totalBytes,
-      chunksUnderProtected: r.chunksUnderProtected,
-      chunksLost: r.chunksLost,
-      repairBytesPerS: r.repairBytesPerS,
-      rebalanceBytesPerS: r.rebalanceBytesPerS,
-      repairQueue: r.repairQueue,
-      raftCommitsPerS: rate(r.raftCommit, prev?.r.raftCommit),
-      chunkReadBytesPerS: rate(r.chunkDiskBytesRead, prev?.r.chunkDiskBytesRead),
-      mountWriteBytesPerS: rate(r.mountUploadBytes, prev?.r.mountUploadBytes),
+      ...gauges,
+      raftCommitsPerS: rate(raftCommit, prev?.r.raftCommit),
+      chunkReadBytesPerS: rate(chunkDiskBytesRead, prev?.r.chunkDiskBytesRead),
+      mountWriteBytesPerS: rate(mountUploadBytes, prev?.r.mountUploadBytes),
     });
     if (this.samples.length > this.capacity) this.samples.shift();
     this.last = { timeMs, r };
