@@ -4,7 +4,7 @@
 // audit log of every action (who, what, when, result): JSON lines in the data dir and the
 // latest entries in memory for the API. Tokens are compared in constant time and never logged.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { appendFile, chmod, open, readFile } from 'node:fs/promises';
+import { appendFile, chmod, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 export type Role = 'admin' | 'read-only';
@@ -19,6 +19,13 @@ export const SESSION_IDLE_MS = 8 * 3_600_000;
 export const MAX_SESSIONS = 1024;
 /** Audit entries kept in memory for the API (the file keeps them all). */
 export const AUDIT_MEMORY = 1000;
+/** At start, the audit file's last this many bytes are read back into memory. */
+export const AUDIT_RELOAD_BYTES = 256 * 1024;
+/**
+ * Failed sign-ins written to the audit log per minute at most: anyone who reaches the port
+ * can try, and must not fill the disk. The rest are counted in the next one written.
+ */
+export const FAILED_SIGN_INS_PER_MINUTE = 10;
 
 export interface Identity {
   role: Role;
@@ -41,6 +48,36 @@ export interface AuditEntry {
   /** The error code when it failed. */
   code: string | null;
   message: string;
+}
+
+/** The audit file's latest entries (at most AUDIT_MEMORY, from its last AUDIT_RELOAD_BYTES); none when there is no file. */
+async function tailOfAudit(file: string): Promise<AuditEntry[]> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    return [];
+  }
+  const fh = await open(file, 'r');
+  try {
+    const length = Math.min(size, AUDIT_RELOAD_BYTES);
+    const buf = Buffer.alloc(length);
+    await fh.read(buf, 0, length, size - length);
+    const lines = buf.toString('utf8').split('\n');
+    if (length < size) lines.shift(); // cut mid-line
+    const out: AuditEntry[] = [];
+    for (const l of lines) {
+      if (!l.trim()) continue;
+      try {
+        out.push(JSON.parse(l) as AuditEntry);
+      } catch {
+        // A torn last line (a crash mid-write) or a hand edit: skipped, the file keeps it.
+      }
+    }
+    return out.slice(-AUDIT_MEMORY);
+  } finally {
+    await fh.close();
+  }
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -70,6 +107,7 @@ export class ConsoleAccess {
   private readonly sessions = new Map<string, { role: Role; lastUsedMs: number }>();
   private readonly audit: AuditEntry[] = [];
   private auditWrites: Promise<void> = Promise.resolve();
+  private failedSignIns = { windowStartMs: 0, written: 0, suppressed: 0 };
 
   private constructor(
     private readonly adminDigest: Buffer,
@@ -83,7 +121,31 @@ export class ConsoleAccess {
   static async open(dataDir: string, opts: { nowMs?: () => number; onAuditError?: (e: unknown) => void } = {}): Promise<ConsoleAccess> {
     const admin = await ensureToken(path.join(dataDir, ADMIN_TOKEN_FILE));
     const readOnly = await ensureToken(path.join(dataDir, READONLY_TOKEN_FILE));
-    return new ConsoleAccess(digest(admin), digest(readOnly), path.join(dataDir, AUDIT_LOG_FILE), opts.nowMs ?? Date.now, opts.onAuditError ?? (() => undefined));
+    const file = path.join(dataDir, AUDIT_LOG_FILE);
+    const a = new ConsoleAccess(digest(admin), digest(readOnly), file, opts.nowMs ?? Date.now, opts.onAuditError ?? (() => undefined));
+    a.audit.push(...(await tailOfAudit(file)));
+    return a;
+  }
+
+  /**
+   * A failed sign-in, audited at most FAILED_SIGN_INS_PER_MINUTE times a minute (the one
+   * written after a quiet spell says how many were left out).
+   */
+  recordFailedSignIn(remote: string): void {
+    const now = this.nowMs();
+    const f = this.failedSignIns;
+    if (now - f.windowStartMs >= 60_000) {
+      f.windowStartMs = now;
+      f.written = 0;
+    }
+    if (f.written >= FAILED_SIGN_INS_PER_MINUTE) {
+      f.suppressed++;
+      return;
+    }
+    f.written++;
+    const more = f.suppressed > 0 ? ` (and ${f.suppressed} more failed sign-ins not written)` : '';
+    f.suppressed = 0;
+    this.record({ role: 'read-only', via: 'sign-in', remote }, 'sign-in', '', {}, { ok: false, code: 'unauthenticated', message: `wrong token${more}` });
   }
 
   /** For tests: fixed tokens, audit in memory only. */

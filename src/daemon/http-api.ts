@@ -393,7 +393,7 @@ export class ConsoleApi {
     const role: Role | null = token ? this.deps.access.roleOfToken(token) : null;
     const remote = req.socket.remoteAddress ?? '';
     if (!role) {
-      this.deps.access.record({ role: 'read-only', via: 'sign-in', remote }, 'sign-in', '', {}, { ok: false, code: 'unauthenticated', message: 'wrong token' });
+      this.deps.access.recordFailedSignIn(remote);
       throw new ApiError('unauthenticated', 'that is not a console token of this daemon');
     }
     const sid = this.deps.access.createSession(role);

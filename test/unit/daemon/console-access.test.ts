@@ -82,6 +82,30 @@ describe('ConsoleAccess', () => {
   });
 });
 
+describe('ConsoleAccess audit across restarts and failed sign-ins', () => {
+  it('a restarted daemon shows the audit entries of its file; a torn line is skipped', async () => {
+    const d = path.join(dir, 'reload');
+    await (await import('node:fs/promises')).mkdir(d, { recursive: true });
+    const a = await ConsoleAccess.open(d);
+    a.record({ role: 'admin', via: 'token', remote: 'r' }, 'drain', 'n1', {}, { ok: true, message: 'm1' });
+    a.record({ role: 'admin', via: 'token', remote: 'r' }, 'cancel-drain', 'n1', {}, { ok: true, message: 'm2' });
+    await a.flush();
+    await (await import('node:fs/promises')).appendFile(path.join(d, AUDIT_LOG_FILE), '{"torn":');
+    const b = await ConsoleAccess.open(d);
+    expect(b.auditEntries(10).map((e) => e.action)).toEqual(['cancel-drain', 'drain']);
+  });
+
+  it('failed sign-ins are audited at most 10 a minute; the next one written counts the rest', () => {
+    let now = 0;
+    const a = ConsoleAccess.fixed('admin-token-xxxxxxxx', 'ro-token-xxxxxxxxxxx', () => now);
+    for (let i = 0; i < 25; i++) a.recordFailedSignIn('10.0.0.1');
+    expect(a.auditEntries(100)).toHaveLength(10);
+    now += 60_000;
+    a.recordFailedSignIn('10.0.0.1');
+    expect(a.auditEntries(1)[0].message).toBe('wrong token (and 15 more failed sign-ins not written)');
+  });
+});
+
 describe('the console API before it reaches the cluster', () => {
   const ADMIN = 'unit-admin-token-0123456789';
   const RO = 'unit-readonly-token-0123456789';
