@@ -298,16 +298,37 @@ export function EventsPage() {
   useEffect(() => {
     const es = new EventSource('/api/v1/events/stream?backlog=500');
     let buf: ClusterEvent[] = [];
+    // A stream that joins while the daemon's shared feed runs may see an event in both its
+    // backlog and the feed: keep each sequence number once (per leader: a reset starts over).
+    let maxSeq = 0;
     const flush = window.setInterval(() => {
       if (buf.length === 0) return;
       const add = buf;
       buf = [];
       setEvents((old) => [...add.reverse(), ...old].slice(0, EVENTS_KEPT));
     }, 250);
-    es.addEventListener('hello', () => setState('live'));
-    es.addEventListener('event', (m) => buf.push(JSON.parse((m as MessageEvent<string>).data) as ClusterEvent));
-    es.addEventListener('reset', () => {
+    let leader: string | null | undefined;
+    es.addEventListener('hello', (m) => {
+      // A reconnect to a new leader: its events are numbered anew.
+      const now = (JSON.parse((m as MessageEvent<string>).data) as { leader: string | null }).leader;
+      if (leader !== undefined && now !== leader) {
+        buf = [];
+        maxSeq = 0;
+        setEvents([]);
+      }
+      leader = now;
+      setState('live');
+    });
+    es.addEventListener('event', (m) => {
+      const e = JSON.parse((m as MessageEvent<string>).data) as ClusterEvent;
+      if (e.seq <= maxSeq) return;
+      maxSeq = e.seq;
+      buf.push(e);
+    });
+    es.addEventListener('reset', (m) => {
+      leader = (JSON.parse((m as MessageEvent<string>).data) as { leader: string | null }).leader;
       buf = [];
+      maxSeq = 0;
       setEvents([]);
     });
     es.onerror = () => setState('retrying');
