@@ -44,6 +44,7 @@ interface Beat {
   freeBytes: number;
   usedBytes: number;
   chunkCount: number;
+  version: string;
 }
 
 export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> {
@@ -82,6 +83,7 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
       freeBytes: Number(req.freeBytes),
       usedBytes: Number(req.usedBytes),
       chunkCount: Number(req.chunkCount),
+      version: req.version ?? '',
     });
     const rec = { nodeId: req.nodeId, address: req.address, zone: req.zone, rack: req.rack };
     await this.ensureRegistered(rec);
@@ -128,6 +130,7 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
         // A node the cluster declared dead stays dead until it beats again.
         state: rec.state === 'dead' && !beat ? 'dead' : this.stateOf(ageMs),
         adminState: rec.state ?? 'active',
+        version: beat?.version ?? '',
       });
     }
     return { errno: 0, leader: this.deps.leaderId() ?? '', nodes };

@@ -155,6 +155,7 @@ export function NodesPage({ role }: { role: Role }) {
             <th class="num">chunks</th>
             <th class="num">to move</th>
             <th>heartbeat</th>
+            <th>version</th>
             <th>raft</th>
             {admin ? <th>actions</th> : null}
           </tr>
@@ -185,6 +186,7 @@ export function NodesPage({ role }: { role: Role }) {
               <td class="num">{n.chunkCount}</td>
               <td class="num" data-testid="to-move">{n.adminState === 'draining' ? (n.toMove ?? '?') : '-'}</td>
               <td>{ago(n.lastHeartbeatAgoMs)}</td>
+              <td>{n.version ?? '-'}</td>
               <td>{roleOf(n.nodeId)}</td>
               {admin ? (
                 <td>

@@ -491,6 +491,7 @@ export class Daemon {
         freeBytes: c.freeBytes,
         usedBytes: c.usedBytes,
         chunkCount: c.chunkCount,
+        version: DFS_VERSION,
       });
     };
     if (isMember()) await withTimeout(beat(), 5_000).catch((e: unknown) => this.log.warn({ err: e }, 'first heartbeat failed; retrying every second'));

@@ -38,6 +38,8 @@ export interface NodeRow {
   chunkCount: number;
   /** Ms since the leader last heard from the node; null when it has not since it became leader. */
   lastHeartbeatAgoMs: number | null;
+  /** The dfs version of its last heartbeat; null when unknown. */
+  version: string | null;
 }
 
 export function nodeRow(n: NodeView__Output): NodeRow {
@@ -57,6 +59,7 @@ export function nodeRow(n: NodeView__Output): NodeRow {
     utilizationPct: n.totalBytes > 0 ? Math.round((1000 * (n.totalBytes - n.freeBytes)) / n.totalBytes) / 10 : null,
     chunkCount: n.chunkCount,
     lastHeartbeatAgoMs: heardFrom ? n.lastHeartbeatMs : null,
+    version: n.version || null,
   };
 }
 
