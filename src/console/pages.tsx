@@ -297,6 +297,7 @@ export function EventsPage() {
   const [events, setEvents] = useState<ClusterEvent[]>([]);
   const [state, setState] = useState<'connecting' | 'live' | 'retrying'>('connecting');
   const [filter, setFilter] = useState('');
+  const [kind, setKind] = useState('');
   useEffect(() => {
     const es = new EventSource('/api/v1/events/stream?backlog=500');
     let buf: ClusterEvent[] = [];
@@ -340,13 +341,18 @@ export function EventsPage() {
     };
   }, []);
   const f = filter.trim().toLowerCase();
-  const shown = f ? events.filter((e) => `${e.kind} ${e.nodeId} ${e.message}`.toLowerCase().includes(f)) : events;
+  const kinds = [...new Set(events.map((e) => e.kind))].sort();
+  const shown = events.filter((e) => (!kind || e.kind === kind) && (!f || `${e.kind} ${e.nodeId} ${e.message}`.toLowerCase().includes(f)));
   return (
     <>
       <h1>Events</h1>
       <div class="toolbar">
         <Badge state={state === 'live' ? 'up' : 'suspect'} text={state} />
-        <input placeholder="filter (kind, node, text)" value={filter} onInput={(e) => setFilter((e.currentTarget as HTMLInputElement).value)} />
+        <select aria-label="kind" value={kind} onChange={(e) => setKind((e.currentTarget as HTMLSelectElement).value)}>
+          <option value="">every kind</option>
+          {kinds.map((k) => <option key={k} value={k}>{k}</option>)}
+        </select>
+        <input placeholder="filter (node, text)" value={filter} onInput={(e) => setFilter((e.currentTarget as HTMLInputElement).value)} />
         <span class="muted" data-testid="events-count">{shown.length} events</span>
       </div>
       <VirtualList items={shown} heightPx={560} row={(e) => <EventRow e={e} />} testid="events-list" />
