@@ -26,6 +26,7 @@ import {
 } from './api.js';
 import { Badge, Bar, Card, ErrorBox, VirtualList } from './ui.js';
 import { LineChart } from './chart.js';
+import { durationText, repairEtaMs } from './eta.js';
 
 const LIVE_MS = 2000;
 
@@ -50,11 +51,14 @@ function EventRow({ e }: { e: ClusterEvent }) {
 
 export function OverviewPage() {
   const { data: o, error } = usePoll(() => get<Overview>('/api/v1/overview'), LIVE_MS);
+  const history = usePoll(() => get<{ samples: HistorySample[] }>('/api/v1/history?seconds=3600'), 10_000);
+  const samples = history.data?.samples ?? [];
   if (!o) return <><h1>Overview</h1><ErrorBox error={error} />{error ? null : <p class="muted">loading…</p>}</>;
   const v = verdict(o);
   const h = o.health;
   const used = o.capacity.totalBytes - o.capacity.freeBytes;
   const up = o.nodes.filter((n) => n.state === 'up').length;
+  const eta = h ? repairEtaMs(samples, h.repair.queue) : null;
   return (
     <>
       <h1>Overview</h1>
@@ -74,10 +78,10 @@ export function OverviewPage() {
           value={h?.chunks ? <span data-testid="chunks-total">{h.chunks.total}</span> : 'unknown'}
           sub={h?.chunks ? <><span data-testid="chunks-healthy">{h.chunks.healthy}</span> healthy, <span data-testid="chunks-under">{h.chunks.underProtected}</span> under-protected, <span data-testid="chunks-lost">{h.chunks.lost}</span> lost (scanned {ago(h.chunks.lastScanAgeMs)})</> : 'first scan running'}
         />
-        <Card label="repair" value={h ? `${h.repair.queue} queued` : '?'} sub={h ? `${h.repair.done} done, ${humanBytes(h.repair.bytesPerS)}/s` : null} />
+        <Card label="repair" value={h ? `${h.repair.queue} queued` : '?'} sub={h ? `${h.repair.done} done, ${humanBytes(h.repair.bytesPerS)}/s${h.repair.queue > 0 ? `; ETA ${eta === null ? 'unknown yet' : durationText(eta)}` : ''}` : null} />
         <Card label="rebalance / drain" value={h ? `${h.rebalance.queue} queued` : '?'} sub={h ? `${h.rebalance.done} moves done, ${humanBytes(h.rebalance.bytesPerS)}/s; ${h.drainRemaining} copies to drain` : null} />
       </div>
-      <Charts />
+      <Charts samples={samples} />
       <h2>Recent events</h2>
       {o.recentEvents === null ? <p class="muted">events unavailable</p> : o.recentEvents.length === 0 ? <p class="muted">no events</p> : <VirtualList items={o.recentEvents} heightPx={240} row={(e) => <EventRow e={e} />} />}
     </>
@@ -85,9 +89,7 @@ export function OverviewPage() {
 }
 
 /** The last hour from the daemon's own history (history.ts), refreshed at its 10 s pace. */
-function Charts() {
-  const { data } = usePoll(() => get<{ samples: HistorySample[] }>('/api/v1/history?seconds=3600'), 10_000);
-  const s = data?.samples ?? [];
+function Charts({ samples: s }: { samples: HistorySample[] }) {
   const times = s.map((x) => x.timeMs);
   const col = (k: keyof HistorySample) => s.map((x) => x[k] as number | null);
   return (
