@@ -45,6 +45,7 @@ interface Beat {
   usedBytes: number;
   chunkCount: number;
   version: string;
+  corruptReads: number;
 }
 
 export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> {
@@ -84,6 +85,7 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
       usedBytes: Number(req.usedBytes),
       chunkCount: Number(req.chunkCount),
       version: req.version ?? '',
+      corruptReads: Number(req.corruptReads ?? 0),
     });
     const rec = { nodeId: req.nodeId, address: req.address, zone: req.zone, rack: req.rack };
     await this.ensureRegistered(rec);
@@ -131,6 +133,7 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
         state: rec.state === 'dead' && !beat ? 'dead' : this.stateOf(ageMs),
         adminState: rec.state ?? 'active',
         version: beat?.version ?? '',
+        corruptReads: beat?.corruptReads ?? 0,
       });
     }
     return { errno: 0, leader: this.deps.leaderId() ?? '', nodes };

@@ -157,6 +157,7 @@ export function NodesPage({ role }: { role: Role }) {
             <th class="num">chunks</th>
             <th class="num">to move</th>
             <th>heartbeat</th>
+            <th class="num">corrupt reads</th>
             <th>version</th>
             <th>raft</th>
             {admin ? <th>actions</th> : null}
@@ -188,6 +189,7 @@ export function NodesPage({ role }: { role: Role }) {
               <td class="num">{n.chunkCount}</td>
               <td class="num" data-testid="to-move">{n.adminState === 'draining' ? (n.toMove ?? '?') : '-'}</td>
               <td>{ago(n.lastHeartbeatAgoMs)}</td>
+              <td class="num">{n.corruptReads > 0 ? <Badge state="corrupt" text={String(n.corruptReads)} /> : 0}</td>
               <td>{n.version ?? '-'}</td>
               <td>{roleOf(n.nodeId)}</td>
               {admin ? (

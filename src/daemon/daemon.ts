@@ -492,6 +492,7 @@ export class Daemon {
         usedBytes: c.usedBytes,
         chunkCount: c.chunkCount,
         version: DFS_VERSION,
+        corruptReads: chunks.stats().corruptDetected,
       });
     };
     if (isMember()) await withTimeout(beat(), 5_000).catch((e: unknown) => this.log.warn({ err: e }, 'first heartbeat failed; retrying every second'));

@@ -40,6 +40,8 @@ export interface NodeRow {
   lastHeartbeatAgoMs: number | null;
   /** The dfs version of its last heartbeat; null when unknown. */
   version: string | null;
+  /** Reads of its chunk files that failed a CRC32C check since it started (its last heartbeat). */
+  corruptReads: number;
 }
 
 export function nodeRow(n: NodeView__Output): NodeRow {
@@ -60,6 +62,7 @@ export function nodeRow(n: NodeView__Output): NodeRow {
     chunkCount: n.chunkCount,
     lastHeartbeatAgoMs: heardFrom ? n.lastHeartbeatMs : null,
     version: n.version || null,
+    corruptReads: Number(n.corruptReads ?? 0),
   };
 }
 

@@ -66,7 +66,7 @@ interface Overview {
 }
 interface NodesReply {
   leader: string;
-  nodes: Array<{ nodeId: string; state: string; adminState: string; chunkCount: number; totalBytes: number; toMove: number | null; version: string | null }>;
+  nodes: Array<{ nodeId: string; state: string; adminState: string; chunkCount: number; totalBytes: number; toMove: number | null; version: string | null; corruptReads: number }>;
 }
 interface BrowseFile {
   type: string;
@@ -194,7 +194,7 @@ describe('console: JSON API and pages against 3 daemons', () => {
     const t = admin.get('node2')!;
     const nodes = await api<NodesReply>(http('node2'), 'GET', '/api/v1/nodes', { token: t });
     expect(nodes.body.nodes.map((n) => n.nodeId)).toEqual(['node1', 'node2', 'node3']);
-    expect(nodes.body.nodes.map((n) => n.version)).toEqual(['0.1.0', '0.1.0', '0.1.0']);
+    expect(nodes.body.nodes.map((n) => `${n.version} ${n.corruptReads}`)).toEqual(['0.1.0 0', '0.1.0 0', '0.1.0 0']);
     const raft = await api<{ term: number; leader: string; commit: number; applied: number; members: Array<{ nodeId: string; match: number; lag: number; role: string }> }>(http('node2'), 'GET', '/api/v1/raft', { token: t });
     expect(raft.body.leader).toBe(views[0].body.leader);
     expect(raft.body.members).toHaveLength(3);

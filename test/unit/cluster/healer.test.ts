@@ -209,6 +209,7 @@ class Harness {
           state: this.live.get(s.nodeId)!,
           adminState: this.store.records.get(s.nodeId)!.state,
           version: '',
+          corruptReads: 0,
         };
       }),
     };
