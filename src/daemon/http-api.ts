@@ -43,6 +43,8 @@ import { InspectError, isDirAttr, layoutText, parseLayoutOptions } from './inspe
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Live event streams held open at once by this daemon. */
 export const MAX_EVENT_STREAMS = 64;
+/** Unsent bytes an event stream may hold before it is closed (its client stopped reading). */
+export const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024;
 /** How often the shared event feed asks the leader while someone is subscribed. */
 export const EVENT_POLL_MS = 1000;
 /** A protection matrix this fresh is served again instead of walking the namespace anew. */
@@ -252,12 +254,19 @@ class EventFeed {
   }
 
   private broadcast(type: string, data: unknown): void {
-    const frame = `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const s of this.streams) s.write(frame);
+    this.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
   private comment(): void {
-    for (const s of this.streams) s.write(':\n\n');
+    this.write(':\n\n');
+  }
+
+  /** To every stream; one that does not read (over MAX_STREAM_BACKLOG_BYTES unsent) is closed, not buffered without end. */
+  private write(frame: string): void {
+    for (const s of this.streams) {
+      if (s.writableLength > MAX_STREAM_BACKLOG_BYTES) s.destroy();
+      else s.write(frame);
+    }
   }
 }
 
