@@ -7,11 +7,13 @@ import { StartupError } from '../src/daemon/daemon.js';
 import { DevError } from '../src/daemon/dev.js';
 import { InspectError } from '../src/daemon/inspect.js';
 import { WalkError } from '../src/daemon/ns-walk.js';
+import { OpsError } from '../src/daemon/cluster-ops.js';
 import { CliError } from '../src/cli/common.js';
 import { registerDaemon } from '../src/cli/daemon.js';
 import { registerMount } from '../src/cli/mount.js';
 import { registerStatus } from '../src/cli/status.js';
 import { registerNodes } from '../src/cli/nodes.js';
+import { registerClients } from '../src/cli/clients.js';
 import { registerEvents } from '../src/cli/events.js';
 import { registerDrain } from '../src/cli/drain.js';
 import { registerFsck } from '../src/cli/fsck.js';
@@ -35,6 +37,7 @@ function buildProgram(): Command {
     registerMount,
     registerStatus,
     registerNodes,
+    registerClients,
     registerEvents,
     registerDrain,
     registerFsck,
@@ -65,7 +68,7 @@ async function main(): Promise<void> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
       process.exit(2);
     }
-    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError || e instanceof InspectError || e instanceof WalkError) fail(e.message);
+    if (e instanceof CliError || e instanceof ConfigError || e instanceof StartupError || e instanceof DevError || e instanceof InspectError || e instanceof WalkError || e instanceof OpsError) fail(e.message);
     fail(e instanceof Error ? (e.stack ?? e.message) : String(e));
   }
 }

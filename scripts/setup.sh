@@ -25,10 +25,12 @@ done
 
 # Debian packages. fuse3/libfuse3-dev: our N-API binding to libfuse3's low-level API
 # (docs/decisions/0001-fuse-binding.md); libfuse2 is not needed. The rest are the build
-# toolchain and the tools the integration tests drive on a real mount.
+# toolchain and the tools the integration tests drive on a real mount; chromium is the
+# browser the console tests drive through playwright-core (docs/decisions/0013-console.md).
 APT_PACKAGES=(
   fuse3 libfuse3-dev pkg-config build-essential python3
   ca-certificates git tar rsync attr acl util-linux procps kmod
+  chromium
 )
 
 step_started=0

@@ -2,12 +2,13 @@
 import type { Command } from 'commander';
 import { MetaClient } from '../meta/grpc.js';
 import type { RaftAdminRequest } from '../meta/gen/dfs/meta/RaftAdminRequest.js';
+import { OpsError, removeMember, REMOVE_MEMBER_DEADLINE_MS } from '../daemon/cluster-ops.js';
 import { CliError, printJson, resolveAddr } from './common.js';
 
 /** `dfs cluster add-member|remove-member`. */
 export function registerCluster(program: Command): void {
   const cluster = program.command('cluster').description('membership of the metadata (Raft) group');
-  /** One membership admin call: prints the outcome, fails with its message. */
+  /** add-member: prints the outcome, fails with its message. */
   const membershipCall = async (o: { addr?: string; dataDir?: string; json?: boolean }, req: RaftAdminRequest, deadlineMs: number) => {
     const addr = await resolveAddr(o);
     const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs });
@@ -45,6 +46,17 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'a dev cluster data dir')
     .option('--json', 'machine-readable output')
     .action(async (node: string, o: { force?: boolean; addr?: string; dataDir?: string; json?: boolean }) => {
-      await membershipCall(o, { action: 'remove-member', nodeId: node, force: o.force === true }, 60_000);
+      const addr = await resolveAddr(o);
+      const client = await MetaClient.connect(addr, { attempts: 1, deadlineMs: REMOVE_MEMBER_DEADLINE_MS });
+      try {
+        const r = await removeMember(client, addr, node, o.force === true).catch((e: unknown) => {
+          if (o.json && e instanceof OpsError) printJson({ ok: false, code: e.code, message: e.message });
+          throw e;
+        });
+        if (o.json) printJson(r);
+        else process.stdout.write(`${r.message}\n`);
+      } finally {
+        client.close();
+      }
     });
 }

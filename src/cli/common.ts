@@ -1,13 +1,10 @@
 // What the dfs subcommands share: the one-line operating error (CliError), output
 // helpers, and how a command finds and talks to a daemon (--addr, --data-dir, DFS_ADDR,
 // or the daemon behind a path in a mount).
-import { status as GrpcStatus } from '@grpc/grpc-js';
 import { readDevState, DEFAULT_DEV_DATA_DIR } from '../daemon/dev.js';
-import { errnoName, locateInMount, locateInNamespace, type Located } from '../daemon/inspect.js';
+import { locateInMount, locateInNamespace, type Located } from '../daemon/inspect.js';
 import { MetaClient } from '../meta/grpc.js';
-import type { HealthStatusReply__Output } from '../meta/gen/dfs/meta/HealthStatusReply.js';
-import type { ClusterViewReply__Output } from '../meta/gen/dfs/meta/ClusterViewReply.js';
-import type { RaftStatusReply__Output } from '../meta/gen/dfs/meta/RaftStatusReply.js';
+export { clusterViewOrFail, healthOf, isUnimplemented, leaderView, rpcText } from '../daemon/cluster-ops.js';
 
 /** An operating error: bin/dfs.ts prints `dfs: <message>` and exits 1. */
 export class CliError extends Error {}
@@ -65,56 +62,6 @@ export async function withPath<T>(p: string, o: { addr?: string }, fn: (client: 
   if (o.addr) return withClient({ addr: o.addr }, async (client, addr) => fn(client, await locateInNamespace(client, addr, p)));
   const loc = await locateInMount(p);
   return withClient({ addr: loc.address }, (client) => fn(client, loc));
-}
-
-/** Raft status as the leader sees it (it alone knows every member's progress). */
-export async function leaderView(client: MetaClient): Promise<RaftStatusReply__Output> {
-  const s = await client.raftStatus();
-  if (!s.leader || s.leader === s.nodeId) return s;
-  const leaderAddr = s.members.find((m) => m.nodeId === s.leader)?.address;
-  if (!leaderAddr) return s;
-  const lc = await MetaClient.connect(leaderAddr, { attempts: 1, deadlineMs: 5000 });
-  try {
-    return await lc.raftStatus();
-  } catch {
-    return s; // the follower's view is better than none
-  } finally {
-    lc.close();
-  }
-}
-
-/** First line of a failed call's message, without grpc-js's "12 UNIMPLEMENTED: " prefix. */
-export function rpcText(e: unknown): string {
-  const err = e as { details?: string; message?: string };
-  return (err.details || err.message || String(e)).split('\n')[0];
-}
-
-export function isUnimplemented(e: unknown): boolean {
-  return (e as { code?: number }).code === GrpcStatus.UNIMPLEMENTED;
-}
-
-/** The leader's HealthStatus, or why there is none (one line). */
-export async function healthOf(client: MetaClient): Promise<{ health: HealthStatusReply__Output | null; error: string | null }> {
-  try {
-    const h = await client.healthStatus();
-    if (h.errno !== 0) return { health: null, error: `the leader answered HealthStatus with ${errnoName(h.errno)}` };
-    return { health: h, error: null };
-  } catch (e) {
-    if (isUnimplemented(e)) return { health: null, error: `cluster health is not served by this cluster yet (HealthStatus: ${rpcText(e)})` };
-    return { health: null, error: `cannot get cluster health: ${rpcText(e)}` };
-  }
-}
-
-/** The leader's view of the chunk servers, or a one-line CliError. */
-export async function clusterViewOrFail(client: MetaClient): Promise<ClusterViewReply__Output> {
-  let v: ClusterViewReply__Output;
-  try {
-    v = await client.clusterView();
-  } catch (e) {
-    throw new CliError(isUnimplemented(e) ? `this daemon serves no cluster view (${rpcText(e)})` : `cannot get the cluster view: ${rpcText(e)}`);
-  }
-  if (v.errno !== 0) throw new CliError(`the leader answered ClusterView with ${errnoName(v.errno)}`);
-  return v;
 }
 
 /** A one-line progress indicator on a terminal's stderr, redrawn at most 10 times a second. */

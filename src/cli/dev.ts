@@ -1,6 +1,8 @@
 // `dfs dev up|status|down`: a local cluster of daemon processes on 127.0.0.1 for
 // development (src/daemon/dev.ts does the work).
+import path from 'node:path';
 import type { Command } from 'commander';
+import { ADMIN_TOKEN_FILE, READONLY_TOKEN_FILE } from '../daemon/console-access.js';
 import { DEFAULT_DEV_DATA_DIR, DEFAULT_DEV_MOUNT, devDown, devStatus, devUp } from '../daemon/dev.js';
 import { CliError, printJson, table } from './common.js';
 
@@ -34,6 +36,10 @@ export function registerDev(program: Command): void {
       else {
         process.stdout.write(
           table([['NODE', 'PID', 'GRPC', 'HTTP', 'DATA DIR', 'MOUNT'], ...state.nodes.map((n) => [n.nodeId, String(n.pid), n.grpc, n.http, n.dataDir, n.mount ?? '-'])]),
+        );
+        const first = state.nodes[0];
+        process.stdout.write(
+          `console: http://${first.http}/ (any node's HTTP address); sign in with the token in <data dir>/${ADMIN_TOKEN_FILE} (admin) or <data dir>/${READONLY_TOKEN_FILE} (read-only), e.g. ${path.join(first.dataDir, ADMIN_TOKEN_FILE)}\n`,
         );
         process.stdout.write(`dev cluster up; logs in <data dir>/daemon.log; stop with: dfs dev down --data-dir ${o.dataDir}\n`);
       }

@@ -1,9 +1,8 @@
 // `dfs drain NODE`: set a chunk server draining (or active again with --cancel), and with
 // --wait follow it until it is drained.
 import type { Command } from 'commander';
-import { errnoName } from '../daemon/inspect.js';
+import { setDrain } from '../daemon/cluster-ops.js';
 import { agoText, parseTimeoutMs } from '../daemon/ops-cli.js';
-import { Errno } from '../meta/types.js';
 import { CliError, clusterViewOrFail, healthOf, printJson, sleep, withClient } from './common.js';
 
 /** `dfs drain <node>`. */
@@ -25,23 +24,15 @@ export function registerDrain(program: Command): void {
       const timeoutMs = parseTimeoutMs(o.timeout);
       if (timeoutMs === null || timeoutMs > 7 * 86_400_000) throw new CliError(`--timeout: expected a duration like 90s, 30m or 2h (at most 7 days), got '${o.timeout}'`);
       await withClient(o, async (client) => {
-        const view = await clusterViewOrFail(client);
-        const before = view.nodes.find((n) => n.nodeId === node);
-        if (!before) throw new CliError(`no chunk server named '${node}' in the cluster (known: ${view.nodes.map((n) => n.nodeId).sort().join(', ') || 'none'})`);
-        const target = o.cancel ? 'active' : 'draining';
-        if (!o.cancel && before.adminState === 'drained') {
+        const r = await setDrain(client, node, o.cancel === true);
+        if (r.alreadyDrained) {
           if (o.json) printJson({ nodeId: node, state: 'drained', toMove: 0 });
           else process.stdout.write(`${node}: already drained; it can be removed from the cluster\n`);
           return;
         }
-        const r = await client.execute({ op: 'setNodeState', nodeId: node, state: target });
-        if (!r.ok) {
-          if (r.errno === Errno.ENOENT) throw new CliError(`no chunk server named '${node}' in the cluster`);
-          throw new CliError(`${node}: setting it ${target} failed: ${errnoName(r.errno)}`);
-        }
         if (o.cancel || !o.wait) {
-          if (o.json) printJson({ nodeId: node, state: target, previous: before.adminState || 'active' });
-          else if (o.cancel) process.stdout.write(`${node}: active (was ${before.adminState || 'active'}); copies already moved stay where they are\n`);
+          if (o.json) printJson({ nodeId: node, state: r.state, previous: r.previous });
+          else if (o.cancel) process.stdout.write(`${node}: active (was ${r.previous}); copies already moved stay where they are\n`);
           else process.stdout.write(`${node}: draining; its copies move to other nodes (progress: dfs nodes, dfs status, or dfs drain ${node} --wait)\n`);
           return;
         }

@@ -1,8 +1,8 @@
 // `dfs events`: the leader's recent cluster events, optionally followed (--follow).
 import type { Command } from 'commander';
-import { errnoName } from '../daemon/inspect.js';
+import { eventsPage } from '../daemon/cluster-ops.js';
 import { eventLine, EVENTS_HEADER } from '../daemon/ops-cli.js';
-import { CliError, isUnimplemented, printJson, rpcText, sleep, withClient } from './common.js';
+import { CliError, printJson, sleep, withClient } from './common.js';
 
 /** `dfs events`. */
 export function registerEvents(program: Command): void {
@@ -18,16 +18,7 @@ export function registerEvents(program: Command): void {
       const limit = Number(o.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError('--limit must be an integer from 1 to 1000');
       await withClient(o, async (client) => {
-        const fetchEvents = async (afterSeq: number) => {
-          try {
-            const r = await client.events({ afterSeq, limit });
-            if (r.errno !== 0) throw new CliError(`the leader answered Events with ${errnoName(r.errno)}`);
-            return r;
-          } catch (e) {
-            if (e instanceof CliError) throw e;
-            throw new CliError(isUnimplemented(e) ? `cluster events are not served by this cluster yet (Events: ${rpcText(e)})` : `cannot get events: ${rpcText(e)}`);
-          }
-        };
+        const fetchEvents = (afterSeq: number) => eventsPage(client, afterSeq, limit);
         const first = await fetchEvents(0);
         if (!o.follow) {
           if (o.json) printJson({ leader: first.leader || null, events: first.events });

@@ -1,9 +1,9 @@
 // `dfs info FILE`: a file's size, layout and chunks, with the health of every copy as
 // its holder sees it.
 import type { Command } from 'commander';
-import { fileInfo, getattrOrFail, isDirAttr, layoutText, type FileInfo } from '../daemon/inspect.js';
+import { fileInfoAt } from '../daemon/cluster-ops.js';
+import { getattrOrFail, layoutText, type FileInfo } from '../daemon/inspect.js';
 import { humanBytes } from '../daemon/ops-cli.js';
-import { S_IFMT, S_IFREG } from '../meta/types.js';
 import { CliError, printJson, table, withPath } from './common.js';
 
 function printFileInfo(shown: string, info: FileInfo): void {
@@ -48,12 +48,7 @@ export function registerInfo(program: Command): void {
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new CliError('--timeout must be a number of seconds above 0, at most 3600');
       await withPath(p, o, async (client, loc) => {
         const attr = await getattrOrFail(client, loc);
-        if ((attr.mode & S_IFMT) !== S_IFREG) throw new CliError(`${p} is not a regular file${isDirAttr(attr) ? ' (for a directory, use dfs layout get)' : ''}`);
-        const status = await client.raftStatus().catch((e: Error) => {
-          throw new CliError(`cannot list the cluster's nodes: ${e.message.split('\n')[0]}`);
-        });
-        const nodes = new Map(status.members.filter((m) => m.address).map((m) => [m.nodeId, m.address]));
-        const info = await fileInfo(client, attr, nodes, { verify: o.verify, timeoutMs: Math.round(seconds * 1000) });
+        const info = await fileInfoAt(client, { ...loc, shown: p }, attr, { verify: o.verify, timeoutMs: Math.round(seconds * 1000) });
         if (o.json) printJson({ path: p, ...info, healthy: info.unhealthyCopies === 0 });
         else printFileInfo(p, info);
         if (info.unhealthyCopies > 0) process.exitCode = 1;

@@ -2,9 +2,10 @@
 // by what is created under it.
 import type { Command } from 'commander';
 import { parseEcScheme } from '../chunks/ec.js';
-import { errnoName, getattrOrFail, isDirAttr, layoutText, parseLayoutOptions, wallClock } from '../daemon/inspect.js';
-import { Errno, S_IFMT, S_IFREG } from '../meta/types.js';
-import { CliError, printJson, withPath } from './common.js';
+import { setLayout } from '../daemon/cluster-ops.js';
+import { getattrOrFail, isDirAttr, layoutText, parseLayoutOptions } from '../daemon/inspect.js';
+import { S_IFMT, S_IFREG } from '../meta/types.js';
+import { printJson, withPath } from './common.js';
 
 /** `dfs layout set|get`. */
 export function registerLayout(program: Command): void {
@@ -22,15 +23,9 @@ export function registerLayout(program: Command): void {
     .action(async (p: string, o: { replicas?: string; ec?: string; addr?: string; json?: boolean }) => {
       const wanted = parseLayoutOptions(o, parseEcScheme);
       await withPath(p, o, async (client, loc) => {
-        const attr = await getattrOrFail(client, loc);
-        if (!isDirAttr(attr)) throw new CliError(`${p} is not a directory: layouts are set on directories (a file keeps the layout it was created with)`);
-        const r = await client.execute({ op: 'setlayout', ino: loc.ino, layout: wanted, now: wallClock() });
-        if (!r.ok) {
-          if (r.errno === Errno.EINVAL) throw new CliError(`the namespace refused layout ${layoutText(wanted)} for ${p}`);
-          throw new CliError(`${p}: setting the layout failed: ${errnoName(r.errno)}`);
-        }
-        if (o.json) printJson({ path: p, ino: loc.ino, layout: r.value.layout });
-        else process.stdout.write(`${p}: ${layoutText(r.value.layout)} (inherited by files and directories created under it from now on)\n`);
+        const r = await setLayout(client, loc, wanted);
+        if (o.json) printJson(r);
+        else process.stdout.write(`${p}: ${layoutText(r.layout)} (inherited by files and directories created under it from now on)\n`);
       });
     });
   layout

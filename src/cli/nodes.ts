@@ -1,11 +1,9 @@
 // `dfs nodes` (the chunk servers as the leader sees them) and `dfs nodes what-if-lost`
 // (which files would lose data or protection if those nodes died now).
 import type { Command } from 'commander';
-import { nodeProblem, nodeRow, nodesTable, type NodeRow } from '../daemon/ops-cli.js';
-import { whatIfLost } from '../daemon/fsck.js';
-import { DEFAULT_WALK_OPTIONS } from '../daemon/ns-walk.js';
-import { ROOT_INO } from '../meta/types.js';
-import { CliError, clusterViewOrFail, healthOf, printJson, progressBar, table, withClient } from './common.js';
+import { nodesReport, whatIfLostReport } from '../daemon/cluster-ops.js';
+import { nodesTable } from '../daemon/ops-cli.js';
+import { printJson, progressBar, table, withClient } from './common.js';
 
 /** `dfs nodes` and `dfs nodes what-if-lost <node...>`. */
 export function registerNodes(program: Command): void {
@@ -17,16 +15,10 @@ export function registerNodes(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (o: { addr?: string; dataDir?: string; json?: boolean }) => {
       await withClient(o, async (client) => {
-        const view = await clusterViewOrFail(client);
-        const rows: Array<NodeRow & { toMove: number | null }> = view.nodes.map(nodeRow).map((r) => ({ ...r, toMove: null }));
-        rows.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
-        // Drain progress comes from the leader's last scan; without it the table still shows.
-        if (rows.some((r) => r.adminState === 'draining')) {
-          const { health } = await healthOf(client);
-          for (const r of rows) r.toMove = health?.nodes.find((n) => n.nodeId === r.nodeId)?.toMove ?? null;
-        }
-        const problems = rows.map((r) => [r.nodeId, nodeProblem(r)] as const).filter(([, p]) => p !== null);
-        if (o.json) printJson({ leader: view.leader || null, nodes: rows, healthy: problems.length === 0 });
+        const report = await nodesReport(client);
+        const rows = report.nodes;
+        const problems = report.problems;
+        if (o.json) printJson({ leader: report.leader, nodes: rows, healthy: report.healthy });
         else if (rows.length === 0) process.stdout.write('no chunk servers have registered yet\n');
         else {
           const t = nodesTable(rows);
@@ -36,7 +28,7 @@ export function registerNodes(program: Command): void {
           }
           process.stdout.write(table(t));
           const up = rows.filter((r) => r.state === 'up').length;
-          process.stdout.write(`${rows.length} node${rows.length === 1 ? '' : 's'}: ${up} up${problems.length ? `; not healthy: ${problems.map(([id, p]) => `${id} ${p}`).join(', ')}` : ''}\n`);
+          process.stdout.write(`${rows.length} node${rows.length === 1 ? '' : 's'}: ${up} up${problems.length ? `; not healthy: ${problems.map((p) => `${p.nodeId} ${p.problem}`).join(', ')}` : ''}\n`);
         }
         if (problems.length > 0) process.exitCode = 1;
       });
@@ -56,20 +48,12 @@ export function registerNodes(program: Command): void {
       const o = cmd.optsWithGlobals<{ addr?: string; dataDir?: string; json?: boolean }>();
       void own;
       await withClient(o, async (client) => {
-        const view = await clusterViewOrFail(client);
-        const known = new Map(view.nodes.map((n) => [n.nodeId, { state: n.state, adminState: n.adminState || 'active' }]));
-        const unknown = ids.filter((id) => !known.has(id));
-        if (unknown.length > 0) {
-          throw new CliError(`no chunk server named ${unknown.map((u) => `'${u}'`).join(', ')} in the cluster (known: ${[...known.keys()].sort().join(', ') || 'none'})`);
-        }
         const bar = progressBar(!o.json && process.stderr.isTTY === true);
-        const r = await whatIfLost(client, { ino: ROOT_INO, path: '/' }, known, new Set(ids), DEFAULT_WALK_OPTIONS, (p) =>
-          bar.update(() => `what-if-lost: ${p.files} files, ${p.chunks} chunks looked at`),
-        );
+        const r = await whatIfLostReport(client, ids, (p) => bar.update(() => `what-if-lost: ${p.files} files, ${p.chunks} chunks looked at`));
         bar.clear();
         const losingData = r.affected.filter((f) => f.impact === 'lose-data');
         const losingProtection = r.affected.filter((f) => f.impact === 'lose-protection');
-        if (o.json) printJson({ nodes: ids, files: r.files, chunks: r.chunks, loseData: losingData.length, loseProtection: losingProtection.length, affected: r.affected });
+        if (o.json) printJson({ nodes: r.nodes, files: r.files, chunks: r.chunks, loseData: r.loseData, loseProtection: r.loseProtection, affected: r.affected });
         else {
           for (const f of r.affected) {
             const what = f.impact === 'lose-data' ? 'LOSES DATA' : 'loses protection';

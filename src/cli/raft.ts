@@ -1,10 +1,8 @@
 // `dfs raft status` and `dfs raft transfer-leader`: the Raft group that replicates the
 // namespace.
 import type { Command } from 'commander';
-import { CliError, leaderView, printJson, rpcText, table, withClient } from './common.js';
-
-/** The leader waits up to 10 s for the transfer (raft-admin.ts); a forwarded call adds its hop. */
-const TRANSFER_DEADLINE_MS = 20_000;
+import { OpsError, raftReport, transferLeader, TRANSFER_DEADLINE_MS } from '../daemon/cluster-ops.js';
+import { printJson, table, withClient } from './common.js';
 
 /** `dfs raft status|transfer-leader`. */
 export function registerRaft(program: Command): void {
@@ -17,19 +15,10 @@ export function registerRaft(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (o: { addr?: string; dataDir?: string; json?: boolean }) => {
       await withClient(o, async (client) => {
-        const s = await leaderView(client);
-        const members = s.members.map((m) => ({
-          nodeId: m.nodeId,
-          address: m.address,
-          role: m.nodeId === s.leader ? 'leader' : m.isLearner ? 'learner' : 'follower',
-          match: m.match,
-          next: m.next,
-          lag: Math.max(0, s.lastIndex - m.match),
-          state: m.state,
-          active: m.recentActive,
-        }));
+        const s = await raftReport(client);
+        const members = s.members;
         if (o.json) {
-          printJson({ nodeId: s.nodeId, term: s.term, leader: s.leader || null, role: s.role, commit: s.commit, applied: s.applied, lastIndex: s.lastIndex, leadTransferee: s.leadTransferee || null, members });
+          printJson(s);
           return;
         }
         process.stdout.write(`term ${s.term}  leader ${s.leader || '(none)'}  commit ${s.commit}  applied ${s.applied}  last ${s.lastIndex}  (answered by ${s.nodeId})\n`);
@@ -49,12 +38,12 @@ export function registerRaft(program: Command): void {
         o,
         async (client, addr) => {
           // The daemon at addr answered; this fails when it cannot reach the leader it forwards to.
-          const r = await client.raftAdmin({ action: 'transfer-leader', nodeId: node }).catch((e: unknown) => {
-            throw new CliError(`cannot transfer leadership to ${node} through ${addr}: ${rpcText(e)}`);
+          const r = await transferLeader(client, addr, node).catch((e: unknown) => {
+            if (o.json && e instanceof OpsError) printJson({ ok: false, code: e.code, message: e.message });
+            throw e;
           });
-          if (o.json) printJson({ ok: r.errno === 0, leader: r.leader || null, message: r.message });
-          if (r.errno !== 0) throw new CliError(r.message);
-          if (!o.json) process.stdout.write(`${r.message}\n`);
+          if (o.json) printJson(r);
+          else process.stdout.write(`${r.message}\n`);
         },
         TRANSFER_DEADLINE_MS,
       );

@@ -1,8 +1,9 @@
 // `dfs status`: the cluster at a glance (leader, members, capacity, chunk health); exit 1
 // on a known problem.
 import type { Command } from 'commander';
-import { healthJson, healthLines, humanBytes, statusVerdict } from '../daemon/ops-cli.js';
-import { CliError, healthOf, leaderView, printJson, withClient } from './common.js';
+import { clusterStatusWithHealth } from '../daemon/cluster-ops.js';
+import { healthLines, humanBytes } from '../daemon/ops-cli.js';
+import { printJson, withClient } from './common.js';
 
 /** `dfs status`. */
 export function registerStatus(program: Command): void {
@@ -18,38 +19,17 @@ export function registerStatus(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (o: { addr?: string; dataDir?: string; json?: boolean }) => {
       await withClient(o, async (client, addr) => {
-        const raft = await leaderView(client);
-        const fs = await client.statfs();
-        if (!fs.ok) throw new CliError(`statfs failed: errno ${fs.errno}`);
-        const nodes = raft.members.map((m) => ({
-          nodeId: m.nodeId,
-          address: m.address,
-          state: m.nodeId === raft.leader || m.recentActive ? 'up' : 'unreachable',
-          role: m.nodeId === raft.leader ? 'leader' : m.isLearner ? 'learner' : 'follower',
-        }));
-        const up = nodes.filter((n) => n.state === 'up').length;
-        const { health, error: healthError } = await healthOf(client);
-        const verdict = statusVerdict({ leader: raft.leader || null, members: nodes, health });
-        const healthy = verdict.healthy;
-        if (o.json) {
-          printJson({
-            addr,
-            leader: raft.leader || null,
-            term: raft.term,
-            nodes,
-            capacity: fs.value,
-            healthy,
-            problems: verdict.problems,
-            chunksKnown: verdict.chunksKnown,
-            health: health ? healthJson(health) : null,
-            healthError,
-          });
-        } else {
+        const { report: r, health } = await clusterStatusWithHealth(client, addr);
+        const healthy = r.healthy;
+        if (o.json) printJson(r);
+        else {
+          const up = r.nodes.filter((n) => n.state === 'up').length;
+          const fs = r.capacity;
           const lines = [
-            `cluster: ${healthy ? 'healthy' : 'DEGRADED'}${verdict.problems.length ? ` (${verdict.problems.join('; ')})` : ''}  leader: ${raft.leader || '(none)'}  nodes: ${up}/${nodes.length} up`,
-            `capacity: ${humanBytes(fs.value.totalBytes - fs.value.freeBytes)} used of ${humanBytes(fs.value.totalBytes)} (${humanBytes(fs.value.availBytes)} free)`,
-            `files: ${fs.value.files}`,
-            ...(health ? healthLines(health) : [`health: ${healthError}`]),
+            `cluster: ${healthy ? 'healthy' : 'DEGRADED'}${r.problems.length ? ` (${r.problems.join('; ')})` : ''}  leader: ${r.leader || '(none)'}  nodes: ${up}/${r.nodes.length} up`,
+            `capacity: ${humanBytes(fs.totalBytes - fs.freeBytes)} used of ${humanBytes(fs.totalBytes)} (${humanBytes(fs.availBytes)} free)`,
+            `files: ${fs.files}`,
+            ...(health ? healthLines(health) : [`health: ${r.healthError}`]),
           ];
           process.stdout.write(lines.join('\n') + '\n');
         }

@@ -97,10 +97,12 @@ interface PassStats {
   bytes: Map<string, number>;
   toMove: Map<string, number>;
   samples: Map<string, PlanChunk[]>;
+  /** Chunks by `scheme/want/readable` (the console's protection matrix). */
+  matrix: Map<string, { scheme: string; want: number; valid: number; chunks: number }>;
 }
 
 function newPass(): PassStats {
-  return { total: 0, healthy: 0, under: 0, lost: 0, copies: new Map(), bytes: new Map(), toMove: new Map(), samples: new Map() };
+  return { total: 0, healthy: 0, under: 0, lost: 0, copies: new Map(), bytes: new Map(), toMove: new Map(), samples: new Map(), matrix: new Map() };
 }
 
 /** Bytes moved in a sliding window, for rates. */
@@ -276,6 +278,11 @@ export class Healer {
       if (h.state === 'healthy') p.healthy++;
       else if (h.state === 'under') p.under++;
       else p.lost++;
+      const scheme = chunk.ec ? `ec ${chunk.ec.k}+${chunk.ec.m}` : 'replicas';
+      const key = `${scheme}/${h.want}/${h.readable}`;
+      const cell = p.matrix.get(key);
+      if (cell) cell.chunks++;
+      else p.matrix.set(key, { scheme, want: h.want, valid: h.readable, chunks: 1 });
       for (const holder of chunk.placement) {
         if (!holder) continue;
         p.copies.set(holder, (p.copies.get(holder) ?? 0) + 1);
@@ -509,6 +516,7 @@ export class Healer {
       rebalanceBytesPerS: this.rebalanceRate.perSecond(),
       drainRemaining: [...(last?.toMove.values() ?? [])].reduce((a, b) => a + b, 0),
       nodes: [...ids].sort().map((id) => ({ nodeId: id, copies: last?.copies.get(id) ?? 0, toMove: last?.toMove.get(id) ?? 0 })),
+      protection: [...(last?.matrix.values() ?? [])],
     };
   }
 

@@ -44,6 +44,8 @@ interface Beat {
   freeBytes: number;
   usedBytes: number;
   chunkCount: number;
+  version: string;
+  corruptReads: number;
 }
 
 export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> {
@@ -82,6 +84,8 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
       freeBytes: Number(req.freeBytes),
       usedBytes: Number(req.usedBytes),
       chunkCount: Number(req.chunkCount),
+      version: req.version ?? '',
+      corruptReads: Number(req.corruptReads ?? 0),
     });
     const rec = { nodeId: req.nodeId, address: req.address, zone: req.zone, rack: req.rack };
     await this.ensureRegistered(rec);
@@ -128,6 +132,8 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
         // A node the cluster declared dead stays dead until it beats again.
         state: rec.state === 'dead' && !beat ? 'dead' : this.stateOf(ageMs),
         adminState: rec.state ?? 'active',
+        version: beat?.version ?? '',
+        corruptReads: beat?.corruptReads ?? 0,
       });
     }
     return { errno: 0, leader: this.deps.leaderId() ?? '', nodes };

@@ -41,6 +41,9 @@ import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './conf
 import { DaemonMetrics } from './metrics.js';
 import { createDaemonLog, type LogStats } from './log.js';
 import { startHttp } from './http.js';
+import { CONSOLE_STATIC_DIR, ConsoleApi } from './http-api.js';
+import { ADMIN_TOKEN_FILE, ConsoleAccess, READONLY_TOKEN_FILE } from './console-access.js';
+import { MetricsHistory } from './history.js';
 
 export const DFS_VERSION = '0.1.0';
 /** How often a client-only mount refreshes the member list it fails over to. */
@@ -173,6 +176,10 @@ interface Parts {
   http?: HttpServer;
   gc?: GarbageCollector;
   metrics?: DaemonMetrics;
+  /** The console API's client of this daemon's own gRPC port. */
+  consoleClient?: MetaClient;
+  consoleAccess?: ConsoleAccess;
+  history?: MetricsHistory;
 }
 
 export class Daemon {
@@ -438,6 +445,13 @@ export class Daemon {
         health: () => healer.health(),
         events: (req) => healer.events(req),
         checkChunks: (req) => healer.checkChunks(req),
+        // The leader's hub knows the sessions; a follower asks the leader.
+        sessions: async () => {
+          if (replicated.isLeader()) {
+            return { errno: 0, leader: this.nodeId, sessions: hub.list().map((s) => ({ session: s.session, streams: s.streams, leases: s.leases, lastRenewalAgoMs: s.lastRenewalAgoMs })) };
+          }
+          return (await leaderClient.get()).sessions();
+        },
       },
     );
     this.grpcPort = await this.listen(server, transport, cfg.listen!);
@@ -477,6 +491,8 @@ export class Daemon {
         freeBytes: c.freeBytes,
         usedBytes: c.usedBytes,
         chunkCount: c.chunkCount,
+        version: DFS_VERSION,
+        corruptReads: chunks.stats().corruptDetected,
       });
     };
     if (isMember()) await withTimeout(beat(), 5_000).catch((e: unknown) => this.log.warn({ err: e }, 'first heartbeat failed; retrying every second'));
@@ -701,17 +717,62 @@ export class Daemon {
   private async startHttpIfAsked(): Promise<void> {
     if (!this.config.http) return;
     const metrics = this.metrics();
+    const consoleApi = await this.consoleApi();
     try {
       const { server, port } = await startHttp(this.config.http, {
         registry: metrics.registry,
         ready: () => ({ ready: this.ready && !this.stopping, reason: this.stopping ? 'stopping' : this.ready ? 'serving' : 'starting' }),
         status: () => this.status(),
+        console: consoleApi ?? undefined,
       });
       this.parts.http = server;
       this.httpPort = port;
     } catch (e) {
       throw listenError(this.config.http, 'http', e);
     }
+  }
+
+  /** A server daemon's console API: its tokens (created at first start), a client of its own gRPC port. */
+  private async consoleApi(): Promise<ConsoleApi | null> {
+    const cfg = this.config;
+    if (!cfg.dataDir || !cfg.listen) return null;
+    const access = await ConsoleAccess.open(cfg.dataDir, { onAuditError: (e) => this.log.warn({ err: e }, 'console audit log: write failed') });
+    this.parts.consoleAccess = access;
+    this.log.info({ adminToken: path.join(cfg.dataDir, ADMIN_TOKEN_FILE), readOnlyToken: path.join(cfg.dataDir, READONLY_TOKEN_FILE) }, 'console tokens (files, mode 0600)');
+    const selfAddress = cfg.listen.replace(/:0$/, `:${this.grpcPort}`);
+    let client: Promise<MetaClient> | null = null;
+    const connect = (): Promise<MetaClient> => {
+      client ??= MetaClient.connect(selfAddress, { attempts: 2, deadlineMs: 10_000 }).then((c) => (this.parts.consoleClient = c));
+      return client;
+    };
+    const p = this.parts;
+    const history = new MetricsHistory(async () => {
+      const h = await (await connect()).healthStatus().catch(() => null);
+      const ok = h !== null && h.errno === 0;
+      const scanned = ok && h.scanPasses > 0;
+      return {
+        usedBytes: ok ? h.totalBytes - h.freeBytes : null,
+        totalBytes: ok ? h.totalBytes : null,
+        chunksUnderProtected: scanned ? h.chunksUnderProtected : null,
+        chunksLost: scanned ? h.chunksLost : null,
+        repairBytesPerS: ok ? h.repairBytesPerS : null,
+        rebalanceBytesPerS: ok ? h.rebalanceBytesPerS : null,
+        repairQueue: ok ? h.repairQueue : null,
+        raftCommit: p.driver?.status().commit ?? 0,
+        chunkDiskBytesRead: p.chunks?.stats().diskBytesRead ?? 0,
+        mountUploadBytes: p.vfs?.counters.uploadBytes ?? 0,
+      };
+    });
+    p.history = history;
+    history.start();
+    return new ConsoleApi({
+      client: connect,
+      history,
+      selfAddress,
+      access,
+      staticDir: CONSOLE_STATIC_DIR,
+      log: this.log,
+    });
   }
 
   /** Listens on `address` for gRPC and Raft (one port); returns the bound port. */
@@ -801,7 +862,13 @@ export class Daemon {
     p.dataPlane?.close();
     p.transport?.close();
     if (p.logStore) await p.logStore.close();
-    if (p.http) await new Promise((resolve) => p.http!.close(resolve));
+    if (p.http) {
+      p.http.closeAllConnections();
+      await new Promise((resolve) => p.http!.close(resolve));
+    }
+    p.history?.stop();
+    p.consoleClient?.close();
+    await p.consoleAccess?.flush();
     if (p.grpcServer) {
       const server = p.grpcServer;
       await new Promise<void>((resolve) => {

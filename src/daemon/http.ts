@@ -1,20 +1,33 @@
 // The daemon's HTTP endpoint: /healthz (the process answers), /readyz (stores open and
-// the mount up), /metrics (Prometheus text), /api/status (JSON for tools).
+// the mount up), /metrics (Prometheus text), /api/status (JSON for tools), all open; and on
+// a server daemon the console and its JSON API /api/v1/... (http-api.ts), which need a token.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { parseAddress } from './config.js';
+import type { ConsoleApi } from './http-api.js';
 
 export interface HttpSources {
   registry: Registry;
   ready: () => { ready: boolean; reason: string };
   status: () => Promise<unknown>;
+  /** The console and /api/v1 (server daemons). */
+  console?: ConsoleApi;
 }
 
 export async function startHttp(address: string, sources: HttpSources): Promise<{ server: http.Server; port: number }> {
   const { host, port } = parseAddress(address, 'http');
   const server = http.createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
+    let parsed: URL;
+    try {
+      parsed = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end('bad request\n');
+      return;
+    }
+    if (sources.console?.handle(req, res, parsed)) return;
+    const url = parsed.pathname;
     const send = (code: number, type: string, body: string) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);

@@ -6,30 +6,9 @@ import type { ChunkRef, Layout } from '../meta/types.js';
 import type { HealthStatusReply__Output } from '../meta/gen/dfs/meta/HealthStatusReply.js';
 import type { NodeView__Output } from '../meta/gen/dfs/meta/NodeView.js';
 import type { ClusterEvent__Output } from '../meta/gen/dfs/meta/ClusterEvent.js';
+import { agoText, humanBytes, humanRate } from '../common/format.js';
 
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
-
-export function humanRate(bytesPerS: number): string {
-  return `${humanBytes(Math.round(bytesPerS))}/s`;
-}
-
-/** "0.4s ago", "12s ago", "3m ago", "2h ago", "4d ago". */
-export function agoText(ms: number): string {
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s ago`;
-  if (ms < 120_000) return `${Math.round(ms / 1000)}s ago`;
-  if (ms < 2 * 3_600_000) return `${Math.round(ms / 60_000)}m ago`;
-  if (ms < 2 * 86_400_000) return `${Math.round(ms / 3_600_000)}h ago`;
-  return `${Math.round(ms / 86_400_000)}d ago`;
-}
+export { agoText, humanBytes, humanRate } from '../common/format.js';
 
 /** A duration option: a number of seconds, or a number with ms/s/m/h ("90s", "1h"). */
 export function parseTimeoutMs(text: string): number | null {
@@ -59,6 +38,10 @@ export interface NodeRow {
   chunkCount: number;
   /** Ms since the leader last heard from the node; null when it has not since it became leader. */
   lastHeartbeatAgoMs: number | null;
+  /** The dfs version of its last heartbeat; null when unknown. */
+  version: string | null;
+  /** Reads of its chunk files that failed a CRC32C check since it started (its last heartbeat). */
+  corruptReads: number;
 }
 
 export function nodeRow(n: NodeView__Output): NodeRow {
@@ -78,6 +61,8 @@ export function nodeRow(n: NodeView__Output): NodeRow {
     utilizationPct: n.totalBytes > 0 ? Math.round((1000 * (n.totalBytes - n.freeBytes)) / n.totalBytes) / 10 : null,
     chunkCount: n.chunkCount,
     lastHeartbeatAgoMs: heardFrom ? n.lastHeartbeatMs : null,
+    version: n.version || null,
+    corruptReads: Number(n.corruptReads ?? 0),
   };
 }
 
@@ -170,8 +155,20 @@ export function healthLines(h: HealthStatusReply__Output): string[] {
   return lines;
 }
 
+/** What `dfs status --json` (and the console's overview) has under `health`. */
+export interface HealthJson {
+  nodes: { up: number; suspect: number; dead: number; draining: number; drained: number };
+  capacity: { totalBytes: number; usedBytes: number; freeBytes: number };
+  /** null until the leader has finished a full scan. */
+  chunks: { total: number; healthy: number; underProtected: number; lost: number; scanPasses: number; lastScanAgeMs: number } | null;
+  repair: { queue: number; done: number; bytesPerS: number };
+  rebalance: { queue: number; done: number; bytesPerS: number };
+  drainRemaining: number;
+  perNode: Array<{ nodeId: string; copies: number; toMove: number }>;
+}
+
 /** The JSON `dfs status --json` adds under `health` (null when unavailable). */
-export function healthJson(h: HealthStatusReply__Output): Record<string, unknown> {
+export function healthJson(h: HealthStatusReply__Output): HealthJson {
   const known = h.scanPasses > 0;
   return {
     nodes: { up: h.nodesUp, suspect: h.nodesSuspect, dead: h.nodesDead, draining: h.nodesDraining, drained: h.nodesDrained },

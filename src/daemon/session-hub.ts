@@ -85,6 +85,16 @@ export class SessionHub {
     return n;
   }
 
+  /** The sessions this leader knows: with a stream, renewed since it leads, or holding leases. */
+  list(): Array<{ session: string; streams: number; leases: number; lastRenewalAgoMs: number }> {
+    const now = this.deps.now();
+    const ids = new Set<string>([...this.live.keys(), ...this.acked.keys(), ...this.deps.leases.sessions()]);
+    return [...ids].sort().map((session) => {
+      const acked = this.acked.get(session);
+      return { session, streams: this.live.get(session)?.peers.size ?? 0, leases: this.deps.leases.count(session), lastRenewalAgoMs: acked === undefined ? -1 : Math.round(now - acked) };
+    });
+  }
+
   /** A session's stream opened on this node: its renewals, and its end (`close`). */
   attach(session: string, peer: SessionPeer): SessionLink {
     if (!this.deps.isLeader()) {

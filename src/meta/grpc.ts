@@ -30,6 +30,7 @@ import type { EventsRequest, EventsRequest__Output } from './gen/dfs/meta/Events
 import type { EventsReply, EventsReply__Output } from './gen/dfs/meta/EventsReply.js';
 import type { CheckChunksRequest, CheckChunksRequest__Output } from './gen/dfs/meta/CheckChunksRequest.js';
 import type { CheckChunksReply, CheckChunksReply__Output } from './gen/dfs/meta/CheckChunksReply.js';
+import type { SessionsReply, SessionsReply__Output } from './gen/dfs/meta/SessionsReply.js';
 import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from './types.js';
 import { Errno } from './types.js';
 import { ClientLanes } from './client-lanes.js';
@@ -67,6 +68,7 @@ export interface ClusterBackend {
   health(): Promise<HealthStatusReply>;
   events(request: EventsRequest__Output): Promise<EventsReply>;
   checkChunks(request: CheckChunksRequest__Output): Promise<CheckChunksReply>;
+  sessions(): Promise<SessionsReply>;
 }
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
@@ -266,6 +268,10 @@ export async function registerMetaService(
       if (!cluster) cb(unimplemented('no cluster registry on this server'));
       else serve(cb, () => cluster.checkChunks(call.request));
     },
+    Sessions: (_call, cb) => {
+      if (!cluster) cb(unimplemented('no cluster registry on this server'));
+      else serve(cb, () => cluster.sessions());
+    },
   };
   server.addService(pkg.Meta.service, handlers);
 }
@@ -400,6 +406,10 @@ export class MetaClient implements MetaApi {
 
   checkChunks(request: CheckChunksRequest): Promise<CheckChunksReply__Output> {
     return this.call<CheckChunksReply__Output>((d, cb) => this.stub.CheckChunks(request, { deadline: d }, cb));
+  }
+
+  sessions(): Promise<SessionsReply__Output> {
+    return this.call<SessionsReply__Output>((d, cb) => this.stub.Sessions({}, { deadline: d }, cb));
   }
 
   info(): Promise<{ nodeId: string; chunkAddress: string; version: string }> {

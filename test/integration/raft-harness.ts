@@ -5,6 +5,7 @@ import { expect } from 'vitest';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { MetaClient } from '../../src/meta/grpc.js';
+import type { RaftReport } from '../../src/daemon/cluster-ops.js';
 import {
   CLI,
   type DaemonProc,
@@ -22,27 +23,9 @@ import {
 
 export const TICK_MS = '50';
 
-export interface MemberStatus {
-  nodeId: string;
-  address: string;
-  role: string;
-  match: number;
-  next: number;
-  lag: number;
-  state: string;
-  active: boolean;
-}
-
-export interface RaftStatusJson {
-  nodeId: string;
-  term: number;
-  leader: string | null;
-  role: string;
-  commit: number;
-  applied: number;
-  lastIndex: number;
-  members: MemberStatus[];
-}
+/** `dfs raft status --json` (src/daemon/cluster-ops.ts's RaftReport). */
+export type RaftStatusJson = RaftReport;
+export type MemberStatus = RaftReport['members'][number];
 
 export interface Node {
   id: string;

@@ -208,6 +208,8 @@ class Harness {
           lastHeartbeatMs: 0,
           state: this.live.get(s.nodeId)!,
           adminState: this.store.records.get(s.nodeId)!.state,
+          version: '',
+          corruptReads: 0,
         };
       }),
     };
@@ -417,6 +419,8 @@ describe('Healer', () => {
     await morePasses(h, 3);
     expect(h.placement(1)).toEqual(['n1', 'n2', 'n3']);
     expect((await h.healer.health()).chunksUnderProtected).toBe(1);
+    // The console's protection matrix: 3 shards wanted, 2 readable (the suspect one counts).
+    expect((await h.healer.health()).protection).toEqual([{ scheme: 'ec 2+1', want: 3, valid: 2, chunks: 1 }]);
     // Nothing was attempted: no move failed for want of shards.
     expect(lines.filter((l) => l.msg === 'chunk move failed; the next scan plans it again')).toEqual([]);
     h.live.set('n2', 'up');

@@ -38,6 +38,8 @@ function view(over: Partial<NodeView__Output> = {}): NodeView__Output {
     lastHeartbeatMs: 400,
     state: 'up',
     adminState: 'active',
+    version: '0.1.0',
+    corruptReads: 0,
     ...over,
   };
 }
@@ -68,6 +70,7 @@ function health(over: Partial<HealthStatusReply__Output> = {}): HealthStatusRepl
     rebalanceBytesPerS: 0,
     drainRemaining: 0,
     nodes: [],
+    protection: [],
     ...over,
   };
 }
@@ -91,7 +94,8 @@ describe('formatting', () => {
 
   it('makes a node row with utilization and heartbeat age', () => {
     const r = nodeRow(view());
-    expect(r).toMatchObject({ nodeId: 'n1', state: 'up', adminState: 'active', utilizationPct: 25, chunkCount: 42, lastHeartbeatAgoMs: 400 });
+    expect(r).toMatchObject({ nodeId: 'n1', state: 'up', adminState: 'active', utilizationPct: 25, chunkCount: 42, lastHeartbeatAgoMs: 400, version: '0.1.0', corruptReads: 0 });
+    expect(nodeRow(view({ corruptReads: 3, version: '' }))).toMatchObject({ corruptReads: 3, version: null });
     expect(nodesTable([r])).toEqual([
       ['NODE', 'ADDRESS', 'STATE', 'ZONE/RACK', 'CAPACITY', 'USED', 'DATA', 'CHUNKS', 'HEARTBEAT'],
       ['n1', '127.0.0.1:7400', 'up', 'z1/r1', '100.0 GiB', '25.0%', '20.0 GiB', '42', '0.4s ago'],
