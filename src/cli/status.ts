@@ -21,11 +21,14 @@ export function registerStatus(program: Command): void {
         const raft = await leaderView(client);
         const fs = await client.statfs();
         if (!fs.ok) throw new CliError(`statfs failed: errno ${fs.errno}`);
+        // A member whose storage cannot write (issue 16) is reported by its heartbeats.
+        const faults = new Map((await client.clusterView().catch(() => null))?.nodes.filter((n) => n.storageFault).map((n) => [n.nodeId, n.storageFault]) ?? []);
         const nodes = raft.members.map((m) => ({
           nodeId: m.nodeId,
           address: m.address,
-          state: m.nodeId === raft.leader || m.recentActive ? 'up' : 'unreachable',
+          state: faults.has(m.nodeId) ? 'storage fault' : m.nodeId === raft.leader || m.recentActive ? 'up' : 'unreachable',
           role: m.nodeId === raft.leader ? 'leader' : m.isLearner ? 'learner' : 'follower',
+          ...(faults.has(m.nodeId) ? { storageFault: faults.get(m.nodeId) } : {}),
         }));
         const up = nodes.filter((n) => n.state === 'up').length;
         const { health, error: healthError } = await healthOf(client);

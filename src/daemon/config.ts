@@ -54,6 +54,8 @@ export interface DaemonConfig {
   rack: string;
   /** A chunk server not heard from for this long is dead (its copies are re-created elsewhere). */
   deadAfterMs: number;
+  /** A node whose namespace storage has not written for this long is failed (its copies are re-created elsewhere). */
+  storageFailedAfterMs: number;
   /** MB/s the leader's healer may copy (repair, drain and rebalance together). */
   repairRateMBps: number;
   /** Unreferenced chunk objects older than this are deleted by the inventory GC. */
@@ -86,6 +88,7 @@ const KEYS: Array<keyof DaemonConfig> = [
   'zone',
   'rack',
   'deadAfterMs',
+  'storageFailedAfterMs',
   'repairRateMBps',
   'orphanGraceMs',
   'inventoryIntervalMs',
@@ -255,6 +258,7 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
     zone: label(raw, 'zone'),
     rack: label(raw, 'rack'),
     deadAfterMs: deadAfter(raw),
+    storageFailedAfterMs: duration(raw, 'storageFailedAfterMs', 'storageFailedAfter (--storage-failed-after)', 120_000, 1_000),
     repairRateMBps: num(raw, 'repairRateMBps', 64, 1, 100_000),
     orphanGraceMs: duration(raw, 'orphanGraceMs', 'orphanGrace (--orphan-grace)', 3_600_000, 1_000),
     inventoryIntervalMs: duration(raw, 'inventoryIntervalMs', 'inventoryInterval (--inventory-interval)', 600_000, 0),

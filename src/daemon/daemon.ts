@@ -24,7 +24,10 @@ import { LogStore } from '../cluster/raft/log-store.js';
 import { TcpTransport } from '../cluster/raft/tcp-transport.js';
 import { PortMux } from '../cluster/raft/port-mux.js';
 import { DEFAULT_TRANSPORT_LIMITS } from '../cluster/raft/transport.js';
-import { DEFAULT_DRIVER_OPTIONS, RaftDriver } from '../cluster/raft/driver.js';
+import { DEFAULT_DRIVER_OPTIONS, RaftDriver, type StorageRecovery } from '../cluster/raft/driver.js';
+import { realClock } from '../cluster/raft/clock.js';
+import { nodeLogFs } from '../cluster/raft/log-fs.js';
+import { TestFaults } from './test-faults.js';
 import { loadEnvelopeCodec } from '../meta/envelope-codec.js';
 import { NotLeader, ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
 import { SessionHub } from './session-hub.js';
@@ -48,6 +51,9 @@ const MEMBER_REFRESH_MS = 10_000;
 const DEFAULT_LAYOUT_REPLICAS = DEFAULT_LAYOUT.kind === 'replicas' ? DEFAULT_LAYOUT.replicas : 3;
 /** How often a server daemon heartbeats the meta leader. */
 const HEARTBEAT_MS = 1000;
+/** A node whose storage failed retries after 200 ms, then doubling up to 5 s between tries. */
+const STORAGE_RETRY_FIRST_MS = 200;
+const STORAGE_RETRY_MAX_MS = 5_000;
 /**
  * The daemon's gRPC server (meta + chunk services). Server-side keepalive notices a client
  * that vanished without closing its streams; these are the values the server had while it
@@ -187,6 +193,8 @@ export class Daemon {
   /** This daemon's cluster events (the leader's are the cluster's). */
   events: EventLog | null = null;
   private stopping: Promise<void> | null = null;
+  /** Injected storage faults (integration tests only: DFS_TEST_FAULTS=1). */
+  private testFaults: TestFaults | null = null;
   /** Failed writes of the daemon's own log (none when the caller passed a logger). */
   private logStats: (() => LogStats) | null = null;
   grpcPort = 0;
@@ -276,8 +284,11 @@ export class Daemon {
     await this.checkDataDir(dataDir);
     const chunks = await ChunkStore.open({ dataDir: path.join(dataDir, 'chunks'), logger: this.log });
     this.parts.chunks = chunks;
+    const faults = TestFaults.fromEnv(dataDir);
+    this.testFaults = faults;
     try {
-      this.parts.kv = await RocksKV.open(path.join(dataDir, 'meta'));
+      const kv = await RocksKV.open(path.join(dataDir, 'meta'));
+      this.parts.kv = faults ? faults.kv(kv) : kv;
     } catch (e) {
       // The level API reports "Database is not open"; what went wrong is in the cause.
       const err = e as Error & { cause?: unknown };
@@ -298,13 +309,28 @@ export class Daemon {
 
     // 16 MiB segments: each start begins a fresh, zero-filled segment (no append after a
     // possibly torn tail), so smaller segments keep restarts and small disks cheap.
+    const openLog = (): Promise<LogStore> =>
+      LogStore.open(path.join(dataDir, 'raft'), { segmentBytes: 16 * 1024 * 1024, fs: faults ? faults.logFs(nodeLogFs) : nodeLogFs });
     let store: LogStore;
     try {
-      store = await LogStore.open(path.join(dataDir, 'raft'), { segmentBytes: 16 * 1024 * 1024 });
+      store = await openLog();
     } catch (e) {
       throw new StartupError(`cannot open the raft log in ${dataDir}/raft: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     this.parts.logStore = store;
+    // After a failed write the node stops taking part and retries with backoff; each try
+    // reopens the log (and the namespace, if it failed) from disk, as a restart would.
+    const recovery: StorageRecovery = {
+      reopenLog: async () => {
+        await this.parts.logStore?.close().catch(() => undefined);
+        this.parts.logStore = undefined;
+        const reopened = await openLog();
+        this.parts.logStore = reopened;
+        return reopened;
+      },
+      initialBackoffMs: STORAGE_RETRY_FIRST_MS,
+      maxBackoffMs: STORAGE_RETRY_MAX_MS,
+    };
     const fresh = store.lastIndex() === 0 && store.snapshotMeta().index === 0;
 
     // Members: the initial cluster when given; when joining, what a member reports;
@@ -342,7 +368,7 @@ export class Daemon {
       store,
       transport,
       metaStateMachine(meta, codec),
-      { ...DEFAULT_DRIVER_OPTIONS, id: this.nodeId, tickMs: cfg.raftTickMs, snapshotEveryEntries: cfg.raftSnapshotEvery, logger: this.log },
+      { ...DEFAULT_DRIVER_OPTIONS, id: this.nodeId, tickMs: cfg.raftTickMs, snapshotEveryEntries: cfg.raftSnapshotEvery, logger: this.log, recovery },
       fresh && !joining ? { voters: [...hints.keys()], learners: [] } : null,
     );
     this.parts.driver = driver;
@@ -387,6 +413,12 @@ export class Daemon {
       () => [...membership.peers().values()],
     );
     this.parts.leaderClient = leaderClient;
+    const events = new EventLog(this.log);
+    this.events = events;
+    driver.onStorageFault((fault) => {
+      if (fault && fault.attempts === 0) events.emit('storage-fault', `this node's namespace storage cannot write: ${fault.reason}`, { nodeId: this.nodeId });
+      else if (!fault) events.emit('storage-recovered', "this node's namespace storage writes again; rejoined", { nodeId: this.nodeId });
+    });
     const registry = new NodeRegistry(
       {
         isLeader: () => replicated.isLeader(),
@@ -399,15 +431,14 @@ export class Daemon {
         register: (node) => router.execute({ op: 'registerNode', node }),
         nowMs: () => performance.now(),
         log: this.log,
+        event: (kind, message, nodeId) => events.emit(kind, message, { nodeId }),
       },
-      { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs },
+      { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs, storageFailedAfterMs: cfg.storageFailedAfterMs },
     );
     this.registry = registry;
     const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members, () => registry.view());
     this.parts.dataPlane = dataPlane;
     // The leader's healer: node states, repair, drain, rebalance; health and events.
-    const events = new EventLog(this.log);
-    this.events = events;
     const healer = new Healer(
       {
         isLeader: () => replicated.isLeader(),
@@ -468,7 +499,10 @@ export class Daemon {
     // one is sent now so that placement knows this node before the mount takes writes.
     const beat = async (): Promise<void> => {
       const c = await chunks.capacity();
+      const fault = driver.storageFault;
       await registry.heartbeat({
+        storageFault: fault?.reason ?? '',
+        storageFaultMs: fault ? Math.round(realClock.nowMs() - fault.sinceMs) : 0,
         nodeId: this.nodeId,
         address: cfg.listen!,
         zone: cfg.zone,
@@ -701,7 +735,7 @@ export class Daemon {
     try {
       const { server, port } = await startHttp(this.config.http, {
         registry: metrics.registry,
-        ready: () => ({ ready: this.ready && !this.stopping, reason: this.stopping ? 'stopping' : this.ready ? 'serving' : 'starting' }),
+        ready: () => this.readiness(),
         status: () => this.status(),
       });
       this.parts.http = server;
@@ -729,6 +763,23 @@ export class Daemon {
     }
   }
 
+  /** `/readyz`: not ready while starting, stopping, or while this node's storage cannot write. */
+  readiness(): { ready: boolean; reason: string } {
+    if (this.stopping) return { ready: false, reason: 'stopping' };
+    if (!this.ready) return { ready: false, reason: 'starting' };
+    const fault = this.parts.driver?.storageFault;
+    if (fault) return { ready: false, reason: `storage fault: ${fault.reason}` };
+    return { ready: true, reason: 'serving' };
+  }
+
+  /** This node's storage fault as `/api/status` shows it, or null. */
+  private storageStatus(): Record<string, unknown> | null {
+    const fault = this.parts.driver?.storageFault;
+    if (!fault) return null;
+    const forMs = Math.round(realClock.nowMs() - fault.sinceMs);
+    return { reason: fault.reason, forMs, attempts: fault.attempts, failed: forMs >= this.config.storageFailedAfterMs };
+  }
+
   async status(): Promise<Record<string, unknown>> {
     const cfg = this.config;
     const capacity = this.parts.chunks ? await this.parts.chunks.capacity() : null;
@@ -743,7 +794,9 @@ export class Daemon {
       httpPort: this.httpPort,
       dataDir: cfg.dataDir,
       mount: cfg.mount,
-      ready: this.ready,
+      ready: this.readiness().ready,
+      readyReason: this.readiness().reason,
+      storageFault: this.storageStatus(),
       capacity,
       meta: this.parts.meta?.stats() ?? null,
       members: Object.fromEntries(this.members),
@@ -798,6 +851,7 @@ export class Daemon {
     p.dataPlane?.close();
     p.transport?.close();
     if (p.logStore) await p.logStore.close();
+    this.testFaults?.stop();
     if (p.http) await new Promise((resolve) => p.http!.close(resolve));
     if (p.grpcServer) {
       const server = p.grpcServer;

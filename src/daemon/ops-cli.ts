@@ -59,6 +59,8 @@ export interface NodeRow {
   chunkCount: number;
   /** Ms since the leader last heard from the node; null when it has not since it became leader. */
   lastHeartbeatAgoMs: number | null;
+  /** Why its namespace storage cannot write ('' when it can). */
+  storageFault: string;
 }
 
 export function nodeRow(n: NodeView__Output): NodeRow {
@@ -78,16 +80,19 @@ export function nodeRow(n: NodeView__Output): NodeRow {
     utilizationPct: n.totalBytes > 0 ? Math.round((1000 * (n.totalBytes - n.freeBytes)) / n.totalBytes) / 10 : null,
     chunkCount: n.chunkCount,
     lastHeartbeatAgoMs: heardFrom ? n.lastHeartbeatMs : null,
+    storageFault: n.storageFault ?? '',
   };
 }
 
-/** "up", "up, draining", "dead", "suspect, drained"... (the admin state only when it says more). */
-export function nodeStateText(r: Pick<NodeRow, 'state' | 'adminState'>): string {
-  return r.adminState === 'active' || r.adminState === r.state ? r.state : `${r.state}, ${r.adminState}`;
+/** "up", "up, draining", "dead", "suspect, drained", "suspect, storage fault"... (the admin state only when it says more). */
+export function nodeStateText(r: Pick<NodeRow, 'state' | 'adminState'> & { storageFault?: string }): string {
+  const text = r.adminState === 'active' || r.adminState === r.state ? r.state : `${r.state}, ${r.adminState}`;
+  return r.storageFault ? `${text}, storage fault` : text;
 }
 
-/** Why a node makes `dfs nodes` exit 1, or null: not up, or dead/draining in the node table. */
-export function nodeProblem(r: Pick<NodeRow, 'state' | 'adminState'>): string | null {
+/** Why a node makes `dfs nodes` exit 1, or null: a storage fault, not up, or dead/draining in the node table. */
+export function nodeProblem(r: Pick<NodeRow, 'state' | 'adminState'> & { storageFault?: string }): string | null {
+  if (r.storageFault) return `storage fault (${r.storageFault})`;
   if (r.adminState === 'dead' || r.adminState === 'draining') return r.adminState;
   if (r.state !== 'up') return r.state;
   return null;

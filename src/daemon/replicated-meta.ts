@@ -25,6 +25,7 @@ export function metaStateMachine(store: MetaStore, codec: EnvelopeCodec): StateM
     sync: () => store.syncApplied(),
     snapshot: () => store.snapshotImage(),
     restore: (image: Buffer) => store.restoreImage(image),
+    recover: () => store.recover(),
   };
 }
 

@@ -237,6 +237,24 @@ export class MetaStore implements MetaApi {
     await this.kv.write([{ type: 'put', key: K.appliedIndexKey(), value: raw ?? encodeU64(0) }], { sync: true });
   }
 
+  /**
+   * After a failed write (issue 16): reopen the KV and read again what it holds (the
+   * cache and the lease table are rebuilt from it, never kept from before the fault).
+   * The Raft driver then re-applies from appliedIndex() on.
+   */
+  async recover(): Promise<void> {
+    if (this.failure === undefined || this.closed) return;
+    if (this.kv.reopen) await this.kv.reopen();
+    this.reader.clear();
+    await this.leases.rebuild(this.kv);
+    this.failure = undefined;
+  }
+
+  /** Why the store refuses writes (a failed write), or undefined. */
+  get writeFailure(): unknown {
+    return this.failure;
+  }
+
   /** Index of the last log entry applied into the store (0 before any). */
   async appliedIndex(): Promise<number> {
     const raw = await this.kv.get(K.appliedIndexKey());

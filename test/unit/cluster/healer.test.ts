@@ -208,6 +208,7 @@ class Harness {
           lastHeartbeatMs: 0,
           state: this.live.get(s.nodeId)!,
           adminState: this.store.records.get(s.nodeId)!.state,
+          storageFault: '',
         };
       }),
     };

@@ -38,6 +38,7 @@ function view(over: Partial<NodeView__Output> = {}): NodeView__Output {
     lastHeartbeatMs: 400,
     state: 'up',
     adminState: 'active',
+    storageFault: '',
     ...over,
   };
 }
