@@ -144,7 +144,7 @@ const LEASE_RATIO = 0.8;
 /** Readies handled in one run of the loop before it yields a turn of the event loop. */
 const MAX_ROUNDS = 64;
 
-/** Leader-to-follower replication messages that may leave before the leader's own fsync. */
+/** Leader-to-follower replication messages (only a leader sends them) that may leave before the leader's own fsync. */
 const EARLY_TYPES: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgSnap']);
 
 export class RaftDriver {
@@ -271,7 +271,13 @@ export class RaftDriver {
 
   /** A message from a peer (the transport calls this). */
   receive(msg: Message): void {
-    if (this.stopped || this.failure) return;
+    if (this.stopped) return;
+    if (this.failure) {
+      // While recovering, the core is not stepped; the leader's traffic still names the
+      // leader, so this node's callers are sent there instead of waiting for one.
+      if (this.fault && EARLY_TYPES.has(msg.type) && msg.from !== this.leader) this.setLeader(msg.from);
+      return;
+    }
     this.core.step(msg);
     this.kick();
   }
