@@ -1,7 +1,7 @@
 // `dfs status`: the cluster at a glance (leader, members, capacity, chunk health); exit 1
 // on a known problem.
 import type { Command } from 'commander';
-import { healthJson, healthLines, humanBytes, statusVerdict } from '../daemon/ops-cli.js';
+import { healthJson, healthLines, humanBytes, nodeProblem, nodeRow, statusVerdict } from '../daemon/ops-cli.js';
 import { CliError, healthOf, leaderView, printJson, withClient } from './common.js';
 
 /** `dfs status`. */
@@ -21,15 +21,20 @@ export function registerStatus(program: Command): void {
         const raft = await leaderView(client);
         const fs = await client.statfs();
         if (!fs.ok) throw new CliError(`statfs failed: errno ${fs.errno}`);
-        // A member whose storage cannot write (issue 16) is reported by its heartbeats.
-        const faults = new Map((await client.clusterView().catch(() => null))?.nodes.filter((n) => n.storageFault).map((n) => [n.nodeId, n.storageFault]) ?? []);
-        const nodes = raft.members.map((m) => ({
-          nodeId: m.nodeId,
-          address: m.address,
-          state: faults.has(m.nodeId) ? 'storage fault' : m.nodeId === raft.leader || m.recentActive ? 'up' : 'unreachable',
-          role: m.nodeId === raft.leader ? 'leader' : m.isLearner ? 'learner' : 'follower',
-          ...(faults.has(m.nodeId) ? { storageFault: faults.get(m.nodeId) } : {}),
-        }));
+        // A member whose storage cannot write or whose disk is below its reserve (issue 16)
+        // is reported by its heartbeats.
+        const problems = new Map((await client.clusterView().catch(() => null))?.nodes.map((n) => [n.nodeId, nodeProblem(nodeRow(n))] as const) ?? []);
+        const nodes = raft.members.map((m) => {
+          const problem = problems.get(m.nodeId);
+          const disk = problem?.startsWith('storage fault') ? 'storage fault' : problem?.startsWith('disk full') ? 'disk full' : null;
+          return {
+            nodeId: m.nodeId,
+            address: m.address,
+            state: disk ?? (m.nodeId === raft.leader || m.recentActive ? 'up' : 'unreachable'),
+            role: m.nodeId === raft.leader ? 'leader' : m.isLearner ? 'learner' : 'follower',
+            ...(disk ? { problem } : {}),
+          };
+        });
         const up = nodes.filter((n) => n.state === 'up').length;
         const { health, error: healthError } = await healthOf(client);
         const verdict = statusVerdict({ leader: raft.leader || null, members: nodes, health });

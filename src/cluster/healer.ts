@@ -198,7 +198,7 @@ export class Healer {
       const failed = n.state === 'failed';
       const live = n.state === 'dead' || failed ? 'dead' : n.state === 'suspect' ? 'suspect' : 'up';
       const admin = (this.records.get(n.nodeId)?.state ?? 'active') as PlanNode['admin'];
-      nodes.set(n.nodeId, { nodeId: n.nodeId, zone: n.zone, rack: n.rack, totalBytes: Number(n.totalBytes), freeBytes: Number(n.freeBytes), usedBytes: Number(n.usedBytes), live, admin });
+      nodes.set(n.nodeId, { nodeId: n.nodeId, zone: n.zone, rack: n.rack, totalBytes: Number(n.totalBytes), freeBytes: Number(n.freeBytes), usedBytes: Number(n.usedBytes), reserveBytes: Number(n.chunkReserveBytes ?? 0), live, admin });
       // Liveness becomes replicated state: dead after the timeout, active again on a heartbeat.
       if (live === 'dead' && admin === 'active') {
         const why = failed ? `its storage fails (${n.storageFault})` : 'no heartbeat';

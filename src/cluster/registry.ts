@@ -22,9 +22,14 @@ export interface RegistryOptions {
   deadAfterMs: number;
   /** A storage fault reported for this long: failed. */
   storageFailedAfterMs: number;
+  /**
+   * A node is low on space when its free bytes are below its reserve plus this (one chunk:
+   * the most one write adds before the next heartbeat says so; decision 0014).
+   */
+  spaceHeadroomBytes: number;
 }
 
-export const DEFAULT_REGISTRY_OPTIONS: RegistryOptions = { suspectAfterMs: 3_000, deadAfterMs: 30_000, storageFailedAfterMs: 120_000 };
+export const DEFAULT_REGISTRY_OPTIONS: RegistryOptions = { suspectAfterMs: 3_000, deadAfterMs: 30_000, storageFailedAfterMs: 120_000, spaceHeadroomBytes: 4 * 1024 * 1024 };
 
 /** What the registry needs from the daemon. */
 export interface RegistryDeps {
@@ -51,6 +56,9 @@ interface Beat {
   chunkCount: number;
   storageFault: string;
   storageFaultMs: number;
+  reserveBytes: number;
+  logFreeBytes: number;
+  chunkReserveBytes: number;
 }
 
 export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> {
@@ -92,6 +100,9 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
       chunkCount: Number(req.chunkCount),
       storageFault: req.storageFault ?? '',
       storageFaultMs: Number(req.storageFaultMs ?? 0),
+      reserveBytes: Number(req.reserveBytes ?? 0),
+      logFreeBytes: Number(req.logFreeBytes ?? 0),
+      chunkReserveBytes: Number(req.chunkReserveBytes ?? 0),
     };
     this.beats.set(req.nodeId, beat);
     this.noteStorage(req.nodeId, before, beat);
@@ -156,9 +167,31 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
         state: rec.state === 'dead' && !beat ? 'dead' : this.stateOf(ageMs, beat),
         adminState: rec.state ?? 'active',
         storageFault: beat?.storageFault ?? '',
+        reserveBytes: beat?.reserveBytes ?? 0,
+        logFreeBytes: beat?.logFreeBytes ?? 0,
+        chunkReserveBytes: beat?.chunkReserveBytes ?? 0,
+        spaceLow: beat !== undefined && this.spaceLow(beat),
       });
     }
     return { errno: 0, leader: this.deps.leaderId() ?? '', nodes };
+  }
+
+  /**
+   * Nodes among `ids` whose last heartbeat (this term, not older than suspectAfterMs)
+   * shows less free space than they keep in reserve, plus the headroom (decision 0014). Leader only.
+   */
+  belowReserve(ids: readonly string[]): string[] {
+    const now = this.deps.nowMs();
+    const out: string[] = [];
+    for (const id of ids) {
+      const b = this.beats.get(id);
+      if (b && now - b.atMs < this.opts.suspectAfterMs && this.spaceLow(b)) out.push(id);
+    }
+    return out;
+  }
+
+  private spaceLow(b: Beat): boolean {
+    return b.reserveBytes > 0 && b.logFreeBytes < b.reserveBytes + this.opts.spaceHeadroomBytes;
   }
 
   private stateOf(ageMs: number, beat: Beat | undefined): NodeState {

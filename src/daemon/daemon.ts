@@ -1,7 +1,7 @@
 // Composition root: builds a daemon from its config. A server daemon opens the
 // namespace (RocksDB) and the chunk store, serves both over gRPC, and may mount the
 // filesystem in process. A client-only daemon (`dfs mount`) reaches a server over gRPC.
-import { access, mkdir, readFile, rename, writeFile, constants as fsConstants } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, stat, statfs, writeFile, constants as fsConstants } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
@@ -40,7 +40,7 @@ import { DEFAULT_REGISTRY_OPTIONS, NodeRegistry } from '../cluster/registry.js';
 import { EventLog } from '../cluster/events.js';
 import { Healer } from '../cluster/healer.js';
 import { ChunkChores } from '../cluster/chores.js';
-import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
+import { ConfigError, NODE_ID_RE, defaultReserveBytes, parseAddress, type DaemonConfig } from './config.js';
 import { DaemonMetrics } from './metrics.js';
 import { createDaemonLog, type LogStats } from './log.js';
 import { startHttp } from './http.js';
@@ -155,6 +155,12 @@ async function probeListen(address: string, what: string): Promise<void> {
   await new Promise((resolve) => server.close(resolve));
 }
 
+/** Size and free space of the filesystem holding `dir` (bavail: root's blocks are not ours). */
+async function diskSpace(dir: string): Promise<{ totalBytes: number; freeBytes: number }> {
+  const s = await statfs(dir);
+  return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
+}
+
 interface Parts {
   hub?: SessionHub;
   transport?: TcpTransport;
@@ -193,6 +199,23 @@ export class Daemon {
   /** This daemon's cluster events (the leader's are the cluster's). */
   events: EventLog | null = null;
   private stopping: Promise<void> | null = null;
+  /** Free space this server keeps for itself (decision 0014); 0 for a client-only daemon. */
+  reserveBytes = 0;
+  /** Free bytes on the data dir's filesystem at the last heartbeat (null before the first). */
+  private logFreeBytes: number | null = null;
+
+  /** Below the reserve this node is not ready (it holds up every write of the cluster); logged once per change. */
+  private noteSpace(freeBytes: number): void {
+    const wasLow = this.spaceLow();
+    this.logFreeBytes = freeBytes;
+    const low = this.spaceLow();
+    if (low && !wasLow) this.log.warn({ freeBytes, reserveBytes: this.reserveBytes }, 'free space below the reserve: new data is refused until space is freed');
+    else if (!low && wasLow) this.log.info({ freeBytes, reserveBytes: this.reserveBytes }, 'free space above the reserve again');
+  }
+
+  private spaceLow(): boolean {
+    return this.logFreeBytes !== null && this.reserveBytes > 0 && this.logFreeBytes < this.reserveBytes + this.config.chunkSizeBytes;
+  }
   /** Injected storage faults (integration tests only: DFS_TEST_FAULTS=1). */
   private testFaults: TestFaults | null = null;
   /** Failed writes of the daemon's own log (none when the caller passed a logger). */
@@ -297,11 +320,19 @@ export class Daemon {
       if (/lock/i.test(msg) || /lock/i.test(cause)) throw new StartupError(`data dir ${dataDir} is in use by another dfs daemon (RocksDB lock held)`);
       throw new StartupError(`cannot open namespace in ${dataDir}/meta: ${(cause || msg).split('\n')[0]}`);
     }
+    // The space this daemon keeps for its Raft log, namespace and logs (decision 0014):
+    // statfs shows it as used, and below it the leader refuses new data.
+    const reserveBytes = cfg.reserveBytes ?? defaultReserveBytes((await diskSpace(dataDir)).totalBytes);
+    this.reserveBytes = reserveBytes;
+    // Chunk placement leaves the reserve free too when the chunk store shares the disk.
+    const chunkReserveBytes = (await stat(path.join(dataDir, 'chunks'))).dev === (await stat(dataDir)).dev ? reserveBytes : 0;
+    chunks.reserveBytes = chunkReserveBytes;
     const meta = await MetaStore.open(this.parts.kv, {
       chunkSizeBytes: cfg.chunkSizeBytes,
       capacity: async () => {
         const c = await chunks.capacity();
-        return { totalBytes: c.totalBytes, freeBytes: c.freeBytes, availBytes: c.freeBytes };
+        const free = Math.max(0, c.freeBytes - chunkReserveBytes);
+        return { totalBytes: c.totalBytes, freeBytes: free, availBytes: free };
       },
     });
     this.parts.meta = meta;
@@ -403,7 +434,9 @@ export class Daemon {
     });
     this.parts.hub = hub;
     driver.onLeaderChange(() => hub.tick());
-    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log, hub);
+    // Set once the registry exists: whether a voter's heartbeat shows it below its reserve.
+    let spaceLow: () => boolean = () => false;
+    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log, hub, () => spaceLow());
     this.parts.replicated = replicated;
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
@@ -433,9 +466,24 @@ export class Daemon {
         log: this.log,
         event: (kind, message, nodeId) => events.emit(kind, message, { nodeId }),
       },
-      { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs, storageFailedAfterMs: cfg.storageFailedAfterMs },
+      { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs, storageFailedAfterMs: cfg.storageFailedAfterMs, spaceHeadroomBytes: cfg.chunkSizeBytes },
     );
     this.registry = registry;
+    let lowWas: string[] = [];
+    spaceLow = () => {
+      const low = registry.belowReserve(driver.status().conf.voters);
+      if (low.join(',') !== lowWas.join(',')) {
+        if (low.length > 0) {
+          this.log.warn({ nodes: low }, 'a voter is below its free-space reserve: new data is refused with ENOSPC');
+          events.emit('space-low', `below the free-space reserve: ${low.join(', ')}; new data gets ENOSPC until space is freed`, { nodeId: low[0] });
+        } else {
+          this.log.info('every voter has its free-space reserve again: new data is accepted');
+          events.emit('space-ok', 'every voter has its free-space reserve again; new data is accepted');
+        }
+        lowWas = low;
+      }
+      return low.length > 0;
+    };
     const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members, () => registry.view());
     this.parts.dataPlane = dataPlane;
     // The leader's healer: node states, repair, drain, rebalance; health and events.
@@ -500,9 +548,14 @@ export class Daemon {
     const beat = async (): Promise<void> => {
       const c = await chunks.capacity();
       const fault = driver.storageFault;
+      const logFreeBytes = (await diskSpace(dataDir)).freeBytes;
+      this.noteSpace(logFreeBytes);
       await registry.heartbeat({
         storageFault: fault?.reason ?? '',
         storageFaultMs: fault ? Math.round(realClock.nowMs() - fault.sinceMs) : 0,
+        reserveBytes,
+        logFreeBytes,
+        chunkReserveBytes,
         nodeId: this.nodeId,
         address: cfg.listen!,
         zone: cfg.zone,
@@ -769,6 +822,9 @@ export class Daemon {
     if (!this.ready) return { ready: false, reason: 'starting' };
     const fault = this.parts.driver?.storageFault;
     if (fault) return { ready: false, reason: `storage fault: ${fault.reason}` };
+    if (this.spaceLow()) {
+      return { ready: false, reason: `disk full: ${this.logFreeBytes} bytes free, below the reserve of ${this.reserveBytes} plus one chunk (delete files to free space)` };
+    }
     return { ready: true, reason: 'serving' };
   }
 
@@ -797,7 +853,8 @@ export class Daemon {
       ready: this.readiness().ready,
       readyReason: this.readiness().reason,
       storageFault: this.storageStatus(),
-      capacity,
+      capacity: capacity ? { ...capacity, reserveBytes: this.reserveBytes, logFreeBytes: this.logFreeBytes, spaceLow: this.spaceLow() } : null,
+      spaceRefusals: this.parts.replicated?.spaceRefusals ?? 0,
       meta: this.parts.meta?.stats() ?? null,
       members: Object.fromEntries(this.members),
       leader: this.parts.driver?.leaderId ?? null,

@@ -61,6 +61,11 @@ export interface NodeRow {
   lastHeartbeatAgoMs: number | null;
   /** Why its namespace storage cannot write ('' when it can). */
   storageFault: string;
+  /** Free space it keeps for its log and namespace, and what is free there (decision 0014). */
+  reserveBytes: number;
+  logFreeBytes: number;
+  /** Below its reserve: the cluster refuses new data meanwhile. */
+  spaceLow: boolean;
 }
 
 export function nodeRow(n: NodeView__Output): NodeRow {
@@ -81,18 +86,26 @@ export function nodeRow(n: NodeView__Output): NodeRow {
     chunkCount: n.chunkCount,
     lastHeartbeatAgoMs: heardFrom ? n.lastHeartbeatMs : null,
     storageFault: n.storageFault ?? '',
+    reserveBytes: Number(n.reserveBytes ?? 0),
+    logFreeBytes: Number(n.logFreeBytes ?? 0),
+    spaceLow: n.spaceLow ?? false,
   };
 }
 
-/** "up", "up, draining", "dead", "suspect, drained", "suspect, storage fault"... (the admin state only when it says more). */
-export function nodeStateText(r: Pick<NodeRow, 'state' | 'adminState'> & { storageFault?: string }): string {
-  const text = r.adminState === 'active' || r.adminState === r.state ? r.state : `${r.state}, ${r.adminState}`;
-  return r.storageFault ? `${text}, storage fault` : text;
+type NodeFlags = Pick<NodeRow, 'state' | 'adminState'> & Partial<Pick<NodeRow, 'storageFault' | 'reserveBytes' | 'logFreeBytes' | 'spaceLow'>>;
+
+/** "up", "up, draining", "dead", "suspect, drained", "suspect, storage fault", "up, disk full"... (the admin state only when it says more). */
+export function nodeStateText(r: NodeFlags): string {
+  let text = r.adminState === 'active' || r.adminState === r.state ? r.state : `${r.state}, ${r.adminState}`;
+  if (r.storageFault) text += ', storage fault';
+  if (r.spaceLow) text += ', disk full';
+  return text;
 }
 
-/** Why a node makes `dfs nodes` exit 1, or null: a storage fault, not up, or dead/draining in the node table. */
-export function nodeProblem(r: Pick<NodeRow, 'state' | 'adminState'> & { storageFault?: string }): string | null {
+/** Why a node makes `dfs nodes` exit 1, or null: a storage fault, a disk below its reserve, not up, or dead/draining in the node table. */
+export function nodeProblem(r: NodeFlags): string | null {
   if (r.storageFault) return `storage fault (${r.storageFault})`;
+  if (r.spaceLow) return `disk full (${humanBytes(r.logFreeBytes ?? 0)} free, reserve ${humanBytes(r.reserveBytes ?? 0)})`;
   if (r.adminState === 'dead' || r.adminState === 'draining') return r.adminState;
   if (r.state !== 'up') return r.state;
   return null;

@@ -7,6 +7,7 @@ import { confChangeOf } from '../cluster/raft/conf-change.js';
 import type { EnvelopeCodec } from '../meta/envelope-codec.js';
 import type { Envelope, Ino, Result } from '../meta/types.js';
 import { Errno } from '../meta/types.js';
+import { needsSpace } from '../meta/space.js';
 import { LeaseGate, shownByLookup, shownByReaddir, type SessionHub } from './session-hub.js';
 import type { RaftDriver, StateMachine } from '../cluster/raft/driver.js';
 import type { Entry, NodeId } from '../cluster/raft/types.js';
@@ -87,6 +88,8 @@ export class ReplicatedMeta {
     private readonly log: Logger,
     /** Client sessions and lease recalls (decision 0012); null: no leases are honoured here. */
     readonly hub: SessionHub | null = null,
+    /** True while some voter is below its free-space reserve (decision 0014): commands that need space get ENOSPC. */
+    private readonly spaceLow: () => boolean = () => false,
   ) {
     this.barrier = new ReadBarrier(driver);
     this.gate = hub ? new LeaseGate(store, hub, () => this.isLeader(), log) : null;
@@ -98,6 +101,9 @@ export class ReplicatedMeta {
   private leaderOr<T>(g: 'leader' | T): NotLeader | T {
     return g === 'leader' ? new NotLeader(this.driver.leaderId) : g;
   }
+
+  /** Commands refused with ENOSPC because a voter was below its reserve. */
+  spaceRefusals = 0;
 
   /** Reads served under the leader lease, after a ReadIndex round on the leader, or on a follower after one. */
   readonly readStats = { lease: 0, barrier: 0, follower: 0 };
@@ -171,6 +177,10 @@ export class ReplicatedMeta {
 
   async executeEnvelopeR(envelope: Envelope): Promise<Result<unknown> | NotLeader> {
     if (!this.isLeader()) return new NotLeader(this.driver.leaderId);
+    if (needsSpace(envelope.command) && this.spaceLow()) {
+      this.spaceRefusals++;
+      return { ok: false, errno: Errno.ENOSPC };
+    }
     const gate = this.gate && this.leaderOr(await this.gate.admit(envelope.command));
     if (gate) return gate;
     const out = await this.driver.propose(this.codec.encode(envelope));

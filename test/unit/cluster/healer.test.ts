@@ -209,6 +209,10 @@ class Harness {
           state: this.live.get(s.nodeId)!,
           adminState: this.store.records.get(s.nodeId)!.state,
           storageFault: '',
+          reserveBytes: 0,
+          logFreeBytes: 0,
+          chunkReserveBytes: 0,
+          spaceLow: false,
         };
       }),
     };

@@ -39,6 +39,10 @@ function view(over: Partial<NodeView__Output> = {}): NodeView__Output {
     state: 'up',
     adminState: 'active',
     storageFault: '',
+    reserveBytes: 0,
+    logFreeBytes: 0,
+    chunkReserveBytes: 0,
+    spaceLow: false,
     ...over,
   };
 }
