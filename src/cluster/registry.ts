@@ -190,6 +190,15 @@ export class NodeRegistry implements Pick<ClusterBackend, 'heartbeat' | 'view'> 
     return out;
   }
 
+  /** Nodes among `ids` whose last heartbeat (not older than suspectAfterMs) reports a storage fault. Leader only. */
+  storageFaulted(ids: readonly string[]): string[] {
+    const now = this.deps.nowMs();
+    return ids.filter((id) => {
+      const b = this.beats.get(id);
+      return b !== undefined && now - b.atMs < this.opts.suspectAfterMs && b.storageFault !== '';
+    });
+  }
+
   private spaceLow(b: Beat): boolean {
     return b.reserveBytes > 0 && b.logFreeBytes < b.reserveBytes + this.opts.spaceHeadroomBytes;
   }

@@ -16,7 +16,8 @@ import { RocksKV } from '../meta/rocks-kv.js';
 import { MetaClient, registerMetaService } from '../meta/grpc.js';
 import type { MetaApi } from '../meta/api.js';
 import { Vfs, nowTimespec } from '../fuse/vfs.js';
-import { DEFAULT_LAYOUT, ROOT_INO } from '../meta/types.js';
+import { DEFAULT_LAYOUT, Errno, ROOT_INO, type Command } from '../meta/types.js';
+import { needsSpace } from '../meta/space.js';
 import { FuseAdapter, DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter.js';
 import type { DataPlane } from '../fuse/data-plane.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
@@ -436,7 +437,17 @@ export class Daemon {
     driver.onLeaderChange(() => hub.tick());
     // Set once the registry exists: whether a voter's heartbeat shows it below its reserve.
     let spaceLow: () => boolean = () => false;
-    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log, hub, () => spaceLow());
+    let writers: () => { voters: number; faulted: number } = () => ({ voters: 0, faulted: 0 });
+    const quorumCannotWrite = (): boolean => {
+      const w = writers();
+      return w.faulted > 0 && w.voters - w.faulted < Math.floor(w.voters / 2) + 1;
+    };
+    const admit = (command: Command): number | null => {
+      if (needsSpace(command) && spaceLow()) return Errno.ENOSPC;
+      // A quorum whose storage cannot write would only time out: say so at once.
+      return quorumCannotWrite() ? Errno.EIO : null;
+    };
+    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log, hub, admit);
     this.parts.replicated = replicated;
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
@@ -464,11 +475,23 @@ export class Daemon {
         register: (node) => router.execute({ op: 'registerNode', node }),
         nowMs: () => performance.now(),
         log: this.log,
-        event: (kind, message, nodeId) => events.emit(kind, message, { nodeId }),
+        event: (kind, message, nodeId) => {
+          events.emit(kind, message, { nodeId });
+          // Proposals waiting for a quorum that can no longer write are answered now (the
+          // callers retry and get EIO at once), so nothing holds a directory for 20 s.
+          if (kind === 'storage-fault' && quorumCannotWrite()) {
+            const n = driver.abandonProposals();
+            if (n > 0) this.log.warn({ proposals: n }, 'too few voters can write: waiting proposals answered');
+          }
+        },
       },
       { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs, storageFailedAfterMs: cfg.storageFailedAfterMs, spaceHeadroomBytes: cfg.chunkSizeBytes },
     );
     this.registry = registry;
+    writers = () => {
+      const voters = driver.status().conf.voters;
+      return { voters: voters.length, faulted: registry.storageFaulted(voters).length };
+    };
     let lowWas: string[] = [];
     spaceLow = () => {
       const low = registry.belowReserve(driver.status().conf.voters);
@@ -854,7 +877,7 @@ export class Daemon {
       readyReason: this.readiness().reason,
       storageFault: this.storageStatus(),
       capacity: capacity ? { ...capacity, reserveBytes: this.reserveBytes, logFreeBytes: this.logFreeBytes, spaceLow: this.spaceLow() } : null,
-      spaceRefusals: this.parts.replicated?.spaceRefusals ?? 0,
+      refusals: this.parts.replicated?.refusals ?? null,
       meta: this.parts.meta?.stats() ?? null,
       members: Object.fromEntries(this.members),
       leader: this.parts.driver?.leaderId ?? null,

@@ -5,9 +5,8 @@ import type { Logger } from 'pino';
 import type { CommittedItem, MetaStore } from '../meta/store.js';
 import { confChangeOf } from '../cluster/raft/conf-change.js';
 import type { EnvelopeCodec } from '../meta/envelope-codec.js';
-import type { Envelope, Ino, Result } from '../meta/types.js';
+import type { Command, Envelope, Ino, Result } from '../meta/types.js';
 import { Errno } from '../meta/types.js';
-import { needsSpace } from '../meta/space.js';
 import { LeaseGate, shownByLookup, shownByReaddir, type SessionHub } from './session-hub.js';
 import type { RaftDriver, StateMachine } from '../cluster/raft/driver.js';
 import type { Entry, NodeId } from '../cluster/raft/types.js';
@@ -88,8 +87,12 @@ export class ReplicatedMeta {
     private readonly log: Logger,
     /** Client sessions and lease recalls (decision 0012); null: no leases are honoured here. */
     readonly hub: SessionHub | null = null,
-    /** True while some voter is below its free-space reserve (decision 0014): commands that need space get ENOSPC. */
-    private readonly spaceLow: () => boolean = () => false,
+    /**
+     * The leader's admission of a command before it is proposed: an errno to refuse it with
+     * at once (ENOSPC while a voter is below its reserve, decision 0014; EIO while too few
+     * voters can write for a quorum), or null.
+     */
+    private readonly admit: (command: Command) => number | null = () => null,
   ) {
     this.barrier = new ReadBarrier(driver);
     this.gate = hub ? new LeaseGate(store, hub, () => this.isLeader(), log) : null;
@@ -102,8 +105,8 @@ export class ReplicatedMeta {
     return g === 'leader' ? new NotLeader(this.driver.leaderId) : g;
   }
 
-  /** Commands refused with ENOSPC because a voter was below its reserve. */
-  spaceRefusals = 0;
+  /** Commands refused before they were proposed: a voter below its reserve (ENOSPC), too few voters that can write (EIO). */
+  readonly refusals = { noSpace: 0, noQuorum: 0 };
 
   /** Reads served under the leader lease, after a ReadIndex round on the leader, or on a follower after one. */
   readonly readStats = { lease: 0, barrier: 0, follower: 0 };
@@ -177,9 +180,10 @@ export class ReplicatedMeta {
 
   async executeEnvelopeR(envelope: Envelope): Promise<Result<unknown> | NotLeader> {
     if (!this.isLeader()) return new NotLeader(this.driver.leaderId);
-    if (needsSpace(envelope.command) && this.spaceLow()) {
-      this.spaceRefusals++;
-      return { ok: false, errno: Errno.ENOSPC };
+    const refused = this.admit(envelope.command);
+    if (refused !== null) {
+      this.refusals[refused === Errno.ENOSPC ? 'noSpace' : 'noQuorum']++;
+      return { ok: false, errno: refused };
     }
     const gate = this.gate && this.leaderOr(await this.gate.admit(envelope.command));
     if (gate) return gate;

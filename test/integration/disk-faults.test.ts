@@ -8,9 +8,9 @@
 // - a fault that lasts past --storage-failed-after marks the node failed: its chunk copies
 //   are re-created on the other nodes, as for a dead node; it comes back active afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { dfs, dropCaches, sh, waitFor } from './harness.js';
+import { dfs, dropCaches, sh, shTry, waitFor } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
 import { MetaClient } from '../../src/meta/grpc.js';
 import type { ChunkRef } from '../../src/meta/types.js';
@@ -65,6 +65,7 @@ describe('a storage fault is visible and recovers by itself', () => {
       c.nodes.map((n) => n.grpc),
       { attempts: 3, deadlineMs: 10_000 },
     );
+    await writeFile(path.join(c.mnt('node1'), 'readable'), 'committed before the faults\n');
   });
 
   afterAll(async () => {
@@ -145,6 +146,48 @@ describe('a storage fault is visible and recovers by itself', () => {
     });
     expect((await api(leader.id)).pid).toBe(pid);
     console.log(`leader storage fault: a new leader in ${Math.round(handOverMs)} ms`);
+  });
+
+  it('no quorum can write: reads of committed data keep working, writes fail at once with EIO', async () => {
+    const mnt = c.mnt('node1');
+    const leader = await c.agreedLeader();
+    // The fault is injected on three of four voters (all but the leader): no quorum can write.
+    const victims = c.nodes.map((n) => n.id).filter((id) => id !== leader.id);
+    for (const id of victims) await inject(id, 'log\nmeta\n');
+    // Writes make them fault (the daemons see the fault file within 100 ms); the write that
+    // hits it is answered (EIO) once the leader hears of the faults, not at a 20 s deadline.
+    let firstMs = 0;
+    let tries = 0;
+    await waitFor('a write to fail on the faults', 20_000, async () => {
+      const t = performance.now();
+      const r = await shTry(`printf x > '${mnt}/trigger-${tries++}'`);
+      firstMs = performance.now() - t;
+      return r.code !== 0;
+    });
+    // Two of four voters that cannot write are enough to lose the quorum (the third may never get a write to fail on).
+    const faulted = (await Promise.all(victims.map(async (id) => (await api(id)).storageFault !== null))).filter(Boolean).length;
+    expect(faulted).toBeGreaterThanOrEqual(2);
+    // The faulted followers still answer the leader's heartbeats: it keeps its lease and
+    // its ReadIndex rounds, so reads are served, without waiting.
+    await dropCaches();
+    const t0 = performance.now();
+    expect(await readFile(path.join(mnt, 'readable'), 'utf8')).toBe('committed before the faults\n');
+    expect(await sh(`ls '${mnt}' | grep -c '^small-'`)).not.toBe('0\n');
+    const readMs = performance.now() - t0;
+    expect((await c.agreedLeader()).id).toBe(leader.id);
+    // A write is refused at once (the leader knows from heartbeats who cannot write).
+    const t1 = performance.now();
+    const w = await shTry(`printf x > '${mnt}/during-no-quorum'`);
+    const writeMs = performance.now() - t1;
+    expect(w.code).not.toBe(0);
+    expect(w.out).toMatch(/Input\/output error/);
+    console.log(`no write quorum: the write that hit it failed in ${Math.round(firstMs)} ms; reads ${Math.round(readMs)} ms, a later write refused in ${Math.round(writeMs)} ms`);
+    expect(firstMs).toBeLessThan(8_000);
+    expect(readMs).toBeLessThan(5_000);
+    expect(writeMs).toBeLessThan(5_000);
+    for (const id of victims) await clear(id);
+    await waitFor('the followers ready again', 30_000, async () => (await Promise.all(victims.map(async (id) => (await readyz(id)).status === 200))).every(Boolean));
+    await waitFor('writes accepted again', 10_000, async () => (await shTry(`printf x > '${mnt}/after-no-quorum'`)).code === 0);
   });
 
   it('a fault that lasts is a failed node: its copies are re-created elsewhere, as for a dead node', async () => {

@@ -166,6 +166,11 @@ export class RaftDriver {
   private readonly confListeners: Array<(change: ConfChange | null, conf: ConfState) => void> = [];
   private failure: unknown = null;
   private fault: StorageFault | null = null;
+  /** The leader and term this node followed when its storage faulted (it answers their heartbeats). */
+  private faultedUnder: { leader: NodeId; term: number } | null = null;
+  private answeredWhileFaulted = false;
+  /** No vote is granted before this time (ms, clock): set after a recovery that answered heartbeats. */
+  private votesQuietUntilMs = 0;
   /**
    * First log index written since the last write this driver saw succeed (Infinity when
    * none): from there on the log may hold what never reached the disk.
@@ -269,15 +274,36 @@ export class RaftDriver {
 
   // ---- inputs --------------------------------------------------------------------------
 
+  /**
+   * While recovering the core is not stepped: nothing is persisted, nothing acknowledged.
+   * Two things still happen. The leader's traffic names the leader, so this node's callers
+   * are sent there instead of waiting for one. And a heartbeat of the term and leader the
+   * node was following when it faulted is answered: that promises nothing durable (a
+   * follower answers heartbeats without writing), and it keeps the leader's quorum checks,
+   * ReadIndex rounds and lease working, so committed data stays readable even when no
+   * quorum can write (issue 16). Having answered, the node grants no vote for an election
+   * timeout after it recovers (the lease it helped confirm must run out first).
+   */
+  private receiveWhileFaulted(msg: Message): void {
+    if (EARLY_TYPES.has(msg.type) && msg.from !== this.leader) this.setLeader(msg.from);
+    const under = this.faultedUnder;
+    if (msg.type !== 'MsgHeartbeat' || under === null || msg.from !== under.leader || msg.term !== under.term) return;
+    this.answeredWhileFaulted = true;
+    this.transport.send([
+      { type: 'MsgHeartbeatResp', from: this.opts.id, to: msg.from, term: msg.term, index: 0, logTerm: 0, entries: [], commit: 0, reject: false, rejectHint: 0, snapshot: null, context: msg.context },
+    ]);
+    this.transport.flush?.();
+  }
+
   /** A message from a peer (the transport calls this). */
   receive(msg: Message): void {
     if (this.stopped) return;
     if (this.failure) {
-      // While recovering, the core is not stepped; the leader's traffic still names the
-      // leader, so this node's callers are sent there instead of waiting for one.
-      if (this.fault && EARLY_TYPES.has(msg.type) && msg.from !== this.leader) this.setLeader(msg.from);
+      if (this.fault) this.receiveWhileFaulted(msg);
       return;
     }
+    // Votes wait out the lease this node confirmed while it was faulted (see receiveWhileFaulted).
+    if ((msg.type === 'MsgVote' || msg.type === 'MsgPreVote') && this.clock.nowMs() < this.votesQuietUntilMs && msg.context?.toString() !== 'transfer') return;
     this.core.step(msg);
     this.kick();
   }
@@ -480,6 +506,21 @@ export class RaftDriver {
     if (this.lazyHardState && !this.failure) await this.store.setHardState(this.lazyHardState).catch(() => undefined);
   }
 
+  /**
+   * Answer every proposal waiting here with 'timeout' now, not at its deadline: the caller
+   * knows the cluster cannot commit them soon (too few voters can write). They may still
+   * commit later, exactly as after a timeout (clients retry under the dedup table).
+   */
+  abandonProposals(): number {
+    const n = this.proposals.size;
+    for (const [index, p] of this.proposals) {
+      this.clock.clearTimeout(p.timer);
+      p.resolve({ ok: false, reason: 'timeout', leader: this.leader });
+      this.proposals.delete(index);
+    }
+    return n;
+  }
+
   /** Everything that waits on this node gets 'stopped' (a caller retries elsewhere or later). */
   private failWaiters(): void {
     for (const [index, p] of this.proposals) {
@@ -544,6 +585,9 @@ export class RaftDriver {
     this.stats.storageFaults++;
     this.fault = { reason, sinceMs: this.clock.nowMs(), attempts: 0 };
     this.opts.logger.error({ err: reason }, 'raft storage failed: not taking part until it can write again');
+    const term = this.core.currentTerm();
+    this.faultedUnder = this.leader !== null && this.leader !== this.opts.id ? { leader: this.leader, term } : null;
+    this.answeredWhileFaulted = false;
     this.handOver();
     this.lazyHardState = null;
     this.failWaiters();
@@ -623,6 +667,8 @@ export class RaftDriver {
     this.leaseRound = null;
     this.failure = null;
     this.fault = null;
+    this.faultedUnder = null;
+    if (this.answeredWhileFaulted) this.votesQuietUntilMs = this.clock.nowMs() + this.opts.electionTicks * this.opts.tickMs;
     this.stats.recoveries++;
     this.opts.logger.info({ applied: this.applied, lastIndex: this.store.lastIndex(), downMs: Math.round(this.clock.nowMs() - fault.sinceMs) }, 'raft storage recovered: rejoining');
     this.notifyFault();
