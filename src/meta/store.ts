@@ -34,11 +34,12 @@ import {
   type NodeRecord,
   type Result,
   type StatFs,
+  XATTR_COUNT_MAX,
 } from './types.js';
 
 export const READDIR_PAGE_MAX = 1024;
 export const GET_CHUNKS_MAX = 4096;
-export const LIST_XATTR_MAX = 4096;
+export const LIST_XATTR_MAX = XATTR_COUNT_MAX;
 export const LIST_GARBAGE_MAX = KV_SCAN_LIMIT_MAX;
 
 /** One committed Raft entry for the namespace: a client command and/or a membership change. */
