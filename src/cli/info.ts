@@ -48,14 +48,14 @@ export function registerInfo(program: Command): void {
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new CliError('--timeout must be a number of seconds above 0, at most 3600');
       await withPath(p, o, async (client, loc) => {
         const attr = await getattrOrFail(client, loc);
-        if ((attr.mode & S_IFMT) !== S_IFREG) throw new CliError(`${p} is not a regular file${isDirAttr(attr) ? ' (for a directory, use dfs layout get)' : ''}`);
+        if ((attr.mode & S_IFMT) !== S_IFREG) throw new CliError(`${loc.shown} is not a regular file${isDirAttr(attr) ? ' (for a directory, use dfs layout get)' : ''}`);
         const status = await client.raftStatus().catch((e: Error) => {
           throw new CliError(`cannot list the cluster's nodes: ${e.message.split('\n')[0]}`);
         });
         const nodes = new Map(status.members.filter((m) => m.address).map((m) => [m.nodeId, m.address]));
         const info = await fileInfo(client, attr, nodes, { verify: o.verify, timeoutMs: Math.round(seconds * 1000) });
-        if (o.json) printJson({ path: p, ...info, healthy: info.unhealthyCopies === 0 });
-        else printFileInfo(p, info);
+        if (o.json) printJson({ path: loc.shown, ...info, healthy: info.unhealthyCopies === 0 });
+        else printFileInfo(loc.shown, info);
         if (info.unhealthyCopies > 0) process.exitCode = 1;
       });
     });

@@ -29,8 +29,8 @@ export function registerLayout(program: Command): void {
           if (r.errno === Errno.EINVAL) throw new CliError(`the namespace refused layout ${layoutText(wanted)} for ${p}`);
           throw new CliError(`${p}: setting the layout failed: ${errnoName(r.errno)}`);
         }
-        if (o.json) printJson({ path: p, ino: loc.ino, layout: r.value.layout });
-        else process.stdout.write(`${p}: ${layoutText(r.value.layout)} (inherited by files and directories created under it from now on)\n`);
+        if (o.json) printJson({ path: loc.shown, ino: loc.ino, layout: r.value.layout });
+        else process.stdout.write(`${loc.shown}: ${layoutText(r.value.layout)} (inherited by files and directories created under it from now on)\n`);
       });
     });
   layout
@@ -43,8 +43,8 @@ export function registerLayout(program: Command): void {
       await withPath(p, o, async (client, loc) => {
         const attr = await getattrOrFail(client, loc);
         const type = isDirAttr(attr) ? 'directory' : (attr.mode & S_IFMT) === S_IFREG ? 'file' : 'other';
-        if (o.json) printJson({ path: p, ino: loc.ino, type, layout: attr.layout });
-        else process.stdout.write(`${p}: ${layoutText(attr.layout)}\n`);
+        if (o.json) printJson({ path: loc.shown, ino: loc.ino, type, layout: attr.layout });
+        else process.stdout.write(`${loc.shown}: ${layoutText(attr.layout)}\n`);
       });
     });
 }

@@ -1,5 +1,6 @@
 // `dfs nodes` (the chunk servers as the leader sees them) and `dfs nodes what-if-lost`
 // (which files would lose data or protection if those nodes died now).
+import { showBytes } from '../daemon/names.js';
 import type { Command } from 'commander';
 import { nodeProblem, nodeRow, nodesTable, type NodeRow } from '../daemon/ops-cli.js';
 import { whatIfLost } from '../daemon/fsck.js';
@@ -69,9 +70,10 @@ export function registerNodes(program: Command): void {
         bar.clear();
         const losingData = r.affected.filter((f) => f.impact === 'lose-data');
         const losingProtection = r.affected.filter((f) => f.impact === 'lose-protection');
-        if (o.json) printJson({ nodes: ids, files: r.files, chunks: r.chunks, loseData: losingData.length, loseProtection: losingProtection.length, affected: r.affected });
+        const affected = r.affected.map((f) => ({ ...f, path: showBytes(f.path) }));
+        if (o.json) printJson({ nodes: ids, files: r.files, chunks: r.chunks, loseData: losingData.length, loseProtection: losingProtection.length, affected });
         else {
-          for (const f of r.affected) {
+          for (const f of affected) {
             const what = f.impact === 'lose-data' ? 'LOSES DATA' : 'loses protection';
             const chunks = (n: number) => `${n} chunk${n === 1 ? '' : 's'}`;
             const detail = [f.chunksLosingData ? `${chunks(f.chunksLosingData)} with no copy left` : '', f.chunksLosingProtection ? `${chunks(f.chunksLosingProtection)} below their copies` : '']
