@@ -3,6 +3,7 @@
 // filesystem in process. A client-only daemon (`dfs mount`) reaches a server over gRPC.
 import { access, mkdir, readFile, rename, stat, statfs, writeFile, constants as fsConstants } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -141,19 +142,48 @@ function listenError(address: string, what: string, e: unknown): StartupError {
  * after a fresh data dir got its node id, Raft log and a bootstrapped cluster. A port
  * taken between the probe and the real bind still fails there, with the same message.
  */
-async function probeListen(address: string, what: string): Promise<void> {
-  const { host, port } = parseAddress(address, what || 'listen');
-  if (port === 0) return; // any free port: nothing to check
-  const server = net.createServer();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: host.replace(/^\[(.*)\]$/, '$1'), port }, resolve);
-    });
-  } catch (e) {
-    throw listenError(address, what, e);
+/**
+ * A port bound at start-up, before the data dir is touched, and kept: the server that
+ * serves it later adopts it (no window between a check and the bind). Until then
+ * `early` answers what arrives (a refused connection, a 503 `starting`).
+ */
+class EarlyListener<S extends net.Server> {
+  private adopted = false;
+
+  private constructor(
+    readonly server: S,
+    private readonly detachEarly: () => void,
+  ) {}
+
+  /** Binds `server` to `address`; `early(server)` adds the interim handler and returns its removal. */
+  static async bind<S extends net.Server>(server: S, address: string, what: string, early: (server: S) => () => void): Promise<EarlyListener<S>> {
+    const { host, port } = parseAddress(address, what || 'listen');
+    const detach = early(server);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: host.replace(/^\[(.*)\]$/, '$1'), port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (e) {
+      throw listenError(address, what, e);
+    }
+    return new EarlyListener(server, detach);
   }
-  await new Promise((resolve) => server.close(resolve));
+
+  /** The server, for its real owner (which adds its handler in the same synchronous step). */
+  adopt(): S {
+    this.detachEarly();
+    this.adopted = true;
+    return this.server;
+  }
+
+  /** Closes it unless it was adopted (its owner closes it then). */
+  async closeUnadopted(): Promise<void> {
+    if (!this.adopted) await new Promise((resolve) => this.server.close(resolve));
+  }
 }
 
 /** Size and free space of the filesystem holding `dir` (bavail: root's blocks are not ours). */
@@ -217,6 +247,8 @@ export class Daemon {
   private spaceLow(): boolean {
     return this.logFreeBytes !== null && this.reserveBytes > 0 && this.logFreeBytes < this.reserveBytes + this.config.chunkSizeBytes;
   }
+  /** The `listen` and `http` ports, bound at start-up until their servers adopt them. */
+  private bound: { listen?: EarlyListener<net.Server>; http?: EarlyListener<http.Server> } = {};
   /** Injected storage faults (integration tests only: DFS_TEST_FAULTS=1). */
   private testFaults: TestFaults | null = null;
   /** Failed writes of the daemon's own log (none when the caller passed a logger). */
@@ -269,12 +301,36 @@ export class Daemon {
   nodeId: string;
 
   static async start(config: DaemonConfig, log?: Logger): Promise<Daemon> {
-    // Ports first: nothing in the data dir may change when the daemon cannot serve.
-    if (config.listen) await probeListen(config.listen, '');
-    if (config.http) await probeListen(config.http, 'http');
-    // The mount point too, once (a stale dfs mount there is detached now; a busy or missing one ends it).
-    const detachedStale = config.mount ? await Daemon.checkMountpoint(config.mount) : false;
-    const nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
+    // Ports first, bound and kept: nothing in the data dir may change when the daemon cannot serve.
+    const bound: Daemon['bound'] = {};
+    let detachedStale = false;
+    let nodeId: string;
+    try {
+      if (config.listen) {
+        bound.listen = await EarlyListener.bind(net.createServer({ noDelay: true }), config.listen, '', (server) => {
+          const refuse = (socket: net.Socket): void => void socket.destroy();
+          server.on('connection', refuse);
+          return () => server.off('connection', refuse);
+        });
+      }
+      if (config.http) {
+        bound.http = await EarlyListener.bind(http.createServer(), config.http, 'http', (server) => {
+          const starting = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
+            res.writeHead(503, { 'content-type': 'text/plain' });
+            res.end('not ready: starting\n');
+          };
+          server.on('request', starting);
+          return () => server.off('request', starting);
+        });
+      }
+      // The mount point too, once (a stale dfs mount there is detached now; a busy or missing one ends it).
+      detachedStale = config.mount ? await Daemon.checkMountpoint(config.mount) : false;
+      nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
+    } catch (e) {
+      await bound.listen?.closeUnadopted();
+      await bound.http?.closeUnadopted();
+      throw e;
+    }
     const own = log ? null : createDaemonLog({ level: config.logLevel, base: { node: nodeId } });
     const logger = log ?? own!.logger;
     // grpc-js logs to stderr by default ("E No address added out of total 1 resolved"
@@ -282,6 +338,7 @@ export class Daemon {
     grpc.setLogger({ error: (...args: unknown[]) => logger.warn({ module: 'grpc' }, args.map(String).join(' ')) });
     if (detachedStale) logger.warn({ mount: config.mount }, 'detached a stale dfs mount left by a previous run');
     const d = new Daemon(config, logger, nodeId);
+    d.bound = bound;
     d.logStats = own ? own.stats : null;
     try {
       if (config.connect) await d.startClient();
@@ -809,11 +866,15 @@ export class Daemon {
     if (!this.config.http) return;
     const metrics = this.metrics();
     try {
-      const { server, port } = await startHttp(this.config.http, {
-        registry: metrics.registry,
-        ready: () => this.readiness(),
-        status: () => this.status(),
-      });
+      const { server, port } = await startHttp(
+        this.config.http,
+        {
+          registry: metrics.registry,
+          ready: () => this.readiness(),
+          status: () => this.status(),
+        },
+        this.bound.http?.adopt(),
+      );
       this.parts.http = server;
       this.httpPort = port;
     } catch (e) {
@@ -827,6 +888,7 @@ export class Daemon {
     try {
       const mux = await PortMux.listen({
         address,
+        server: this.bound.listen?.adopt(),
         grpcServer: server,
         grpcCredentials: grpc.ServerCredentials.createInsecure(),
         onRaftConnection: (s) => transport.acceptConnection(s),
@@ -933,6 +995,8 @@ export class Daemon {
     if (p.logStore) await p.logStore.close();
     this.testFaults?.stop();
     if (p.http) await new Promise((resolve) => p.http!.close(resolve));
+    await this.bound.listen?.closeUnadopted();
+    await this.bound.http?.closeUnadopted();
     if (p.grpcServer) {
       const server = p.grpcServer;
       await new Promise<void>((resolve) => {
