@@ -12,7 +12,7 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dfs, dropCaches, sh, shTry, waitFor } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
-import { MetaClient } from '../../src/meta/grpc.js';
+import type { MetaClient } from '../../src/meta/grpc.js';
 import type { ChunkRef } from '../../src/meta/types.js';
 
 const CHUNK = 1024 * 1024;
@@ -32,14 +32,8 @@ describe('a storage fault is visible and recovers by itself', () => {
   let client: MetaClient;
   const envBefore = process.env.DFS_TEST_FAULTS;
 
-  const api = async (id: string): Promise<ApiStatus> => {
-    const r = await fetch(`http://${c.node(id).proc!.http}/api/status`, { signal: AbortSignal.timeout(5000) });
-    return (await r.json()) as ApiStatus;
-  };
-  const readyz = async (id: string): Promise<{ status: number; body: string }> => {
-    const r = await fetch(`http://${c.node(id).proc!.http}/readyz`, { signal: AbortSignal.timeout(5000) });
-    return { status: r.status, body: await r.text() };
-  };
+  const api = (id: string): Promise<ApiStatus> => c.apiStatus<ApiStatus>(id);
+  const readyz = (id: string): Promise<{ status: number; body: string }> => c.readyz(id);
   const inject = (id: string, targets: string): Promise<void> => writeFile(path.join(c.node(id).dataDir, 'test-faults'), targets);
   const clear = (id: string): Promise<void> => rm(path.join(c.node(id).dataDir, 'test-faults'), { force: true });
   const eventKinds = async (nodeId: string): Promise<string[]> =>
@@ -61,10 +55,7 @@ describe('a storage fault is visible and recovers by itself', () => {
     await c.create();
     await c.start();
     await c.leader();
-    client = await MetaClient.connect(
-      c.nodes.map((n) => n.grpc),
-      { attempts: 3, deadlineMs: 10_000 },
-    );
+    client = await c.metaClient();
     await writeFile(path.join(c.mnt('node1'), 'readable'), 'committed before the faults\n');
   });
 

@@ -31,14 +31,8 @@ describe('a full disk: space is admitted, not discovered', () => {
   const disks: string[] = [];
   let mnt = '';
 
-  const api = async (id: string): Promise<ApiStatus> => {
-    const r = await fetch(`http://${c.node(id).proc!.http}/api/status`, { signal: AbortSignal.timeout(5000) });
-    return (await r.json()) as ApiStatus;
-  };
-  const readyz = async (id: string): Promise<{ status: number; body: string }> => {
-    const r = await fetch(`http://${c.node(id).proc!.http}/readyz`, { signal: AbortSignal.timeout(5000) });
-    return { status: r.status, body: await r.text() };
-  };
+  const api = (id: string): Promise<ApiStatus> => c.apiStatus<ApiStatus>(id);
+  const readyz = (id: string): Promise<{ status: number; body: string }> => c.readyz(id);
   const filler = (id: string): string => path.join(c.node(id).dataDir, 'filler');
   /** Fill a node's disk from outside dfs, down to `leaveMb`. */
   const fill = async (id: string, leaveMb: number): Promise<void> => {
