@@ -545,13 +545,13 @@ export class Daemon {
       { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs, storageFailedAfterMs: cfg.storageFailedAfterMs, spaceHeadroomBytes: cfg.chunkSizeBytes },
     );
     this.registry = registry;
-    writers = () => {
-      const voters = driver.status().conf.voters;
-      return { voters: voters.length, faulted: registry.storageFaulted(voters).length };
-    };
+    // The voters, kept current without asking the core for its status on every command.
+    let voters = driver.status().conf.voters;
+    driver.onConfChange((_change, conf) => (voters = conf.voters));
+    writers = () => ({ voters: voters.length, faulted: registry.storageFaulted(voters).length });
     let lowWas: string[] = [];
     spaceLow = () => {
-      const low = registry.belowReserve(driver.status().conf.voters);
+      const low = registry.belowReserve(voters);
       if (low.join(',') !== lowWas.join(',')) {
         if (low.length > 0) {
           this.log.warn({ nodes: low }, 'a voter is below its free-space reserve: new data is refused with ENOSPC');
