@@ -53,6 +53,9 @@ export interface ChunkStoreOptions {
   maxOpenWriters?: number;
 }
 
+/** How often the free space of the store's filesystem is read again for write admission. */
+const SPACE_CHECK_MS = 100;
+
 type ExistingObject = { kind: 'absent' } | { kind: 'same' | 'corrupt'; fileSizeBytes: number };
 
 /** A temp object file being filled: the part of a write that does not touch the final name. */
@@ -175,6 +178,15 @@ export class ChunkStore implements ChunkApi, ChunkStatApi, ChunkStreamApi {
   private readonly creatingDirs = new Map<string, Promise<void>>();
   private readonly maxOpenWriters: number;
   private openWriters = 0;
+  /**
+   * Free space a write must leave on the store's filesystem (decision 0014: the daemon's
+   * reserve for its log and namespace when they share the disk); 0: none. A write that
+   * would go below it fails with NO_SPACE before it touches the disk.
+   */
+  reserveBytes = 0;
+  /** Bytes of writes admitted and not finished (they are not in statfs yet). */
+  private admittedBytes = 0;
+  private freeSeen: { bytes: number; atMs: number } | null = null;
   private usedBytes = 0;
   private chunkCount = 0;
   private readonly counters: ChunkStoreStats = {
@@ -222,7 +234,37 @@ export class ChunkStore implements ChunkApi, ChunkStatApi, ChunkStreamApi {
     if (data.length > this.maxChunkBytes) {
       throw new ChunkError('INVALID', `chunk ${chunkIdHex(chunkId)}: ${data.length} bytes exceeds limit ${this.maxChunkBytes}`);
     }
-    await this.writeLimiter.run(() => this.idMutex.run(chunkId, () => this.writeLocked(chunkId, data)));
+    const release = await this.admitSpace(chunkId, data.length);
+    try {
+      await this.writeLimiter.run(() => this.idMutex.run(chunkId, () => this.writeLocked(chunkId, data)));
+    } finally {
+      release();
+    }
+  }
+
+  /** Counts `bytes` against the free space above the reserve, or fails with NO_SPACE; returns the release. */
+  private async admitSpace(chunkId: number, bytes: number): Promise<() => void> {
+    if (this.reserveBytes <= 0) return () => undefined;
+    const now = performance.now();
+    if (!this.freeSeen || now - this.freeSeen.atMs >= SPACE_CHECK_MS) {
+      const fs = await statfs(this.dataDir).catch((err: unknown) => {
+        throw toChunkError(err, 'statfs');
+      });
+      // Writes in flight are counted whole although statfs may show part of them: on the safe side.
+      this.freeSeen = { bytes: fs.bavail * fs.bsize, atMs: now };
+    }
+    if (this.freeSeen.bytes - this.admittedBytes - bytes < this.reserveBytes) {
+      throw new ChunkError('NO_SPACE', `chunk ${chunkIdHex(chunkId)}: ${bytes} bytes would leave less than the reserve of ${this.reserveBytes} free (${this.freeSeen.bytes} free)`);
+    }
+    this.admittedBytes += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.admittedBytes -= bytes;
+      // The bytes are on disk (or not): the next admission reads statfs again.
+      this.freeSeen = null;
+    };
   }
 
   /**
@@ -238,12 +280,17 @@ export class ChunkStore implements ChunkApi, ChunkStatApi, ChunkStreamApi {
     if (this.openWriters >= this.maxOpenWriters) {
       throw new ChunkError('UNAVAILABLE', `chunk writes: overloaded (${this.openWriters} objects being received)`);
     }
+    const release = await this.admitSpace(chunkId, totalBytes);
     this.openWriters++;
     try {
       const obj = await this.createTemp(chunkId, totalBytes);
-      return new StreamedObject(this, obj, () => this.openWriters--);
+      return new StreamedObject(this, obj, () => {
+        this.openWriters--;
+        release();
+      });
     } catch (err) {
       this.openWriters--;
+      release();
       throw err;
     }
   }

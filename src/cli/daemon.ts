@@ -49,6 +49,8 @@ export function registerDaemon(program: Command): void {
     .option('--zone <label>', 'failure-domain zone of this chunk server (placement spreads copies over zones)')
     .option('--rack <label>', 'failure-domain rack of this chunk server')
     .option('--dead-after <duration>', 'a chunk server silent this long is dead (default 30s; e.g. 45s, 2m)')
+    .option('--reserve <size>', 'free space kept for the Raft log, namespace and logs; below it on any voter new data gets ENOSPC (default the larger of 1g and 2% of the disk; e.g. 512m)')
+    .option('--storage-failed-after <duration>', 'a node whose namespace storage cannot write this long is failed: its copies are re-created elsewhere (default 2m)')
     .option('--repair-rate <MBps>', 'MB/s the leader may copy to repair, drain and rebalance (default 64)')
     .option('--orphan-grace <duration>', 'unreferenced chunk objects older than this are deleted (default 1h)')
     .option('--inventory-interval <duration>', 'pause between orphan-GC passes over this node\'s chunks (default 10m; 0 = off)')
@@ -72,6 +74,8 @@ export function registerDaemon(program: Command): void {
         zone?: string;
         rack?: string;
         deadAfter?: string;
+        storageFailedAfter?: string;
+        reserve?: string;
         repairRate?: string;
         orphanGrace?: string;
         inventoryInterval?: string;
@@ -94,6 +98,8 @@ export function registerDaemon(program: Command): void {
           zone: o.zone,
           rack: o.rack,
           deadAfterMs: o.deadAfter,
+          storageFailedAfterMs: o.storageFailedAfter,
+          reserveBytes: o.reserve,
           repairRateMBps: o.repairRate,
           orphanGraceMs: o.orphanGrace,
           inventoryIntervalMs: o.inventoryInterval,

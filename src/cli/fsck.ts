@@ -7,6 +7,7 @@ import { DEFAULT_STATTER_OPTIONS, fsck, GrpcCopyStatter, type FsckReport } from 
 import { DEFAULT_WALK_OPTIONS } from '../daemon/ns-walk.js';
 import type { MetaClient } from '../meta/grpc.js';
 import { ROOT_INO } from '../meta/types.js';
+import { parseShownPath, showBytes } from '../daemon/names.js';
 import { CliError, clusterViewOrFail, printJson, progressBar, withClient } from './common.js';
 
 /** A namespace root for fsck: PATH in a mount, or (with --addr/--data-dir, or no PATH) a path in the namespace. */
@@ -15,10 +16,11 @@ async function withWalkRoot<T>(
   o: { addr?: string; dataDir?: string },
   fn: (client: MetaClient, root: { ino: number; path: string }) => Promise<T>,
 ): Promise<T> {
+  // The walk joins namespace names (byte strings) to the root's path: the root as bytes too.
   if (p === undefined) return withClient(o, (client) => fn(client, { ino: ROOT_INO, path: '/' }));
-  if (o.addr || o.dataDir) return withClient(o, async (client, addr) => fn(client, { ino: (await locateInNamespace(client, addr, p)).ino, path: p }));
+  if (o.addr || o.dataDir) return withClient(o, async (client, addr) => fn(client, { ino: (await locateInNamespace(client, addr, p)).ino, path: parseShownPath(p) }));
   const loc = await locateInMount(p);
-  return withClient({ addr: loc.address }, (client) => fn(client, { ino: loc.ino, path: p }));
+  return withClient({ addr: loc.address }, (client) => fn(client, { ino: loc.ino, path: Buffer.from(p, 'utf8').toString('latin1') }));
 }
 
 /** Most chunks listed per file in text output (--json has them all). */
@@ -27,7 +29,7 @@ const FSCK_CHUNKS_SHOWN = 3;
 function printFsck(r: FsckReport): void {
   const out: string[] = [];
   for (const f of r.problems) {
-    out.push(`${f.state === 'lost' ? 'LOST' : 'under-protected'}  ${f.path}`);
+    out.push(`${f.state === 'lost' ? 'LOST' : 'under-protected'}  ${showBytes(f.path)}`);
     for (const c of f.chunks.slice(0, FSCK_CHUNKS_SHOWN)) {
       const bad = c.copies.filter((x) => x.health !== 'ok').map((x) => `${x.nodeId || `slot ${x.slot}`}: ${x.health}${x.detail && x.health !== 'missing' ? ` (${x.detail})` : ''}`);
       out.push(`  chunk ${c.index} (${c.chunkIdHex}): ${c.good} of ${c.want} copies ok${bad.length ? `; ${bad.join(', ')}` : ''}`);
@@ -37,7 +39,7 @@ function printFsck(r: FsckReport): void {
   for (const x of r.repairs) {
     out.push(
       x.reported
-        ? `repair: reported the ${x.health} copy of chunk ${x.chunkIdHex} on ${x.nodeId} (${x.path}); the leader re-creates it from a good copy if one is left`
+        ? `repair: reported the ${x.health} copy of chunk ${x.chunkIdHex} on ${x.nodeId} (${showBytes(x.path)}); the leader re-creates it from a good copy if one is left`
         : `repair: could not report the copy of chunk ${x.chunkIdHex} on ${x.nodeId}: ${x.error}`,
     );
   }
@@ -81,7 +83,15 @@ export function registerFsck(program: Command): void {
           statter.close();
         }
         const ok = report.underProtected === 0 && report.lost === 0;
-        if (o.json) printJson({ path: root.path, verify: o.verify === true, repair: o.repair === true, ...report, ok });
+        if (o.json) {
+          // Paths as the text output shows them (names are bytes; JSON wants text).
+          const shown = {
+            ...report,
+            problems: report.problems.map((f) => ({ ...f, path: showBytes(f.path) })),
+            repairs: report.repairs.map((x) => ({ ...x, path: showBytes(x.path) })),
+          };
+          printJson({ path: showBytes(root.path), verify: o.verify === true, repair: o.repair === true, ...shown, ok });
+        }
         else printFsck(report);
         if (!ok) process.exitCode = 1;
       });

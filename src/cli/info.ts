@@ -48,9 +48,9 @@ export function registerInfo(program: Command): void {
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new CliError('--timeout must be a number of seconds above 0, at most 3600');
       await withPath(p, o, async (client, loc) => {
         const attr = await getattrOrFail(client, loc);
-        const info = await fileInfoAt(client, { ...loc, shown: p }, attr, { verify: o.verify, timeoutMs: Math.round(seconds * 1000) });
-        if (o.json) printJson({ path: p, ...info, healthy: info.unhealthyCopies === 0 });
-        else printFileInfo(p, info);
+        const info = await fileInfoAt(client, loc, attr, { verify: o.verify, timeoutMs: Math.round(seconds * 1000) });
+        if (o.json) printJson({ path: loc.shown, ...info, healthy: info.unhealthyCopies === 0 });
+        else printFileInfo(loc.shown, info);
         if (info.unhealthyCopies > 0) process.exitCode = 1;
       });
     });

@@ -25,7 +25,7 @@ export function registerLayout(program: Command): void {
       await withPath(p, o, async (client, loc) => {
         const r = await setLayout(client, loc, wanted);
         if (o.json) printJson(r);
-        else process.stdout.write(`${p}: ${layoutText(r.layout)} (inherited by files and directories created under it from now on)\n`);
+        else process.stdout.write(`${r.path}: ${layoutText(r.layout)} (inherited by files and directories created under it from now on)\n`);
       });
     });
   layout
@@ -38,8 +38,8 @@ export function registerLayout(program: Command): void {
       await withPath(p, o, async (client, loc) => {
         const attr = await getattrOrFail(client, loc);
         const type = isDirAttr(attr) ? 'directory' : (attr.mode & S_IFMT) === S_IFREG ? 'file' : 'other';
-        if (o.json) printJson({ path: p, ino: loc.ino, type, layout: attr.layout });
-        else process.stdout.write(`${p}: ${layoutText(attr.layout)}\n`);
+        if (o.json) printJson({ path: loc.shown, ino: loc.ino, type, layout: attr.layout });
+        else process.stdout.write(`${loc.shown}: ${layoutText(attr.layout)}\n`);
       });
     });
 }

@@ -212,11 +212,16 @@ export class Healer {
     this.records = new Map((await this.deps.store.listNodes()).map((r) => [r.nodeId, r]));
     const nodes = new Map<string, PlanNode>();
     for (const n of v.nodes) {
-      const live = n.state === 'dead' || n.state === 'suspect' ? n.state : 'up';
+      // A node whose storage failed for long is repaired around as a dead one (issue 16).
+      const failed = n.state === 'failed';
+      const live = n.state === 'dead' || failed ? 'dead' : n.state === 'suspect' ? 'suspect' : 'up';
       const admin = (this.records.get(n.nodeId)?.state ?? 'active') as PlanNode['admin'];
-      nodes.set(n.nodeId, { nodeId: n.nodeId, zone: n.zone, rack: n.rack, totalBytes: Number(n.totalBytes), freeBytes: Number(n.freeBytes), usedBytes: Number(n.usedBytes), live, admin });
+      nodes.set(n.nodeId, { nodeId: n.nodeId, zone: n.zone, rack: n.rack, totalBytes: Number(n.totalBytes), freeBytes: Number(n.freeBytes), usedBytes: Number(n.usedBytes), reserveBytes: Number(n.chunkReserveBytes ?? 0), live, admin });
       // Liveness becomes replicated state: dead after the timeout, active again on a heartbeat.
-      if (live === 'dead' && admin === 'active') await this.setState(n.nodeId, 'dead', `node ${n.nodeId} is dead (no heartbeat); its copies will be re-created elsewhere`, 'node-dead');
+      if (live === 'dead' && admin === 'active') {
+        const why = failed ? `its storage fails (${n.storageFault})` : 'no heartbeat';
+        await this.setState(n.nodeId, 'dead', `node ${n.nodeId} is dead (${why}); its copies will be re-created elsewhere`, 'node-dead');
+      }
       if (live === 'up' && admin === 'dead') await this.setState(n.nodeId, 'active', `node ${n.nodeId} is back`, 'node-back');
     }
     this.nodes = nodes;

@@ -13,6 +13,8 @@ export interface PlacementNode {
   state: 'up' | 'suspect' | 'dead' | string;
   /** Replicated state; only 'active' nodes (not draining, drained or dead) take new data. */
   adminState?: string;
+  /** The free space the node keeps for itself (its heartbeat says; decision 0014); 0 or absent: RESERVE_BYTES rule. */
+  reserveBytes?: number;
 }
 
 export interface PlacementRequest {
@@ -36,7 +38,8 @@ function utilization(n: PlacementNode): number {
 
 /** True when the node can take `bytes` more (unknown capacity counts as room: its first heartbeat is pending). */
 export function hasRoom(n: PlacementNode, bytes: number): boolean {
-  return n.totalBytes === 0 || n.freeBytes >= bytes + Math.min(RESERVE_BYTES, n.totalBytes / 20);
+  const reserve = n.reserveBytes ? n.reserveBytes : Math.min(RESERVE_BYTES, n.totalBytes / 20);
+  return n.totalBytes === 0 || n.freeBytes >= bytes + reserve;
 }
 
 /**

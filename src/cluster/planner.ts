@@ -23,6 +23,8 @@ export interface PlanNode {
   freeBytes: number;
   /** Bytes of chunk objects on the node. */
   usedBytes: number;
+  /** Free space it keeps for itself (decision 0014); absent: the placement default. */
+  reserveBytes?: number;
   /** Liveness as the leader sees it. */
   live: 'up' | 'suspect' | 'dead';
   admin: NodeState;
@@ -94,7 +96,7 @@ export function chunkHealth(chunk: PlanChunk, nodes: ReadonlyMap<string, PlanNod
 }
 
 function placementNodes(nodes: ReadonlyMap<string, PlanNode>): PlacementNode[] {
-  return [...nodes.values()].map((n) => ({ nodeId: n.nodeId, zone: n.zone, rack: n.rack, totalBytes: n.totalBytes, freeBytes: n.freeBytes, state: n.live, adminState: n.admin }));
+  return [...nodes.values()].map((n) => ({ nodeId: n.nodeId, zone: n.zone, rack: n.rack, totalBytes: n.totalBytes, freeBytes: n.freeBytes, reserveBytes: n.reserveBytes, state: n.live, adminState: n.admin }));
 }
 
 function domains(nodes: ReadonlyMap<string, PlanNode>, holders: Iterable<string>): { usedZones: Set<string>; usedRacks: Set<string> } {

@@ -45,6 +45,7 @@ export class ClusterDataPlane implements DataPlane {
             rack: n.rack,
             totalBytes: Number(n.totalBytes),
             freeBytes: Number(n.freeBytes),
+            reserveBytes: Number(n.chunkReserveBytes ?? 0),
             state: n.state,
             adminState: n.adminState || 'active',
           })),

@@ -14,6 +14,7 @@ import type { ClusterEvent__Output } from '../meta/gen/dfs/meta/ClusterEvent.js'
 import { errnoName, fileInfo, InspectError, isDirAttr, layoutText, locateInNamespace, wallClock, type FileInfo, type Located } from './inspect.js';
 import { chunkVerdict, healthJson, type HealthJson, holderCounts, nodeProblem, nodeRow, statusVerdict, wantedCopies, type NodeRow, type NodeStateView } from './ops-cli.js';
 import { whatIfLost, type WhatIfReport } from './fsck.js';
+import { showBytes } from './names.js';
 import { DEFAULT_WALK_OPTIONS, forEachChunkPage, walkFiles, type WalkOptions } from './ns-walk.js';
 
 /** Stable codes of operating errors (docs/api/openapi.yaml lists them with their HTTP status). */
@@ -106,8 +107,8 @@ export interface StatusReport {
   addr: string;
   leader: string | null;
   term: number;
-  /** The Raft members: up when the leader hears from them. */
-  nodes: Array<{ nodeId: string; address: string; state: 'up' | 'unreachable'; role: MemberRole }>;
+  /** The Raft members: up when the leader hears from them; a storage fault or a disk below its reserve (issue 16) says so, with `problem`. */
+  nodes: Array<{ nodeId: string; address: string; state: 'up' | 'unreachable' | 'storage fault' | 'disk full'; role: MemberRole; problem?: string }>;
   capacity: StatFs;
   healthy: boolean;
   problems: string[];
@@ -128,12 +129,19 @@ export async function clusterStatusWithHealth(client: MetaClient, addr: string):
     throw new OpsError('unavailable', `statfs failed: ${rpcText(e)}`);
   });
   if (!fs.ok) throw new OpsError('unavailable', `statfs failed: errno ${fs.errno}`);
-  const nodes = raft.members.map((m) => ({
-    nodeId: m.nodeId,
-    address: m.address,
-    state: m.nodeId === raft.leader || m.recentActive ? ('up' as const) : ('unreachable' as const),
-    role: (m.nodeId === raft.leader ? 'leader' : m.isLearner ? 'learner' : 'follower') as MemberRole,
-  }));
+  // A member whose storage cannot write or whose disk is below its reserve is reported by its heartbeats.
+  const problems = new Map((await client.clusterView().catch(() => null))?.nodes.map((n) => [n.nodeId, nodeProblem(nodeRow(n))] as const) ?? []);
+  const nodes: StatusReport['nodes'] = raft.members.map((m) => {
+    const problem = problems.get(m.nodeId);
+    const disk = problem?.startsWith('storage fault') ? ('storage fault' as const) : problem?.startsWith('disk full') ? ('disk full' as const) : null;
+    return {
+      nodeId: m.nodeId,
+      address: m.address,
+      state: disk ?? (m.nodeId === raft.leader || m.recentActive ? ('up' as const) : ('unreachable' as const)),
+      role: (m.nodeId === raft.leader ? 'leader' : m.isLearner ? 'learner' : 'follower') as MemberRole,
+      ...(disk && problem ? { problem } : {}),
+    };
+  });
   const { health, error: healthError } = await healthOf(client);
   const verdict = statusVerdict({ leader: raft.leader || null, members: nodes, health });
   const report: StatusReport = {
@@ -240,7 +248,9 @@ export async function whatIfLostReport(client: MetaClient, ids: string[], onProg
   }
   const r = await whatIfLost(client, { ino: ROOT_INO, path: '/' }, known, new Set(ids), DEFAULT_WALK_OPTIONS, onProgress);
   const loseData = r.affected.filter((f) => f.impact === 'lose-data').length;
-  return { nodes: ids, ...r, loseData, loseProtection: r.affected.length - loseData };
+  // Names as shown to a person: control characters and non-UTF-8 bytes escaped (names.ts).
+  const affected = r.affected.map((f) => ({ ...f, path: showBytes(f.path) }));
+  return { nodes: ids, ...r, affected, loseData, loseProtection: r.affected.length - loseData };
 }
 
 export interface SessionRow {

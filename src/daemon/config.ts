@@ -54,6 +54,13 @@ export interface DaemonConfig {
   rack: string;
   /** A chunk server not heard from for this long is dead (its copies are re-created elsewhere). */
   deadAfterMs: number;
+  /** A node whose namespace storage has not written for this long is failed (its copies are re-created elsewhere). */
+  storageFailedAfterMs: number;
+  /**
+   * Free space this daemon keeps for its Raft log, namespace and logs (issue 16, decision
+   * 0014): below it the cluster refuses new data. null: the larger of 1 GiB and 2 % of the disk.
+   */
+  reserveBytes: number | null;
   /** MB/s the leader's healer may copy (repair, drain and rebalance together). */
   repairRateMBps: number;
   /** Unreferenced chunk objects older than this are deleted by the inventory GC. */
@@ -86,6 +93,8 @@ const KEYS: Array<keyof DaemonConfig> = [
   'zone',
   'rack',
   'deadAfterMs',
+  'storageFailedAfterMs',
+  'reserveBytes',
   'repairRateMBps',
   'orphanGraceMs',
   'inventoryIntervalMs',
@@ -194,6 +203,26 @@ function duration(raw: RawConfig, key: keyof DaemonConfig, what: string, fallbac
   return ms;
 }
 
+/** A size: plain bytes, or a number with k/m/g/t (powers of 1024, "512m", "1g"). */
+export function parseSizeBytes(value: unknown, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kmgt])?i?b?$/i.exec(String(value).trim());
+  if (!m) throw new ConfigError(`${what}: expected a size like 512m, 1g or 1048576, got '${String(value)}'`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+function reserve(raw: RawConfig): number | null {
+  if (raw.reserveBytes === undefined || raw.reserveBytes === null || raw.reserveBytes === '') return null;
+  const bytes = parseSizeBytes(raw.reserveBytes, 'reserve (--reserve)');
+  if (bytes > 1024 ** 5) throw new ConfigError('reserve (--reserve): must be at most 1 PiB');
+  return bytes;
+}
+
+/** The reserve a daemon keeps when none is configured: the larger of 1 GiB and 2 % of its disk. */
+export function defaultReserveBytes(diskBytes: number): number {
+  return Math.max(1024 ** 3, Math.round(diskBytes * 0.02));
+}
+
 function deadAfter(raw: RawConfig): number {
   if (raw.deadAfterMs === undefined || raw.deadAfterMs === null) return CONFIG_DEFAULTS.deadAfterMs;
   const ms = parseDurationMs(raw.deadAfterMs, 'deadAfter (--dead-after)');
@@ -255,6 +284,8 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
     zone: label(raw, 'zone'),
     rack: label(raw, 'rack'),
     deadAfterMs: deadAfter(raw),
+    reserveBytes: reserve(raw),
+    storageFailedAfterMs: duration(raw, 'storageFailedAfterMs', 'storageFailedAfter (--storage-failed-after)', 120_000, 1_000),
     repairRateMBps: num(raw, 'repairRateMBps', 64, 1, 100_000),
     orphanGraceMs: duration(raw, 'orphanGraceMs', 'orphanGrace (--orphan-grace)', 3_600_000, 1_000),
     inventoryIntervalMs: duration(raw, 'inventoryIntervalMs', 'inventoryInterval (--inventory-interval)', 600_000, 0),

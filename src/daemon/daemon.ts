@@ -1,8 +1,9 @@
 // Composition root: builds a daemon from its config. A server daemon opens the
 // namespace (RocksDB) and the chunk store, serves both over gRPC, and may mount the
 // filesystem in process. A client-only daemon (`dfs mount`) reaches a server over gRPC.
-import { access, mkdir, readFile, rename, writeFile, constants as fsConstants } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, stat, statfs, writeFile, constants as fsConstants } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -16,7 +17,8 @@ import { RocksKV } from '../meta/rocks-kv.js';
 import { MetaClient, registerMetaService } from '../meta/grpc.js';
 import type { MetaApi } from '../meta/api.js';
 import { Vfs, nowTimespec } from '../fuse/vfs.js';
-import { DEFAULT_LAYOUT, ROOT_INO } from '../meta/types.js';
+import { DEFAULT_LAYOUT, Errno, ROOT_INO, type Command } from '../meta/types.js';
+import { needsSpace } from '../meta/space.js';
 import { FuseAdapter, DEFAULT_ADAPTER_OPTIONS } from '../fuse/adapter.js';
 import type { DataPlane } from '../fuse/data-plane.js';
 import { ClusterDataPlane } from './cluster-data-plane.js';
@@ -24,7 +26,10 @@ import { LogStore } from '../cluster/raft/log-store.js';
 import { TcpTransport } from '../cluster/raft/tcp-transport.js';
 import { PortMux } from '../cluster/raft/port-mux.js';
 import { DEFAULT_TRANSPORT_LIMITS } from '../cluster/raft/transport.js';
-import { DEFAULT_DRIVER_OPTIONS, RaftDriver } from '../cluster/raft/driver.js';
+import { DEFAULT_DRIVER_OPTIONS, RaftDriver, type StorageRecovery } from '../cluster/raft/driver.js';
+import { realClock } from '../cluster/raft/clock.js';
+import { nodeLogFs } from '../cluster/raft/log-fs.js';
+import { TestFaults } from './test-faults.js';
 import { loadEnvelopeCodec } from '../meta/envelope-codec.js';
 import { NotLeader, ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
 import { SessionHub } from './session-hub.js';
@@ -37,7 +42,7 @@ import { DEFAULT_REGISTRY_OPTIONS, NodeRegistry } from '../cluster/registry.js';
 import { EventLog } from '../cluster/events.js';
 import { Healer } from '../cluster/healer.js';
 import { ChunkChores } from '../cluster/chores.js';
-import { ConfigError, NODE_ID_RE, parseAddress, type DaemonConfig } from './config.js';
+import { ConfigError, NODE_ID_RE, defaultReserveBytes, parseAddress, type DaemonConfig } from './config.js';
 import { DaemonMetrics } from './metrics.js';
 import { createDaemonLog, type LogStats } from './log.js';
 import { startHttp } from './http.js';
@@ -51,6 +56,9 @@ const MEMBER_REFRESH_MS = 10_000;
 const DEFAULT_LAYOUT_REPLICAS = DEFAULT_LAYOUT.kind === 'replicas' ? DEFAULT_LAYOUT.replicas : 3;
 /** How often a server daemon heartbeats the meta leader. */
 const HEARTBEAT_MS = 1000;
+/** A node whose storage failed retries after 200 ms, then doubling up to 5 s between tries. */
+const STORAGE_RETRY_FIRST_MS = 200;
+const STORAGE_RETRY_MAX_MS = 5_000;
 /**
  * The daemon's gRPC server (meta + chunk services). Server-side keepalive notices a client
  * that vanished without closing its streams; these are the values the server had while it
@@ -137,19 +145,54 @@ function listenError(address: string, what: string, e: unknown): StartupError {
  * after a fresh data dir got its node id, Raft log and a bootstrapped cluster. A port
  * taken between the probe and the real bind still fails there, with the same message.
  */
-async function probeListen(address: string, what: string): Promise<void> {
-  const { host, port } = parseAddress(address, what || 'listen');
-  if (port === 0) return; // any free port: nothing to check
-  const server = net.createServer();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: host.replace(/^\[(.*)\]$/, '$1'), port }, resolve);
-    });
-  } catch (e) {
-    throw listenError(address, what, e);
+/**
+ * A port bound at start-up, before the data dir is touched, and kept: the server that
+ * serves it later adopts it (no window between a check and the bind). Until then
+ * `early` answers what arrives (a refused connection, a 503 `starting`).
+ */
+class EarlyListener<S extends net.Server> {
+  private adopted = false;
+
+  private constructor(
+    readonly server: S,
+    private readonly detachEarly: () => void,
+  ) {}
+
+  /** Binds `server` to `address`; `early(server)` adds the interim handler and returns its removal. */
+  static async bind<S extends net.Server>(server: S, address: string, what: string, early: (server: S) => () => void): Promise<EarlyListener<S>> {
+    const { host, port } = parseAddress(address, what || 'listen');
+    const detach = early(server);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: host.replace(/^\[(.*)\]$/, '$1'), port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (e) {
+      throw listenError(address, what, e);
+    }
+    return new EarlyListener(server, detach);
   }
-  await new Promise((resolve) => server.close(resolve));
+
+  /** The server, for its real owner (which adds its handler in the same synchronous step). */
+  adopt(): S {
+    this.detachEarly();
+    this.adopted = true;
+    return this.server;
+  }
+
+  /** Closes it unless it was adopted (its owner closes it then). */
+  async closeUnadopted(): Promise<void> {
+    if (!this.adopted) await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** Size and free space of the filesystem holding `dir` (bavail: root's blocks are not ours). */
+async function diskSpace(dir: string): Promise<{ totalBytes: number; freeBytes: number }> {
+  const s = await statfs(dir);
+  return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
 }
 
 interface Parts {
@@ -194,6 +237,27 @@ export class Daemon {
   /** This daemon's cluster events (the leader's are the cluster's). */
   events: EventLog | null = null;
   private stopping: Promise<void> | null = null;
+  /** Free space this server keeps for itself (decision 0014); 0 for a client-only daemon. */
+  reserveBytes = 0;
+  /** Free bytes on the data dir's filesystem at the last heartbeat (null before the first). */
+  private logFreeBytes: number | null = null;
+
+  /** Below the reserve this node is not ready (it holds up every write of the cluster); logged once per change. */
+  private noteSpace(freeBytes: number): void {
+    const wasLow = this.spaceLow();
+    this.logFreeBytes = freeBytes;
+    const low = this.spaceLow();
+    if (low && !wasLow) this.log.warn({ freeBytes, reserveBytes: this.reserveBytes }, 'free space below the reserve: new data is refused until space is freed');
+    else if (!low && wasLow) this.log.info({ freeBytes, reserveBytes: this.reserveBytes }, 'free space above the reserve again');
+  }
+
+  private spaceLow(): boolean {
+    return this.logFreeBytes !== null && this.reserveBytes > 0 && this.logFreeBytes < this.reserveBytes + this.config.chunkSizeBytes;
+  }
+  /** The `listen` and `http` ports, bound at start-up until their servers adopt them. */
+  private bound: { listen?: EarlyListener<net.Server>; http?: EarlyListener<http.Server> } = {};
+  /** Injected storage faults (integration tests only: DFS_TEST_FAULTS=1). */
+  private testFaults: TestFaults | null = null;
   /** Failed writes of the daemon's own log (none when the caller passed a logger). */
   private logStats: (() => LogStats) | null = null;
   grpcPort = 0;
@@ -244,12 +308,36 @@ export class Daemon {
   nodeId: string;
 
   static async start(config: DaemonConfig, log?: Logger): Promise<Daemon> {
-    // Ports first: nothing in the data dir may change when the daemon cannot serve.
-    if (config.listen) await probeListen(config.listen, '');
-    if (config.http) await probeListen(config.http, 'http');
-    // The mount point too, once (a stale dfs mount there is detached now; a busy or missing one ends it).
-    const detachedStale = config.mount ? await Daemon.checkMountpoint(config.mount) : false;
-    const nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
+    // Ports first, bound and kept: nothing in the data dir may change when the daemon cannot serve.
+    const bound: Daemon['bound'] = {};
+    let detachedStale = false;
+    let nodeId: string;
+    try {
+      if (config.listen) {
+        bound.listen = await EarlyListener.bind(net.createServer({ noDelay: true }), config.listen, '', (server) => {
+          const refuse = (socket: net.Socket): void => void socket.destroy();
+          server.on('connection', refuse);
+          return () => server.off('connection', refuse);
+        });
+      }
+      if (config.http) {
+        bound.http = await EarlyListener.bind(http.createServer(), config.http, 'http', (server) => {
+          const starting = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
+            res.writeHead(503, { 'content-type': 'text/plain' });
+            res.end('not ready: starting\n');
+          };
+          server.on('request', starting);
+          return () => server.off('request', starting);
+        });
+      }
+      // The mount point too, once (a stale dfs mount there is detached now; a busy or missing one ends it).
+      detachedStale = config.mount ? await Daemon.checkMountpoint(config.mount) : false;
+      nodeId = config.dataDir ? await Daemon.loadNodeId(config.dataDir, config.nodeId) : (config.nodeId ?? 'client');
+    } catch (e) {
+      await bound.listen?.closeUnadopted();
+      await bound.http?.closeUnadopted();
+      throw e;
+    }
     const own = log ? null : createDaemonLog({ level: config.logLevel, base: { node: nodeId } });
     const logger = log ?? own!.logger;
     // grpc-js logs to stderr by default ("E No address added out of total 1 resolved"
@@ -257,6 +345,7 @@ export class Daemon {
     grpc.setLogger({ error: (...args: unknown[]) => logger.warn({ module: 'grpc' }, args.map(String).join(' ')) });
     if (detachedStale) logger.warn({ mount: config.mount }, 'detached a stale dfs mount left by a previous run');
     const d = new Daemon(config, logger, nodeId);
+    d.bound = bound;
     d.logStats = own ? own.stats : null;
     try {
       if (config.connect) await d.startClient();
@@ -283,8 +372,11 @@ export class Daemon {
     await this.checkDataDir(dataDir);
     const chunks = await ChunkStore.open({ dataDir: path.join(dataDir, 'chunks'), logger: this.log });
     this.parts.chunks = chunks;
+    const faults = TestFaults.fromEnv(dataDir);
+    this.testFaults = faults;
     try {
-      this.parts.kv = await RocksKV.open(path.join(dataDir, 'meta'));
+      const kv = await RocksKV.open(path.join(dataDir, 'meta'));
+      this.parts.kv = faults ? faults.kv(kv) : kv;
     } catch (e) {
       // The level API reports "Database is not open"; what went wrong is in the cause.
       const err = e as Error & { cause?: unknown };
@@ -293,11 +385,19 @@ export class Daemon {
       if (/lock/i.test(msg) || /lock/i.test(cause)) throw new StartupError(`data dir ${dataDir} is in use by another dfs daemon (RocksDB lock held)`);
       throw new StartupError(`cannot open namespace in ${dataDir}/meta: ${(cause || msg).split('\n')[0]}`);
     }
+    // The space this daemon keeps for its Raft log, namespace and logs (decision 0014):
+    // statfs shows it as used, and below it the leader refuses new data.
+    const reserveBytes = cfg.reserveBytes ?? defaultReserveBytes((await diskSpace(dataDir)).totalBytes);
+    this.reserveBytes = reserveBytes;
+    // Chunk placement leaves the reserve free too when the chunk store shares the disk.
+    const chunkReserveBytes = (await stat(path.join(dataDir, 'chunks'))).dev === (await stat(dataDir)).dev ? reserveBytes : 0;
+    chunks.reserveBytes = chunkReserveBytes;
     const meta = await MetaStore.open(this.parts.kv, {
       chunkSizeBytes: cfg.chunkSizeBytes,
       capacity: async () => {
         const c = await chunks.capacity();
-        return { totalBytes: c.totalBytes, freeBytes: c.freeBytes, availBytes: c.freeBytes };
+        const free = Math.max(0, c.freeBytes - chunkReserveBytes);
+        return { totalBytes: c.totalBytes, freeBytes: free, availBytes: free };
       },
     });
     this.parts.meta = meta;
@@ -305,13 +405,28 @@ export class Daemon {
 
     // 16 MiB segments: each start begins a fresh, zero-filled segment (no append after a
     // possibly torn tail), so smaller segments keep restarts and small disks cheap.
+    const openLog = (): Promise<LogStore> =>
+      LogStore.open(path.join(dataDir, 'raft'), { segmentBytes: 16 * 1024 * 1024, fs: faults ? faults.logFs(nodeLogFs) : nodeLogFs });
     let store: LogStore;
     try {
-      store = await LogStore.open(path.join(dataDir, 'raft'), { segmentBytes: 16 * 1024 * 1024 });
+      store = await openLog();
     } catch (e) {
       throw new StartupError(`cannot open the raft log in ${dataDir}/raft: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     this.parts.logStore = store;
+    // After a failed write the node stops taking part and retries with backoff; each try
+    // reopens the log (and the namespace, if it failed) from disk, as a restart would.
+    const recovery: StorageRecovery = {
+      reopenLog: async () => {
+        await this.parts.logStore?.close().catch(() => undefined);
+        this.parts.logStore = undefined;
+        const reopened = await openLog();
+        this.parts.logStore = reopened;
+        return reopened;
+      },
+      initialBackoffMs: STORAGE_RETRY_FIRST_MS,
+      maxBackoffMs: STORAGE_RETRY_MAX_MS,
+    };
     const fresh = store.lastIndex() === 0 && store.snapshotMeta().index === 0;
 
     // Members: the initial cluster when given; when joining, what a member reports;
@@ -349,7 +464,7 @@ export class Daemon {
       store,
       transport,
       metaStateMachine(meta, codec),
-      { ...DEFAULT_DRIVER_OPTIONS, id: this.nodeId, tickMs: cfg.raftTickMs, snapshotEveryEntries: cfg.raftSnapshotEvery, logger: this.log },
+      { ...DEFAULT_DRIVER_OPTIONS, id: this.nodeId, tickMs: cfg.raftTickMs, snapshotEveryEntries: cfg.raftSnapshotEvery, logger: this.log, recovery },
       fresh && !joining ? { voters: [...hints.keys()], learners: [] } : null,
     );
     this.parts.driver = driver;
@@ -384,7 +499,19 @@ export class Daemon {
     });
     this.parts.hub = hub;
     driver.onLeaderChange(() => hub.tick());
-    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log, hub);
+    // Set once the registry exists: whether a voter's heartbeat shows it below its reserve.
+    let spaceLow: () => boolean = () => false;
+    let writers: () => { voters: number; faulted: number } = () => ({ voters: 0, faulted: 0 });
+    const quorumCannotWrite = (): boolean => {
+      const w = writers();
+      return w.faulted > 0 && w.voters - w.faulted < Math.floor(w.voters / 2) + 1;
+    };
+    const admit = (command: Command): number | null => {
+      if (needsSpace(command) && spaceLow()) return Errno.ENOSPC;
+      // A quorum whose storage cannot write would only time out: say so at once.
+      return quorumCannotWrite() ? Errno.EIO : null;
+    };
+    const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log, hub, admit);
     this.parts.replicated = replicated;
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
@@ -394,6 +521,12 @@ export class Daemon {
       () => [...membership.peers().values()],
     );
     this.parts.leaderClient = leaderClient;
+    const events = new EventLog(this.log);
+    this.events = events;
+    driver.onStorageFault((fault) => {
+      if (fault && fault.attempts === 0) events.emit('storage-fault', `this node's namespace storage cannot write: ${fault.reason}`, { nodeId: this.nodeId });
+      else if (!fault) events.emit('storage-recovered', "this node's namespace storage writes again; rejoined", { nodeId: this.nodeId });
+    });
     const registry = new NodeRegistry(
       {
         isLeader: () => replicated.isLeader(),
@@ -406,15 +539,41 @@ export class Daemon {
         register: (node) => router.execute({ op: 'registerNode', node }),
         nowMs: () => performance.now(),
         log: this.log,
+        event: (kind, message, nodeId) => {
+          events.emit(kind, message, { nodeId });
+          // Proposals waiting for a quorum that can no longer write are answered now (the
+          // callers retry and get EIO at once), so nothing holds a directory for 20 s.
+          if (kind === 'storage-fault' && quorumCannotWrite()) {
+            const n = driver.abandonProposals();
+            if (n > 0) this.log.warn({ proposals: n }, 'too few voters can write: waiting proposals answered');
+          }
+        },
       },
-      { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs },
+      { ...DEFAULT_REGISTRY_OPTIONS, deadAfterMs: cfg.deadAfterMs, storageFailedAfterMs: cfg.storageFailedAfterMs, spaceHeadroomBytes: cfg.chunkSizeBytes },
     );
     this.registry = registry;
+    // The voters, kept current without asking the core for its status on every command.
+    let voters = driver.status().conf.voters;
+    driver.onConfChange((_change, conf) => (voters = conf.voters));
+    writers = () => ({ voters: voters.length, faulted: registry.storageFaulted(voters).length });
+    let lowWas: string[] = [];
+    spaceLow = () => {
+      const low = registry.belowReserve(voters);
+      if (low.join(',') !== lowWas.join(',')) {
+        if (low.length > 0) {
+          this.log.warn({ nodes: low }, 'a voter is below its free-space reserve: new data is refused with ENOSPC');
+          events.emit('space-low', `below the free-space reserve: ${low.join(', ')}; new data gets ENOSPC until space is freed`, { nodeId: low[0] });
+        } else {
+          this.log.info('every voter has its free-space reserve again: new data is accepted');
+          events.emit('space-ok', 'every voter has its free-space reserve again; new data is accepted');
+        }
+        lowWas = low;
+      }
+      return low.length > 0;
+    };
     const dataPlane = new ClusterDataPlane(this.nodeId, chunks, () => members, () => registry.view());
     this.parts.dataPlane = dataPlane;
     // The leader's healer: node states, repair, drain, rebalance; health and events.
-    const events = new EventLog(this.log);
-    this.events = events;
     const healer = new Healer(
       {
         isLeader: () => replicated.isLeader(),
@@ -482,7 +641,15 @@ export class Daemon {
     // one is sent now so that placement knows this node before the mount takes writes.
     const beat = async (): Promise<void> => {
       const c = await chunks.capacity();
+      const fault = driver.storageFault;
+      const logFreeBytes = (await diskSpace(dataDir)).freeBytes;
+      this.noteSpace(logFreeBytes);
       await registry.heartbeat({
+        storageFault: fault?.reason ?? '',
+        storageFaultMs: fault ? Math.round(realClock.nowMs() - fault.sinceMs) : 0,
+        reserveBytes,
+        logFreeBytes,
+        chunkReserveBytes,
         nodeId: this.nodeId,
         address: cfg.listen!,
         zone: cfg.zone,
@@ -719,12 +886,16 @@ export class Daemon {
     const metrics = this.metrics();
     const consoleApi = await this.consoleApi();
     try {
-      const { server, port } = await startHttp(this.config.http, {
-        registry: metrics.registry,
-        ready: () => ({ ready: this.ready && !this.stopping, reason: this.stopping ? 'stopping' : this.ready ? 'serving' : 'starting' }),
-        status: () => this.status(),
-        console: consoleApi ?? undefined,
-      });
+      const { server, port } = await startHttp(
+        this.config.http,
+        {
+          registry: metrics.registry,
+          ready: () => this.readiness(),
+          status: () => this.status(),
+          console: consoleApi ?? undefined,
+        },
+        this.bound.http?.adopt(),
+      );
       this.parts.http = server;
       this.httpPort = port;
     } catch (e) {
@@ -781,6 +952,7 @@ export class Daemon {
     try {
       const mux = await PortMux.listen({
         address,
+        server: this.bound.listen?.adopt(),
         grpcServer: server,
         grpcCredentials: grpc.ServerCredentials.createInsecure(),
         onRaftConnection: (s) => transport.acceptConnection(s),
@@ -791,6 +963,26 @@ export class Daemon {
     } catch (e) {
       throw listenError(address, '', e);
     }
+  }
+
+  /** `/readyz`: not ready while starting, stopping, or while this node's storage cannot write. */
+  readiness(): { ready: boolean; reason: string } {
+    if (this.stopping) return { ready: false, reason: 'stopping' };
+    if (!this.ready) return { ready: false, reason: 'starting' };
+    const fault = this.parts.driver?.storageFault;
+    if (fault) return { ready: false, reason: `storage fault: ${fault.reason}` };
+    if (this.spaceLow()) {
+      return { ready: false, reason: `disk full: ${this.logFreeBytes} bytes free, below the reserve of ${this.reserveBytes} plus one chunk (delete files to free space)` };
+    }
+    return { ready: true, reason: 'serving' };
+  }
+
+  /** This node's storage fault as `/api/status` shows it, or null. */
+  private storageStatus(): Record<string, unknown> | null {
+    const fault = this.parts.driver?.storageFault;
+    if (!fault) return null;
+    const forMs = Math.round(realClock.nowMs() - fault.sinceMs);
+    return { reason: fault.reason, forMs, attempts: fault.attempts, failed: forMs >= this.config.storageFailedAfterMs };
   }
 
   async status(): Promise<Record<string, unknown>> {
@@ -807,8 +999,11 @@ export class Daemon {
       httpPort: this.httpPort,
       dataDir: cfg.dataDir,
       mount: cfg.mount,
-      ready: this.ready,
-      capacity,
+      ready: this.readiness().ready,
+      readyReason: this.readiness().reason,
+      storageFault: this.storageStatus(),
+      capacity: capacity ? { ...capacity, reserveBytes: this.reserveBytes, logFreeBytes: this.logFreeBytes, spaceLow: this.spaceLow() } : null,
+      refusals: this.parts.replicated?.refusals ?? null,
       meta: this.parts.meta?.stats() ?? null,
       members: Object.fromEntries(this.members),
       leader: this.parts.driver?.leaderId ?? null,
@@ -862,10 +1057,13 @@ export class Daemon {
     p.dataPlane?.close();
     p.transport?.close();
     if (p.logStore) await p.logStore.close();
+    this.testFaults?.stop();
     if (p.http) {
       p.http.closeAllConnections();
       await new Promise((resolve) => p.http!.close(resolve));
     }
+    await this.bound.listen?.closeUnadopted();
+    await this.bound.http?.closeUnadopted();
     p.history?.stop();
     p.consoleClient?.close();
     await p.consoleAccess?.flush();

@@ -15,9 +15,13 @@ export interface HttpSources {
   console?: ConsoleApi;
 }
 
-export async function startHttp(address: string, sources: HttpSources): Promise<{ server: http.Server; port: number }> {
+/**
+ * Serves `sources` on `address`, or on `bound` when the daemon bound the port first (it then
+ * answered 503 `starting` meanwhile: src/daemon/daemon.ts, bindEarly).
+ */
+export async function startHttp(address: string, sources: HttpSources, bound?: http.Server): Promise<{ server: http.Server; port: number }> {
   const { host, port } = parseAddress(address, 'http');
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     let parsed: URL;
     try {
       parsed = new URL(req.url ?? '/', 'http://localhost');
@@ -53,7 +57,12 @@ export async function startHttp(address: string, sources: HttpSources): Promise<
       return;
     }
     send(404, 'text/plain', 'not found\n');
-  });
+  };
+  if (bound) {
+    bound.on('request', handler);
+    return { server: bound, port: (bound.address() as AddressInfo).port };
+  }
+  const server = http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host.replace(/^\[|\]$/g, ''), () => {

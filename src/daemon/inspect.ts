@@ -1,6 +1,7 @@
 // What `dfs layout` and `dfs info` need: find the daemon and inode behind a path in a dfs
 // mount, and collect a file's chunks with the health of every copy (Stat on its holder).
 // Operating errors are InspectError with a one-line message for the CLI.
+import { parseShownPath, showBytes, showPath } from './names.js';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ChunkError, type ChunkStat } from '../chunks/api.js';
@@ -95,20 +96,26 @@ export async function locateInMount(p: string): Promise<Located> {
   } catch (e) {
     throw new InspectError(`${p}: ${fsErrorText(e)}`);
   }
-  return { address: fs.address, ino, shown: p };
+  return { address: fs.address, ino, shown: showPath(p) };
 }
 
-/** An absolute path in the namespace, walked from the root with lookups (symlinks are not followed). */
+/**
+ * An absolute path in the namespace, walked from the root with lookups (symlinks are not
+ * followed). It is taken in the form the CLI shows names (`\xHH` for any byte, `\\` for a
+ * backslash: src/daemon/names.ts), so every name can be addressed, valid UTF-8 or not.
+ */
 export async function locateInNamespace(client: MetaClient, address: string, nsPath: string): Promise<Located> {
-  if (!nsPath.startsWith('/')) throw new InspectError(`with --addr, PATH is a path in the filesystem starting with '/', not '${nsPath}'`);
+  const bytes = parseShownPath(nsPath);
+  const shown = showBytes(bytes);
+  if (!bytes.startsWith('/')) throw new InspectError(`with --addr, PATH is a path in the filesystem starting with '/', not '${shown}'`);
   let ino = ROOT_INO;
-  for (const name of path.posix.normalize(nsPath).split('/').filter((n) => n !== '' && n !== '.')) {
-    if (name === '..') throw new InspectError(`${nsPath}: '..' is not supported with --addr`);
+  for (const name of path.posix.normalize(bytes).split('/').filter((n) => n !== '' && n !== '.')) {
+    if (name === '..') throw new InspectError(`${shown}: '..' is not supported with --addr`);
     const r = await client.lookup(ino, name);
-    if (!r.ok) throw new InspectError(`${nsPath}: ${r.errno === Errno.ENOENT ? 'no such file or directory' : errnoName(r.errno)}`);
+    if (!r.ok) throw new InspectError(`${shown}: ${r.errno === Errno.ENOENT ? 'no such file or directory' : errnoName(r.errno)}`);
     ino = r.value.ino;
   }
-  return { address, ino, shown: nsPath };
+  return { address, ino, shown };
 }
 
 export async function getattrOrFail(client: MetaClient, loc: Located): Promise<Attr> {

@@ -42,6 +42,13 @@ export interface NodeRow {
   version: string | null;
   /** Reads of its chunk files that failed a CRC32C check since it started (its last heartbeat). */
   corruptReads: number;
+  /** Why its namespace storage cannot write ('' when it can). */
+  storageFault: string;
+  /** Free space it keeps for its log and namespace, and what is free there (decision 0014). */
+  reserveBytes: number;
+  logFreeBytes: number;
+  /** Below its reserve: the cluster refuses new data meanwhile. */
+  spaceLow: boolean;
 }
 
 export function nodeRow(n: NodeView__Output): NodeRow {
@@ -63,16 +70,27 @@ export function nodeRow(n: NodeView__Output): NodeRow {
     lastHeartbeatAgoMs: heardFrom ? n.lastHeartbeatMs : null,
     version: n.version || null,
     corruptReads: Number(n.corruptReads ?? 0),
+    storageFault: n.storageFault ?? '',
+    reserveBytes: Number(n.reserveBytes ?? 0),
+    logFreeBytes: Number(n.logFreeBytes ?? 0),
+    spaceLow: n.spaceLow ?? false,
   };
 }
 
-/** "up", "up, draining", "dead", "suspect, drained"... (the admin state only when it says more). */
-export function nodeStateText(r: Pick<NodeRow, 'state' | 'adminState'>): string {
-  return r.adminState === 'active' || r.adminState === r.state ? r.state : `${r.state}, ${r.adminState}`;
+type NodeFlags = Pick<NodeRow, 'state' | 'adminState'> & Partial<Pick<NodeRow, 'storageFault' | 'reserveBytes' | 'logFreeBytes' | 'spaceLow'>>;
+
+/** "up", "up, draining", "dead", "suspect, drained", "suspect, storage fault", "up, disk full"... (the admin state only when it says more). */
+export function nodeStateText(r: NodeFlags): string {
+  let text = r.adminState === 'active' || r.adminState === r.state ? r.state : `${r.state}, ${r.adminState}`;
+  if (r.storageFault) text += ', storage fault';
+  if (r.spaceLow) text += ', disk full';
+  return text;
 }
 
-/** Why a node makes `dfs nodes` exit 1, or null: not up, or dead/draining in the node table. */
-export function nodeProblem(r: Pick<NodeRow, 'state' | 'adminState'>): string | null {
+/** Why a node makes `dfs nodes` exit 1, or null: a storage fault, a disk below its reserve, not up, or dead/draining in the node table. */
+export function nodeProblem(r: NodeFlags): string | null {
+  if (r.storageFault) return `storage fault (${r.storageFault})`;
+  if (r.spaceLow) return `disk full (${humanBytes(r.logFreeBytes ?? 0)} free, reserve ${humanBytes(r.reserveBytes ?? 0)})`;
   if (r.adminState === 'dead' || r.adminState === 'draining') return r.adminState;
   if (r.state !== 'up') return r.state;
   return null;

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { CommittedItem, MetaStore } from '../meta/store.js';
 import { confChangeOf } from '../cluster/raft/conf-change.js';
 import type { EnvelopeCodec } from '../meta/envelope-codec.js';
-import type { Envelope, Ino, Result } from '../meta/types.js';
+import type { Command, Envelope, Ino, Result } from '../meta/types.js';
 import { Errno } from '../meta/types.js';
 import { LeaseGate, shownByLookup, shownByReaddir, type SessionHub } from './session-hub.js';
 import type { ProposalOutcome, RaftDriver, StateMachine } from '../cluster/raft/driver.js';
@@ -25,6 +25,7 @@ export function metaStateMachine(store: MetaStore, codec: EnvelopeCodec): StateM
     sync: () => store.syncApplied(),
     snapshot: () => store.snapshotImage(),
     restore: (image: Buffer) => store.restoreImage(image),
+    recover: () => store.recover(),
   };
 }
 
@@ -86,6 +87,12 @@ export class ReplicatedMeta {
     private readonly log: Logger,
     /** Client sessions and lease recalls (decision 0012); null: no leases are honoured here. */
     readonly hub: SessionHub | null = null,
+    /**
+     * The leader's admission of a command before it is proposed: an errno to refuse it with
+     * at once (ENOSPC while a voter is below its reserve, decision 0014; EIO while too few
+     * voters can write for a quorum), or null.
+     */
+    private readonly admit: (command: Command) => number | null = () => null,
   ) {
     this.barrier = new ReadBarrier(driver);
     this.gate = hub ? new LeaseGate(store, hub, () => this.isLeader(), log) : null;
@@ -97,6 +104,9 @@ export class ReplicatedMeta {
   private leaderOr<T>(g: 'leader' | T): NotLeader | T {
     return g === 'leader' ? new NotLeader(this.driver.leaderId) : g;
   }
+
+  /** Commands refused before they were proposed: a voter below its reserve (ENOSPC), too few voters that can write (EIO). */
+  readonly refusals = { noSpace: 0, noQuorum: 0 };
 
   /** Reads served under the leader lease, after a ReadIndex round on the leader, or on a follower after one. */
   readonly readStats = { lease: 0, barrier: 0, follower: 0 };
@@ -170,6 +180,11 @@ export class ReplicatedMeta {
 
   async executeEnvelopeR(envelope: Envelope): Promise<Result<unknown> | NotLeader> {
     if (!this.isLeader()) return new NotLeader(this.driver.leaderId);
+    const refused = this.admit(envelope.command);
+    if (refused !== null) {
+      this.refusals[refused === Errno.ENOSPC ? 'noSpace' : 'noQuorum']++;
+      return { ok: false, errno: refused };
+    }
     const propose = () => this.driver.propose(this.codec.encode(envelope));
     let out: ProposalOutcome;
     if (this.gate) {

@@ -23,7 +23,8 @@
 //   Async changes wait at most FLUSH_MS; a synchronous one, a recall or a drain sends at once.
 // - A batch that does not apply whole "poisons" the client: what applied is a prefix, the
 //   rest of the queue is dropped (sync changes in it fail with EIO), every view is given
-//   up, and the next sync point (fsync, close of a written file, unmount) returns EIO.
+//   up, and the next sync point (fsync, close of a written file, unmount) returns EIO
+//   (ENOSPC when the leader refused the batch for space: decision 0014).
 // - While the session is not valid (its renewals not acknowledged; client-session.ts),
 //   no answer comes from a view.
 import { randomUUID } from 'node:crypto';
@@ -33,6 +34,11 @@ import type { Attr, Caller, Command, CommandValues, Ino, Result, SetAttrFields, 
 import { BATCH_OPS_MAX, BATCHABLE_OPS, DIR_SIZE_BYTES, Errno, RENAME_NOREPLACE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, S_IXGRP } from '../meta/types.js';
 import type { ClientSession } from './client-session.js';
 
+/** What a dropped change is reported as: ENOSPC when the leader refused it for space, EIO for anything else. */
+function reported(errno: number): number {
+  return errno === Errno.ENOSPC ? Errno.ENOSPC : Errno.EIO;
+}
+
 /**
  * A batch whose answer did not arrive (timeout, connection lost, leader change, a gate
  * that could not clear a lease) is sent again, as the same envelope, for this long before
@@ -40,8 +46,13 @@ import type { ClientSession } from './client-session.js';
  */
 const RESEND_MS = 30_000;
 const RESEND_BACKOFF_MAX_MS = 1_000;
-/** Answers after which the same envelope may have applied or not, or was refused before proposing. */
-const NO_ANSWER = new Set<number>([Errno.ETIMEDOUT, Errno.EIO, Errno.EAGAIN]);
+/**
+ * Answers after which the same envelope may have applied or not (no answer in time), or
+ * was refused before it was proposed (a lease not released in time). EIO is an answer:
+ * the leader refusing writes while no quorum can write (decision 0014) or a failed store;
+ * the batch then poisons the client at once rather than keep the writer waiting.
+ */
+const NO_ANSWER = new Set<number>([Errno.ETIMEDOUT, Errno.EAGAIN]);
 
 /** Async changes are sent within this bound (the durability contract's "≤ 50 ms"). */
 export const FLUSH_MS = 50;
@@ -111,8 +122,11 @@ export class LeasedNamespace {
    * them as ours, so a sync change touching one gives it back first (a recall does too).
    */
   private readonly maybeHeld = new Set<Ino>();
-  /** Inodes created here whose creation a poisoned batch dropped (see poison()). */
-  private readonly lost = new Set<Ino>();
+  /**
+   * Inodes created here whose creation a poisoned batch dropped (see poison()), with the
+   * errno their files' commits report: ENOSPC when the leader refused for space, else EIO.
+   */
+  private readonly lost = new Map<Ino, number>();
   /** Existing directories being taken: queued or loading; a change in one waits for it. */
   private readonly taking = new Map<Ino, { done: Promise<void>; finish: () => void }>();
   /** Synchronous changes seen per directory not held (see INTEREST_OPS). */
@@ -125,6 +139,11 @@ export class LeasedNamespace {
   /** True when this client's creation of `ino` was dropped: the file does not exist. */
   isLost(ino: Ino): boolean {
     return this.lost.has(ino);
+  }
+
+  /** Why a lost inode's creation was dropped, as its file's close or fsync reports it. */
+  lostErrno(ino: Ino): number {
+    return this.lost.get(ino) ?? Errno.EIO;
   }
   private queue: Item[] = [];
   private sending = false;
@@ -810,7 +829,7 @@ export class LeasedNamespace {
       const errno = r.ok ? r.value.errno : r.errno;
       const applied = r.ok ? r.value.applied : -1;
       this.poison(errno, applied, items);
-      tail?.resolve({ ok: false, errno: Errno.EIO });
+      tail?.resolve({ ok: false, errno: reported(errno) });
     } finally {
       for (const it of items) this.unpend(it);
     }
@@ -823,8 +842,9 @@ export class LeasedNamespace {
    */
   private async call(cmd: Command): Promise<Result<unknown>> {
     const exec = this.meta.executeEnvelope?.bind(this.meta);
-    const failed = { ok: false as const, errno: Errno.EIO };
-    if (!exec) return this.meta.execute(cmd).catch(() => failed);
+    // A call that threw (connection gone) has no answer: sent again.
+    const failed = { ok: false as const, errno: Errno.ETIMEDOUT };
+    if (!exec) return this.meta.execute(cmd).catch(() => ({ ok: false as const, errno: Errno.EIO }));
     const envelope = { clientId: this.clientId, seq: ++this.seq, command: cmd };
     const until = performance.now() + RESEND_MS;
     for (let attempt = 0; ; attempt++) {
@@ -849,25 +869,27 @@ export class LeasedNamespace {
    */
   private poison(errno: number, applied: number, items: CmdItem[]): void {
     this.counters.poisoned++;
-    this.poisoned = Errno.EIO;
+    const shown = reported(errno);
+    this.poisoned = shown;
     const failed = applied >= 0 ? items[applied]?.cmd : undefined;
-    this.log?.error(
-      { errno, applied, batch: items.length, failedOp: failed?.op, queued: this.queue.length },
-      'namespace changes answered from a lease did not apply: dropping the rest and every lease; the next fsync/close reports EIO',
-    );
+    const fields = { errno, applied, batch: items.length, failedOp: failed?.op, queued: this.queue.length };
+    // The leader refusing new names while a disk is below its reserve (decision 0014) is
+    // an operating condition, not a bug: said as such, and reported as ENOSPC.
+    if (errno === Errno.ENOSPC) this.log?.warn(fields, 'namespace changes answered from a lease were refused for space (ENOSPC): dropping the rest and every lease; the next fsync/close reports ENOSPC');
+    else this.log?.error(fields, 'namespace changes answered from a lease did not apply: dropping the rest and every lease; the next fsync/close reports EIO');
     const rest: CmdItem[] = [];
     for (const it of this.queue.splice(0)) {
       this.unpend(it);
       if (it.kind === 'take') this.stopTaking(it.dir);
       else rest.push(it);
-      if (it.kind === 'sync') it.resolve({ ok: false, errno: Errno.EIO });
+      if (it.kind === 'sync') it.resolve({ ok: false, errno: shown });
     }
     // Inodes whose creation is gone (or, when the call itself failed, may be): their
     // files' later commits fail at once instead of each waiting for the leader again.
     if (this.lost.size > VIEW_ENTRIES_MAX) this.lost.clear();
     for (const it of [...items.slice(Math.max(0, applied)), ...rest]) {
       const c = it.cmd;
-      if ((c.op === 'mknod' || c.op === 'mkdir' || c.op === 'symlink') && c.delegated) this.lost.add(c.delegated.ino);
+      if ((c.op === 'mknod' || c.op === 'mkdir' || c.op === 'symlink') && c.delegated) this.lost.set(c.delegated.ino, shown);
     }
     // Given back lazily (before a sync change that touches one, or when recalled): the
     // leader may be unreachable now, and nothing should queue behind releases.

@@ -548,7 +548,7 @@ export class Vfs implements FuseVfs {
     if (this.ns?.isLost(st.ino)) {
       // Its creation was dropped with a poisoned batch: nothing to commit the data to.
       st.discard();
-      return Errno.EIO;
+      return this.ns.lostErrno(st.ino);
     }
     const e = await st.drain();
     if (e) return e;

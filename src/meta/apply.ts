@@ -53,6 +53,8 @@ import {
   XATTR_NAME_MAX_BYTES,
   XATTR_REPLACE,
   XATTR_VALUE_MAX_BYTES,
+  XATTR_LIST_MAX_BYTES,
+  XATTR_COUNT_MAX,
   type Attr,
   type ChunkRef,
   type Command,
@@ -726,6 +728,18 @@ function xattrNameError(name: string): ErrnoName | undefined {
   return undefined;
 }
 
+/** Whether the inode's listxattr answer still fits with one more name (see XATTR_LIST_MAX_BYTES). */
+async function xattrListFits(ctx: Ctx, ino: Ino, name: string): Promise<boolean> {
+  let bytes = name.length + 1;
+  let count = 1;
+  for await (const [key] of ctx.tx.scanPrefix(K.xattrPrefix(ino))) {
+    bytes += K.xattrName(key).length + 1;
+    count++;
+    if (bytes > XATTR_LIST_MAX_BYTES || count > XATTR_COUNT_MAX) return false;
+  }
+  return bytes <= XATTR_LIST_MAX_BYTES && count <= XATTR_COUNT_MAX;
+}
+
 async function setxattr(ctx: Ctx, c: Extract<Command, { op: 'setxattr' }>): Promise<Res<null>> {
   if (!validTime(c.now) || !Buffer.isBuffer(c.value)) return fail('EINVAL');
   if (!Number.isInteger(c.flags) || (c.flags & ~(XATTR_CREATE | XATTR_REPLACE)) !== 0) return fail('EINVAL');
@@ -739,6 +753,7 @@ async function setxattr(ctx: Ctx, c: Extract<Command, { op: 'setxattr' }>): Prom
   const exists = (await ctx.tx.get(key)) !== undefined;
   if (c.flags === XATTR_CREATE && exists) return fail('EEXIST');
   if (c.flags === XATTR_REPLACE && !exists) return fail('ENODATA');
+  if (!exists && !(await xattrListFits(ctx, c.ino, c.name))) return fail('E2BIG');
   ctx.tx.put(key, encodeXattr(c.value));
   rec.attr.ctime = c.now;
   ctx.touch(rec);

@@ -27,6 +27,11 @@ export interface Kv extends KvReader {
   /** Applies every op of the batch atomically, in order. */
   write(batch: KvOp[], opts: { sync: boolean }): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional: close and open the store again, after a failed write left it refusing writes
+   * (RocksDB keeps a background error until reopened); what it holds durably stays.
+   */
+  reopen?(): Promise<void>;
 }
 
 export function checkScanLimit(limit: number): void {

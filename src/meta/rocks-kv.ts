@@ -30,14 +30,27 @@ const { RocksLevel } = require('@nxtedition/rocksdb') as { RocksLevel: RocksLeve
 
 const EMPTY = {};
 
+async function openDb(path: string): Promise<RocksLevelDb> {
+  const db = new RocksLevel(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open();
+  return db;
+}
+
 export class RocksKV implements Kv {
-  private constructor(private readonly db: RocksLevelDb) {}
+  private constructor(
+    private readonly path: string,
+    private db: RocksLevelDb,
+  ) {}
 
   /** Opens (creating if missing) the database directory at `path`. */
   static async open(path: string): Promise<RocksKV> {
-    const db = new RocksLevel(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    await db.open();
-    return new RocksKV(db);
+    return new RocksKV(path, await openDb(path));
+  }
+
+  /** After a failed write: RocksDB refuses writes until reopened; the WAL replay keeps every whole batch. */
+  async reopen(): Promise<void> {
+    await this.db.close().catch(() => undefined);
+    this.db = await openDb(this.path);
   }
 
   // Reads run synchronously on the calling thread: a memtable or block-cache hit costs

@@ -34,11 +34,12 @@ import {
   type NodeRecord,
   type Result,
   type StatFs,
+  XATTR_COUNT_MAX,
 } from './types.js';
 
 export const READDIR_PAGE_MAX = 1024;
 export const GET_CHUNKS_MAX = 4096;
-export const LIST_XATTR_MAX = 4096;
+export const LIST_XATTR_MAX = XATTR_COUNT_MAX;
 export const LIST_GARBAGE_MAX = KV_SCAN_LIMIT_MAX;
 
 /** One committed Raft entry for the namespace: a client command and/or a membership change. */
@@ -235,6 +236,24 @@ export class MetaStore implements MetaApi {
   async syncApplied(): Promise<void> {
     const raw = await this.kv.get(K.appliedIndexKey());
     await this.kv.write([{ type: 'put', key: K.appliedIndexKey(), value: raw ?? encodeU64(0) }], { sync: true });
+  }
+
+  /**
+   * After a failed write (issue 16): reopen the KV and read again what it holds (the
+   * cache and the lease table are rebuilt from it, never kept from before the fault).
+   * The Raft driver then re-applies from appliedIndex() on.
+   */
+  async recover(): Promise<void> {
+    if (this.failure === undefined || this.closed) return;
+    if (this.kv.reopen) await this.kv.reopen();
+    this.reader.clear();
+    await this.leases.rebuild(this.kv);
+    this.failure = undefined;
+  }
+
+  /** Why the store refuses writes (a failed write), or undefined. */
+  get writeFailure(): unknown {
+    return this.failure;
   }
 
   /** Index of the last log entry applied into the store (0 before any). */

@@ -104,6 +104,7 @@ export const Errno = {
   EPERM: 1,
   ENOENT: 2,
   EIO: 5,
+  E2BIG: 7,
   EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,
@@ -132,6 +133,13 @@ export const NAME_MAX_BYTES = 255;
 export const SYMLINK_MAX_BYTES = 4095;
 export const XATTR_NAME_MAX_BYTES = 255;
 export const XATTR_VALUE_MAX_BYTES = 65536;
+/**
+ * listxattr's answer (every name + NUL) must fit the kernel's XATTR_LIST_MAX, and an inode
+ * holds at most XATTR_COUNT_MAX names: a set that would pass either is refused (E2BIG), so
+ * every inode's xattrs can always be listed (issue 16).
+ */
+export const XATTR_LIST_MAX_BYTES = 65536;
+export const XATTR_COUNT_MAX = 4096;
 
 /**
  * A value or an errno. A namespace command's result may also carry `dirs`: the

@@ -16,7 +16,8 @@ describe('a full disk is an error, never a silent success', () => {
     data = path.join(base, 'data');
     mnt = path.join(base, 'mnt');
     await sh(`mkdir -p ${data} && mount -t tmpfs -o size=200m tmpfs ${data}`);
-    daemon = await startDaemon({ dataDir: path.join(data, 'd'), mount: mnt });
+    // A reserve that fits the small disk (the default, 1 GiB, would refuse every write here).
+    daemon = await startDaemon({ dataDir: path.join(data, 'd'), mount: mnt, extraArgs: ['--reserve', '8m'] });
   });
 
   afterAll(async () => {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { CLI, dropCaches, execFileAsync, flipByte, sh, waitFor } from './harness.js';
 import { RaftCluster } from './raft-harness.js';
 import { chunkObjectPath } from '../../src/chunks/store.js';
-import { MetaClient } from '../../src/meta/grpc.js';
+import type { MetaClient } from '../../src/meta/grpc.js';
 import type { ChunkRef } from '../../src/meta/types.js';
 
 const CHUNK = 1024 * 1024;
@@ -43,10 +43,7 @@ describe('self-healing on 5 daemons', () => {
     await c.create();
     await c.start();
     await c.leader();
-    client = await MetaClient.connect(
-      c.nodes.map((n) => n.grpc),
-      { attempts: 3, deadlineMs: 10_000 },
-    );
+    client = await c.metaClient();
     const src = path.join(c.base, 'src');
     await sh(`head -c ${24 * CHUNK + 5} /dev/urandom > '${src}'`);
     const mnt = c.mnt('node1');

@@ -28,6 +28,20 @@ describe('dfs layout and dfs info', () => {
     await fs.stop();
   });
 
+  it('shows names with control characters and non-UTF-8 bytes escaped, and takes the escaped form with --addr', async () => {
+    // A name with a newline, an escape sequence and a byte that is not UTF-8, made with raw bytes.
+    await sh(`python3 -c "import os; os.makedirs(b'${fs.mnt}/odd', exist_ok=True); open(b'${fs.mnt}/odd/a\\nb\\x1b[2J\\xff.txt', 'wb').write(b'data')"`);
+    const shown = '/odd/a\\x0ab\\x1b[2J\\xff.txt';
+    const out = await dfsOk(['info', shown, '--addr', fs.daemon!.grpc]);
+    expect(out.split('\n')[0]).toBe(`${shown}: 4 bytes (4 B), layout replicas 1, chunk size 1.0 MiB, inode ${out.match(/inode (\d+)/)![1]}`);
+    expect(out.includes('\x1b') || out.includes('\xff')).toBe(false);
+    expect((await dfsJson<{ path: string; sizeBytes: number }>(['info', shown, '--addr', fs.daemon!.grpc])).path).toBe(shown);
+    // Through the mount, a path with a control character (argv can carry it) is shown escaped.
+    await sh(`printf x > '${fs.mnt}/odd/tab\there'`);
+    expect((await dfsOk(['info', `${fs.mnt}/odd/tab\there`])).split(':')[0]).toBe(`${fs.mnt}/odd/tab\\x09here`);
+    await sh(`rm -rf '${fs.mnt}/odd'`);
+  });
+
   it('names the daemon address in the mount source', async () => {
     const source = (await sh(`findmnt -n -o SOURCE ${fs.mnt}`)).trim();
     expect(source).toMatch(/^dfs:[A-Za-z0-9._-]+@127\.0\.0\.1:\d+$/);

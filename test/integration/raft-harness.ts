@@ -221,9 +221,23 @@ export class RaftCluster {
     return found!;
   }
 
-  async apiStatus(id: string): Promise<{ raft: { driver: { snapshotsInstalled: number; snapshotsTaken: number } } }> {
+  async apiStatus<T = { raft: { driver: { snapshotsInstalled: number; snapshotsTaken: number } } }>(id: string): Promise<T> {
     const r = await fetch(`http://${this.node(id).proc!.http}/api/status`, { signal: AbortSignal.timeout(5000) });
-    return (await r.json()) as { raft: { driver: { snapshotsInstalled: number; snapshotsTaken: number } } };
+    return (await r.json()) as T;
+  }
+
+  /** A node's `/readyz`: its HTTP status and the body (`ready: …` / `not ready: <reason>`). */
+  async readyz(id: string): Promise<{ status: number; body: string }> {
+    const r = await fetch(`http://${this.node(id).proc!.http}/readyz`, { signal: AbortSignal.timeout(5000) });
+    return { status: r.status, body: await r.text() };
+  }
+
+  /** A meta client that fails over between every member (the caller closes it). */
+  metaClient(): Promise<MetaClient> {
+    return MetaClient.connect(
+      this.nodes.map((n) => n.grpc),
+      { attempts: 3, deadlineMs: 10_000 },
+    );
   }
 
   async teardown(): Promise<void> {

@@ -21,6 +21,12 @@ export interface StateMachine {
   snapshot(): Promise<Buffer>;
   /** Replace the whole state (a follower too far behind). */
   restore(data: Buffer): Promise<void>;
+  /**
+   * Optional: after a failed write, make the state machine writable again from what its
+   * storage holds (reopen it; caches dropped), as a restart would. appliedIndex() is
+   * asked again afterwards.
+   */
+  recover?(): Promise<void>;
 }
 
 /**
@@ -65,6 +71,31 @@ export interface RaftDriverOptions {
   random?: (n: number) => number;
   /** Time and timers; default the real ones (the simulator injects virtual ones). */
   clock?: Clock;
+  /** How the node comes back after a storage fault; without it a failed write stops the node for good. */
+  recovery?: StorageRecovery;
+}
+
+/**
+ * Recovery from a failed write (issue 16): the node stops taking part (a leader hands
+ * over), and after a backoff reopens its log and state machine from disk — exactly what
+ * a restart would read, never the memory view of before the fault — and rejoins.
+ */
+export interface StorageRecovery {
+  /** Close the failed log (what it still writes is waited for) and open it again from disk. */
+  reopenLog(failed: RaftLogStorage): Promise<RaftLogStorage>;
+  /** First retry this long after the fault; doubled after each failed attempt, up to maxBackoffMs. */
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+/** A storage fault the node is recovering from (null while it runs). */
+export interface StorageFault {
+  /** The last error, one line. */
+  reason: string;
+  /** When the fault began (clock ms), kept across failed attempts. */
+  sinceMs: number;
+  /** Recovery attempts that failed so far. */
+  attempts: number;
 }
 
 export const DEFAULT_DRIVER_OPTIONS: Omit<RaftDriverOptions, 'id' | 'logger'> = {
@@ -96,6 +127,9 @@ interface PendingRead {
 
 export interface DriverStats {
   readies: number;
+  /** Storage faults the node stopped on, and the recoveries that brought it back. */
+  storageFaults: number;
+  recoveries: number;
   entriesPersisted: number;
   messagesSent: number;
   entriesApplied: number;
@@ -110,11 +144,12 @@ const LEASE_RATIO = 0.8;
 /** Readies handled in one run of the loop before it yields a turn of the event loop. */
 const MAX_ROUNDS = 64;
 
-/** Leader-to-follower replication messages that may leave before the leader's own fsync. */
+/** Leader-to-follower replication messages (only a leader sends them) that may leave before the leader's own fsync. */
 const EARLY_TYPES: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgSnap']);
 
 export class RaftDriver {
-  private readonly core: RawNode;
+  private core: RawNode;
+  private store: RaftLogStorage;
   private running = false;
   private stopped = false;
   private tickTimer: TimerHandle | null = null;
@@ -130,6 +165,19 @@ export class RaftDriver {
   private readonly leaderListeners: Array<(leader: NodeId | null) => void> = [];
   private readonly confListeners: Array<(change: ConfChange | null, conf: ConfState) => void> = [];
   private failure: unknown = null;
+  private fault: StorageFault | null = null;
+  /** The leader and term this node followed when its storage faulted (it answers their heartbeats). */
+  private faultedUnder: { leader: NodeId; term: number } | null = null;
+  private answeredWhileFaulted = false;
+  /** No vote is granted before this time (ms, clock): set after a recovery that answered heartbeats. */
+  private votesQuietUntilMs = 0;
+  /**
+   * First log index written since the last write this driver saw succeed (Infinity when
+   * none): from there on the log may hold what never reached the disk.
+   */
+  private unprovenFrom = Number.POSITIVE_INFINITY;
+  private retryTimer: TimerHandle | null = null;
+  private readonly faultListeners: Array<(fault: StorageFault | null) => void> = [];
   private persistedTerm = -1;
   private lazyHardState: HardState | null = null;
   private persistedVote: NodeId | null = null;
@@ -143,10 +191,10 @@ export class RaftDriver {
   private leaseTerm = 0;
   private leaseRound: { context: string; issuedAtMs: number; term: number } | null = null;
   private leaseSeq = 0;
-  readonly stats: DriverStats = { readies: 0, entriesPersisted: 0, messagesSent: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposals: 0 };
+  readonly stats: DriverStats = { readies: 0, storageFaults: 0, recoveries: 0, entriesPersisted: 0, messagesSent: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposals: 0 };
 
   private constructor(
-    private readonly store: RaftLogStorage,
+    store: RaftLogStorage,
     private transport: RaftTransport,
     private readonly sm: StateMachine,
     private readonly opts: RaftDriverOptions,
@@ -154,9 +202,16 @@ export class RaftDriver {
     snapIndex: number,
   ) {
     this.clock = opts.clock ?? realClock;
+    this.store = store;
     this.applied = applied;
-    this.lastSnapshotIndex = store.snapshotMeta().index;
-    this.core = new RawNode({
+    this.lastSnapshotIndex = snapIndex;
+    this.core = this.newCore(snapIndex);
+    this.replayedTo = snapIndex;
+  }
+
+  private newCore(snapIndex: number): RawNode {
+    const opts = this.opts;
+    return new RawNode({
       id: opts.id,
       electionTicks: opts.electionTicks,
       heartbeatTicks: opts.heartbeatTicks,
@@ -165,11 +220,10 @@ export class RaftDriver {
       preVote: true,
       checkQuorum: true,
       random: opts.random ?? ((n) => Math.floor(Math.random() * n)),
-      storage: coreView(store),
+      storage: coreView(this.store),
       applied: snapIndex,
       leaseValid: (term) => this.leaseHeld(term),
     });
-    this.replayedTo = snapIndex;
   }
 
   /**
@@ -190,16 +244,7 @@ export class RaftDriver {
       await store.applySnapshot({ meta: { index: 1, term: 1, conf: bootstrap }, data: image });
       await store.setHardState({ term: 1, vote: null, commit: 1 });
     }
-    let applied = await sm.appliedIndex();
-    const snapIndex = store.snapshotMeta().index;
-    if (applied < snapIndex) {
-      const installed = store.snapshot();
-      // The state machine is behind the log's snapshot: a crash came between installing a
-      // snapshot from the leader in the log (which keeps its image) and restoring the state
-      // machine from it; restore now. Without an image (a fresh bootstrap) it is the state.
-      if (installed !== null) await sm.restore(installed.data);
-      applied = snapIndex;
-    }
+    const { applied, snapIndex } = await recoveredState(store, sm);
     // The core restarts from the snapshot: its configuration is the snapshot's, and it
     // hands out every committed entry after it again. The driver skips what the state
     // machine already has (its applied index may be ahead of the lazily written commit
@@ -209,39 +254,72 @@ export class RaftDriver {
     // applies, a configuration from its future while it re-applied older entries: found by
     // the simulator.)
     const driver = new RaftDriver(store, transport, sm, opts, applied, snapIndex);
-    // After a reopen the store has the snapshot's metadata but not its image; the state
-    // machine holds exactly that image when nothing was applied past it. Otherwise a new
-    // snapshot is taken now, at the applied index (a leader may have to send it before the
-    // core has replayed that far); the log is kept from the old snapshot on for the replay.
-    if (snapIndex > 0 && store.snapshot() === null) {
-      if (applied === snapIndex) store.attachSnapshotData(await sm.snapshot());
-      else await driver.takeSnapshot();
-    }
+    await driver.attachSnapshotImage();
     driver.tickTimer = driver.clock.setInterval(() => driver.tick(), opts.tickMs);
     return driver;
   }
 
+  /**
+   * After a reopen the store has the snapshot's metadata but not its image; the state
+   * machine holds exactly that image when nothing was applied past it. Otherwise a new
+   * snapshot is taken now, at the applied index (a leader may have to send it before the
+   * core has replayed that far); the log is kept from the old snapshot on for the replay.
+   */
+  private async attachSnapshotImage(): Promise<void> {
+    const snapIndex = this.store.snapshotMeta().index;
+    if (snapIndex === 0 || this.store.snapshot() !== null) return;
+    if (this.applied === snapIndex) this.store.attachSnapshotData(await this.sm.snapshot());
+    else await this.takeSnapshot();
+  }
+
   // ---- inputs --------------------------------------------------------------------------
+
+  /**
+   * While recovering the core is not stepped: nothing is persisted, nothing acknowledged.
+   * Two things still happen. The leader's traffic names the leader, so this node's callers
+   * are sent there instead of waiting for one. And a heartbeat of the term and leader the
+   * node was following when it faulted is answered: that promises nothing durable (a
+   * follower answers heartbeats without writing), and it keeps the leader's quorum checks,
+   * ReadIndex rounds and lease working, so committed data stays readable even when no
+   * quorum can write (issue 16). Having answered, the node grants no vote for an election
+   * timeout after it recovers (the lease it helped confirm must run out first).
+   */
+  private receiveWhileFaulted(msg: Message): void {
+    if (EARLY_TYPES.has(msg.type) && msg.from !== this.leader) this.setLeader(msg.from);
+    const under = this.faultedUnder;
+    if (msg.type !== 'MsgHeartbeat' || under === null || msg.from !== under.leader || msg.term !== under.term) return;
+    this.answeredWhileFaulted = true;
+    this.transport.send([
+      { type: 'MsgHeartbeatResp', from: this.opts.id, to: msg.from, term: msg.term, index: 0, logTerm: 0, entries: [], commit: 0, reject: false, rejectHint: 0, snapshot: null, context: msg.context },
+    ]);
+    this.transport.flush?.();
+  }
 
   /** A message from a peer (the transport calls this). */
   receive(msg: Message): void {
     if (this.stopped) return;
+    if (this.failure) {
+      if (this.fault) this.receiveWhileFaulted(msg);
+      return;
+    }
+    // Votes wait out the lease this node confirmed while it was faulted (see receiveWhileFaulted).
+    if ((msg.type === 'MsgVote' || msg.type === 'MsgPreVote') && this.clock.nowMs() < this.votesQuietUntilMs && msg.context?.toString() !== 'transfer') return;
     this.core.step(msg);
     this.kick();
   }
 
   reportUnreachable(peer: NodeId): void {
-    if (!this.stopped) this.core.reportUnreachable(peer);
+    if (!this.stopped && !this.failure) this.core.reportUnreachable(peer);
   }
 
   reportSnapshot(peer: NodeId, ok: boolean): void {
-    if (this.stopped) return;
+    if (this.stopped || this.failure) return;
     this.core.reportSnapshot(peer, ok);
     this.kick();
   }
 
   private tick(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.failure) return;
     this.core.tick();
     this.renewLease();
     this.kick();
@@ -271,7 +349,7 @@ export class RaftDriver {
 
   /** True when a read served from the local state now is linearizable. */
   canReadLocally(): boolean {
-    if (this.leader !== this.opts.id || this.applied < this.leaseIndex || !this.leaseHeld(this.core.currentTerm())) return false;
+    if (this.failure || this.leader !== this.opts.id || this.applied < this.leaseIndex || !this.leaseHeld(this.core.currentTerm())) return false;
     return !this.core.transferring();
   }
 
@@ -298,7 +376,7 @@ export class RaftDriver {
 
   /** Propose a membership change (at most one pending). */
   proposeConfChange(cc: ConfChange): Promise<ProposalOutcome> {
-    if (this.stopped) return Promise.resolve({ ok: false, reason: 'stopped', leader: this.leader });
+    if (this.stopped || this.failure) return Promise.resolve({ ok: false, reason: 'stopped', leader: this.leader });
     const r = this.core.proposeConfChange(cc);
     if (!r.ok) return Promise.resolve({ ok: false, reason: r.reason, leader: r.leader });
     this.kick();
@@ -316,7 +394,7 @@ export class RaftDriver {
    * write committed before the call (ReadIndex, confirmed by a quorum heartbeat).
    */
   readBarrier(timeoutMs = this.opts.proposalTimeoutMs): Promise<{ ok: true } | { ok: false; reason: 'timeout' | 'stopped'; leader: NodeId | null }> {
-    if (this.stopped) return Promise.resolve({ ok: false, reason: 'stopped', leader: this.leader });
+    if (this.stopped || this.failure) return Promise.resolve({ ok: false, reason: 'stopped', leader: this.leader });
     const id = `r${this.opts.id}:${this.nextReadId++}`;
     this.core.readIndex(Buffer.from(id));
     this.kick();
@@ -330,11 +408,13 @@ export class RaftDriver {
   }
 
   transferLeader(to: NodeId): void {
+    if (this.failure) return;
     this.core.transferLeader(to);
     this.kick();
   }
 
   campaign(): void {
+    if (this.failure) return;
     this.core.campaign();
     this.kick();
   }
@@ -359,6 +439,25 @@ export class RaftDriver {
   /** Why the node stopped taking part (a failed fsync or apply), or null while it runs. */
   get failed(): unknown {
     return this.failure;
+  }
+
+  /** The storage fault being recovered from, or null (also null after a stop for good). */
+  get storageFault(): StorageFault | null {
+    return this.fault ? { ...this.fault } : null;
+  }
+
+  /** The log the node runs on now (a recovery reopens it). */
+  get logStorage(): RaftLogStorage {
+    return this.store;
+  }
+
+  /** Calls `cb` when a storage fault begins or a recovery attempt fails (the fault), and with null once recovered. */
+  onStorageFault(cb: (fault: StorageFault | null) => void): () => void {
+    this.faultListeners.push(cb);
+    return () => {
+      const at = this.faultListeners.indexOf(cb);
+      if (at >= 0) this.faultListeners.splice(at, 1);
+    };
   }
 
   /** Calls `cb` on every leader change; returns a function that unsubscribes it. */
@@ -401,6 +500,29 @@ export class RaftDriver {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) this.clock.clearInterval(this.tickTimer);
+    if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
+    this.failWaiters();
+    while (this.running) await new Promise<void>((r) => this.clock.defer(r));
+    if (this.lazyHardState && !this.failure) await this.store.setHardState(this.lazyHardState).catch(() => undefined);
+  }
+
+  /**
+   * Answer every proposal waiting here with 'timeout' now, not at its deadline: the caller
+   * knows the cluster cannot commit them soon (too few voters can write). They may still
+   * commit later, exactly as after a timeout (clients retry under the dedup table).
+   */
+  abandonProposals(): number {
+    const n = this.proposals.size;
+    for (const [index, p] of this.proposals) {
+      this.clock.clearTimeout(p.timer);
+      p.resolve({ ok: false, reason: 'timeout', leader: this.leader });
+      this.proposals.delete(index);
+    }
+    return n;
+  }
+
+  /** Everything that waits on this node gets 'stopped' (a caller retries elsewhere or later). */
+  private failWaiters(): void {
     for (const [index, p] of this.proposals) {
       this.clock.clearTimeout(p.timer);
       p.resolve({ ok: false, reason: 'stopped', leader: this.leader });
@@ -411,8 +533,6 @@ export class RaftDriver {
       r.resolve({ ok: false, reason: 'stopped', leader: this.leader });
       this.reads.delete(id);
     }
-    while (this.running) await new Promise<void>((r) => this.clock.defer(r));
-    if (this.lazyHardState && !this.failure) await this.store.setHardState(this.lazyHardState).catch(() => undefined);
   }
 
   // ---- the Ready loop ------------------------------------------------------------------
@@ -453,10 +573,141 @@ export class RaftDriver {
 
   private fail(err: unknown): void {
     // A failed fsync or apply leaves the node's durable state unknown: stop taking part
-    // (never retry an fsync), fail what waits, and let the operator restart it.
+    // (never retry a write on the same file state) and fail what waits. With a recovery,
+    // come back later from what the disk holds; without one, the operator restarts it.
+    const reason = oneLine(err);
     this.failure = err;
-    this.opts.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'raft node failed; it stops until restarted');
-    void this.stop();
+    if (!this.opts.recovery) {
+      this.opts.logger.error({ err: reason }, 'raft node failed; it stops until restarted');
+      void this.stop();
+      return;
+    }
+    this.stats.storageFaults++;
+    this.fault = { reason, sinceMs: this.clock.nowMs(), attempts: 0 };
+    this.opts.logger.error({ err: reason }, 'raft storage failed: not taking part until it can write again');
+    const term = this.core.currentTerm();
+    this.faultedUnder = this.leader !== null && this.leader !== this.opts.id ? { leader: this.leader, term } : null;
+    this.answeredWhileFaulted = false;
+    this.handOver();
+    this.lazyHardState = null;
+    this.failWaiters();
+    this.setLeader(null);
+    this.notifyFault();
+    this.scheduleRecovery();
+  }
+
+  /**
+   * A leader that cannot write tells its most caught-up voter to campaign now
+   * (MsgTimeoutNow), so the cluster does not wait an election timeout for it. Safe
+   * whatever that voter's log: the vote rules still decide; at worst the election fails
+   * and another one follows.
+   */
+  private handOver(): void {
+    if (this.leader !== this.opts.id) return;
+    const st = this.core.status();
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of st.conf.voters) {
+      const pr = st.progress[id];
+      if (id === this.opts.id || !pr || !pr.recentActive || pr.match <= bestMatch) continue;
+      best = id;
+      bestMatch = pr.match;
+    }
+    if (best === null) return;
+    this.opts.logger.warn({ to: best, match: bestMatch }, 'raft storage failed on the leader: handing leadership over');
+    this.transport.send([
+      { type: 'MsgTimeoutNow', from: this.opts.id, to: best, term: st.term, index: 0, logTerm: 0, entries: [], commit: 0, reject: false, rejectHint: 0, snapshot: null, context: null },
+    ]);
+    this.transport.flush?.();
+  }
+
+  private scheduleRecovery(): void {
+    const r = this.opts.recovery!;
+    const f = this.fault!;
+    const delayMs = Math.min(r.maxBackoffMs, r.initialBackoffMs * 2 ** Math.min(f.attempts, 30));
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = null;
+      void this.recover();
+    }, delayMs);
+  }
+
+  /**
+   * Reopen the log and the state machine from disk and start a new core over them, as a
+   * restart would; on success the node takes part again (catching up from the leader).
+   */
+  private async recover(): Promise<void> {
+    if (this.stopped) return;
+    while (this.running) await new Promise<void>((r) => this.clock.defer(r));
+    const fault = this.fault!;
+    try {
+      this.store = await this.opts.recovery!.reopenLog(this.store);
+      await this.rewriteUnproven();
+      if (this.sm.recover) await this.sm.recover();
+      const { applied, snapIndex } = await recoveredState(this.store, this.sm);
+      if (this.stopped) return;
+      this.applied = applied;
+      this.lastSnapshotIndex = snapIndex;
+      this.replayedTo = snapIndex;
+      this.core = this.newCore(snapIndex);
+      await this.attachSnapshotImage();
+    } catch (e) {
+      if (this.stopped) return;
+      fault.attempts++;
+      fault.reason = oneLine(e);
+      this.opts.logger.warn({ err: fault.reason, attempts: fault.attempts }, 'raft storage still failing; retrying');
+      this.notifyFault();
+      this.scheduleRecovery();
+      return;
+    }
+    if (this.stopped) return;
+    this.persistedTerm = -1;
+    this.persistedVote = null;
+    this.leaseUntilMs = 0;
+    this.leaseTerm = 0;
+    this.leaseRound = null;
+    this.failure = null;
+    this.fault = null;
+    this.faultedUnder = null;
+    if (this.answeredWhileFaulted) this.votesQuietUntilMs = this.clock.nowMs() + this.opts.electionTicks * this.opts.tickMs;
+    this.stats.recoveries++;
+    this.opts.logger.info({ applied: this.applied, lastIndex: this.store.lastIndex(), downMs: Math.round(this.clock.nowMs() - fault.sinceMs) }, 'raft storage recovered: rejoining');
+    this.notifyFault();
+    this.kick();
+  }
+
+  /**
+   * A reopened log reads what the failed writes left in the page cache: entries from the
+   * first one of the failed write on may not be on disk (a failed fdatasync can drop
+   * dirty pages, and a later fsync on a new descriptor does not report it). They were never
+   * acknowledged; they are written again, fresh, and synced, before the node uses them —
+   * or the recovery fails and is tried later. (Term and vote: the reopen starts a new
+   * segment with a fresh, synced copy of them.)
+   */
+  private async rewriteUnproven(): Promise<void> {
+    const last = this.store.lastIndex();
+    const from = Math.max(this.unprovenFrom, this.store.firstIndex());
+    if (last >= from) await this.store.append(this.store.entries(from, last + 1, Number.MAX_SAFE_INTEGER));
+    this.unprovenFrom = Number.POSITIVE_INFINITY;
+  }
+
+  private notifyFault(): void {
+    const f = this.storageFault;
+    for (const cb of [...this.faultListeners]) {
+      try {
+        cb(f);
+      } catch (e) {
+        this.opts.logger.error({ err: e }, 'storage fault listener failed');
+      }
+    }
+  }
+
+  private setLeader(leader: NodeId | null): void {
+    if (leader === this.leader) return;
+    this.leader = leader;
+    this.leaseUntilMs = 0;
+    this.leaseRound = null;
+    if (this.leader === this.opts.id) this.renewLease();
+    for (const cb of this.leaderListeners) cb(this.leader);
   }
 
   /** Handles Readies while there are any, at most MAX_ROUNDS; true if it stopped at the bound. */
@@ -472,19 +723,14 @@ export class RaftDriver {
 
   private async handle(rd: Ready): Promise<void> {
     this.stats.readies++;
-    if (rd.softState && rd.softState.leader !== this.leader) {
-      this.leader = rd.softState.leader;
-      this.leaseUntilMs = 0;
-      this.leaseRound = null;
-      if (this.leader === this.opts.id) this.renewLease();
-      for (const cb of this.leaderListeners) cb(this.leader);
-    }
+    if (rd.softState) this.setLeader(rd.softState.leader);
     // 1. Persist: snapshot, then entries, then hard state — one group commit.
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     const writes: Array<Promise<void>> = [];
     this.persistedTermBefore = this.persistedTerm;
     this.persistedVoteBefore = this.persistedVote;
     if (rd.entries.length > 0) {
+      this.unprovenFrom = Math.min(this.unprovenFrom, rd.entries[0].index);
       writes.push(this.store.append(rd.entries));
       this.stats.entriesPersisted += rd.entries.length;
     }
@@ -528,6 +774,7 @@ export class RaftDriver {
       if (early.some((m) => m.type !== 'MsgApp' || m.entries.length > 0)) this.transport.flush?.();
     }
     if (writes.length > 0) await Promise.all(writes);
+    this.unprovenFrom = Number.POSITIVE_INFINITY;
     if (late.length > 0) {
       this.transport.send(late);
       this.stats.messagesSent += late.length;
@@ -658,6 +905,27 @@ export class RaftDriver {
     this.stats.snapshotsTaken++;
     this.opts.logger.info({ index, bytes: image.length }, 'snapshot taken, log compacted');
   }
+}
+
+/**
+ * Where a (re)started node begins: the state machine's applied index, and the log's
+ * snapshot. A state machine behind the log's snapshot means a crash came between
+ * installing a snapshot from the leader in the log (which keeps its image) and restoring
+ * the state machine from it: restore now. Without an image (a fresh bootstrap) it is the state.
+ */
+async function recoveredState(store: RaftLogStorage, sm: StateMachine): Promise<{ applied: number; snapIndex: number }> {
+  let applied = await sm.appliedIndex();
+  const snapIndex = store.snapshotMeta().index;
+  if (applied < snapIndex) {
+    const installed = store.snapshot();
+    if (installed !== null) await sm.restore(installed.data);
+    applied = snapIndex;
+  }
+  return { applied, snapIndex };
+}
+
+function oneLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0];
 }
 
 /** The log as the core sees it at start: the configuration is the snapshot's (see start()). */

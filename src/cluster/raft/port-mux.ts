@@ -20,6 +20,12 @@ import { splitAddress } from './tcp-transport.js';
 export interface PortMuxOptions {
   /** `host:port` to listen on (port 0: any free port). */
   address: string;
+  /**
+   * A server already listening on `address` (bound before anything else, so there is no
+   * window between checking the port and binding it); the mux takes its connections from
+   * now on. Without it the mux binds `address` itself.
+   */
+  server?: net.Server;
   /** The daemon's gRPC server and its credentials: non-Raft connections go there. */
   grpcServer: grpc.Server;
   grpcCredentials: grpc.ServerCredentials;
@@ -57,21 +63,28 @@ export class PortMux {
     const injector = opts.grpcServer.createConnectionInjector(opts.grpcCredentials);
     // The connection handler needs the mux, which needs the bound port: route through a holder.
     let mux: PortMux | null = null;
-    const server = net.createServer({ noDelay: true }, (socket) => {
+    const onConnection = (socket: net.Socket): void => {
       if (mux) mux.route(socket);
       else socket.destroy();
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host, port }, () => {
-          server.off('error', reject);
-          resolve();
+    };
+    const server = opts.server ?? net.createServer({ noDelay: true });
+    server.on('connection', onConnection);
+    if (!opts.server) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host, port }, () => {
+            server.off('error', reject);
+            resolve();
+          });
         });
-      });
-    } catch (err) {
+      } catch (err) {
+        injector.destroy();
+        throw err;
+      }
+    } else if (opts.server.address() === null) {
       injector.destroy();
-      throw err;
+      throw new Error(`port mux: the server given for ${opts.address} is not listening`);
     }
     server.on('error', (err) => logger.error({ err }, 'listener error'));
     const bound = (server.address() as net.AddressInfo).port;

@@ -208,6 +208,23 @@ describe('ChunkStore corruption', () => {
   });
 });
 
+describe('ChunkStore reserve (decision 0014)', () => {
+  it('refuses a write that would leave less than the reserve free, before touching the disk; deletes still work', async () => {
+    const { store } = await openStore();
+    await store.writeChunk(1, patternBytes(100, 1));
+    // A reserve larger than the disk (others write to the same disk: no boundary to race on).
+    store.reserveBytes = (await store.capacity()).totalBytes + MiB;
+    const e = await expectCode(store.writeChunk(2, patternBytes(1000, 2)), 'NO_SPACE');
+    expect(e.message).toMatch(/reserve/);
+    await expectCode(store.openWriter(3, 1000), 'NO_SPACE');
+    expect((await store.statChunk(2, false)).exists).toBe(false);
+    await store.deleteChunk(1);
+    expect((await store.statChunk(1, false)).exists).toBe(false);
+    store.reserveBytes = 0;
+    await store.writeChunk(2, patternBytes(1000, 2));
+  });
+});
+
 describe('ChunkStore open, listing and capacity', () => {
   it('removes temp files left by a crash and keeps objects', async () => {
     const { store, dataDir } = await openStore();

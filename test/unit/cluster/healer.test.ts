@@ -210,6 +210,11 @@ class Harness {
           adminState: this.store.records.get(s.nodeId)!.state,
           version: '',
           corruptReads: 0,
+          storageFault: '',
+          reserveBytes: 0,
+          logFreeBytes: 0,
+          chunkReserveBytes: 0,
+          spaceLow: false,
         };
       }),
     };

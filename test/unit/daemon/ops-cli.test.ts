@@ -40,6 +40,11 @@ function view(over: Partial<NodeView__Output> = {}): NodeView__Output {
     adminState: 'active',
     version: '0.1.0',
     corruptReads: 0,
+    storageFault: '',
+    reserveBytes: 0,
+    logFreeBytes: 0,
+    chunkReserveBytes: 0,
+    spaceLow: false,
     ...over,
   };
 }

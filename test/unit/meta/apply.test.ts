@@ -13,6 +13,7 @@ import {
   S_ISUID,
   XATTR_CREATE,
   XATTR_REPLACE,
+  XATTR_LIST_MAX_BYTES,
   type Attr,
   type ChunkRef,
   type Command,
@@ -405,6 +406,21 @@ describe('xattrs and layout', () => {
     const after = await f.attr(a.ino);
     expect(after.ctime.sec).toBe(f.clock);
     expect(errnoOf(await f.run({ ...set('user.q', 0), ino: 999 } as Command))).toBe(Errno.ENOENT);
+  });
+
+  it('refuses a new xattr name once the names would no longer fit one listxattr answer (E2BIG); replacing still works', async () => {
+    const a = await f.file(ROOT_INO, 'a');
+    const set = (name: string, v = 'v'): Command => ({ op: 'setxattr', ino: a.ino, name, value: Buffer.from(v), flags: 0, now: f.now() });
+    // 255-byte names: 256 bytes each with the NUL; 65536 / 256 = 256 fit exactly.
+    const name = (i: number): string => `user.${String(i).padStart(4, '0')}`.padEnd(255, 'x');
+    for (let i = 0; i < 256; i++) await f.ok(set(name(i)));
+    expect(errnoOf(await f.run(set(name(256))))).toBe(Errno.E2BIG);
+    expect(errnoOf(await f.run(set('user.b')))).toBe(Errno.E2BIG);
+    await f.ok(set(name(7), 'replaced'));
+    const listed = await f.store.listxattr(a.ino);
+    expect(listed.ok && listed.value.reduce((n, x) => n + x.length + 1, 0)).toBe(XATTR_LIST_MAX_BYTES);
+    await f.ok({ op: 'removexattr', ino: a.ino, name: name(0), now: f.now() });
+    await f.ok(set('user.b'));
   });
 
   it('sets layouts on directories only, within limits', async () => {

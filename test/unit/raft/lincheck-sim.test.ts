@@ -15,7 +15,7 @@ const CHECK = { timeoutMs: 10_000 };
 
 describe('raft simulator histories are linearizable', () => {
   for (const nodes of [3, 5]) {
-    for (const profile of ['default', 'harsh', 'chaos'] as SimProfile[]) {
+    for (const profile of ['default', 'harsh', 'chaos', 'disk'] as SimProfile[]) {
       it(`${nodes} nodes, ${profile}: ${SEEDS} seeds`, async () => {
         const t0 = performance.now();
         let ops = 0;

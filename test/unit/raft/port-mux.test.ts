@@ -31,7 +31,7 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): P
   }
 }
 
-async function serve(port = 0) {
+async function serve(port = 0, bound?: net.Server) {
   const server = new grpc.Server();
   server.addService(ECHO, {
     Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, call.request),
@@ -45,6 +45,7 @@ async function serve(port = 0) {
   const transport = new TcpTransport({ selfId: 'b', peers: new Map(), onMessage: (m) => received.push(m) });
   const mux = await PortMux.listen({
     address: `127.0.0.1:${port}`,
+    server: bound,
     grpcServer: server,
     grpcCredentials: grpc.ServerCredentials.createInsecure(),
     onRaftConnection: (s) => transport.acceptConnection(s),
@@ -93,6 +94,27 @@ describe('PortMux', () => {
     expect(received.map((m) => m.index)).toEqual(Array.from({ length: rounds + 64 }, (_, i) => i));
     // One HTTP/2 connection, one Raft connection.
     expect(mux.stats()).toEqual({ grpcConnections: 1, raftConnections: 1, dropped: 0 });
+  });
+
+  it('takes over a server bound before (no window between checking the port and binding it)', async () => {
+    const bound = net.createServer({ noDelay: true });
+    await new Promise<void>((resolve) => bound.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const port = (bound.address() as net.AddressInfo).port;
+    const { server, transport, mux, received } = await serve(port, bound);
+    cleanups.push(async () => {
+      transport.close();
+      server.forceShutdown();
+      await mux.close();
+    });
+    expect(mux.port).toBe(port);
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    cleanups.push(() => client.close());
+    expect(String(await echo(client, Buffer.from('pre-bound')))).toBe('pre-bound');
+    const sender = new TcpTransport({ selfId: 'a', peers: new Map([['b', `127.0.0.1:${port}`]]), onMessage: () => undefined });
+    cleanups.push(() => sender.close());
+    sender.send([msg('a', 'b', 7)]);
+    await waitFor('a raft message', () => received.length === 1);
+    await expect(PortMux.listen({ address: '127.0.0.1:1', server: net.createServer(), grpcServer: server, grpcCredentials: grpc.ServerCredentials.createInsecure(), onRaftConnection: () => undefined })).rejects.toThrow(/not listening/);
   });
 
   it('routes a connection whose first bytes come one at a time', async () => {

@@ -43,4 +43,6 @@ export async function sweep(nodes: number, profile: SimProfile, count: number): 
   expect(total.acked ?? 0).toBeGreaterThan(count * 20);
   expect(total.leadersElected ?? 0).toBeGreaterThan(count);
   expect(total.crashes ?? 0).toBeGreaterThan(count / 2);
+  // A bad disk: nodes stop on storage faults and come back by themselves, without a restart.
+  if (profile === 'disk') expect(total.storageRecoveries ?? 0).toBeGreaterThan(count / 2);
 }

@@ -42,6 +42,10 @@ export interface FaultOptions {
   healWeight: number;
   confChangeWeight: number;
   transferWeight: number;
+  /** A node's disk fails every write (ENOSPC or EIO) for outageMinMs..outageMaxMs of virtual time, then clears. */
+  outageWeight: number;
+  outageMinMs: number;
+  outageMaxMs: number;
   /** Largest |rate - 1| of a node's clock (drift); each incarnation draws its rate. */
   clockDrift: number;
 }
@@ -94,7 +98,7 @@ export const defaultSimOptions: SimOptions = {
   quietMs: 10_000,
   network: { minDelayMs: 0.05, maxDelayMs: 2, dropProbability: 0.03, duplicateProbability: 0.02, maxInFlightPerLink: 256 },
   disk: { ...DEFAULT_DISK_FAULTS },
-  faults: { crashWeight: 8, restartWeight: 40, partitionWeight: 6, healWeight: 12, confChangeWeight: 6, transferWeight: 4, clockDrift: 0.05 },
+  faults: { crashWeight: 8, restartWeight: 40, partitionWeight: 6, healWeight: 12, confChangeWeight: 6, transferWeight: 4, outageWeight: 0, outageMinMs: 50, outageMaxMs: 1500, clockDrift: 0.05 },
   clientIntervalMs: 4,
   readShare: 0.25,
   maxClientOps: 16,
@@ -125,6 +129,10 @@ export interface SimStats {
   partitions: number;
   delivered: number;
   diskErrors: number;
+  /** Storage faults a driver came back from by itself (no restart). */
+  storageRecoveries: number;
+  /** Disk outages injected (a node's writes all fail for a while). */
+  outages: number;
   tornWrites: number;
   lostWrites: number;
   /** sha256 of the whole event trace: equal for equal seeds. */
@@ -187,6 +195,12 @@ interface SimNode {
   incarnation: number;
   driver: RaftDriver | null;
   store: ObservedStorage | null;
+  /** The LogStore under `store` (a storage recovery closes and reopens it). */
+  raw: LogStore | null;
+  /** First index of an append not known to have succeeded (its bytes may be in the page cache only). */
+  unsettledFrom: number;
+  appendsInFlight: number;
+  appendFailed: boolean;
   clock: SimClock | null;
   retired: boolean;
   /** Started with the cluster's bootstrap configuration (else it joined). */
@@ -248,7 +262,19 @@ class ObservedStorage implements RaftLogStorage {
       prevTerm = null;
     }
     this.cluster.observe(() => this.cluster.checker.observeAppend(this.node.id, prevTerm, entries));
+    const node = this.node;
+    node.unsettledFrom = Math.min(node.unsettledFrom, entries[0].index);
+    node.appendsInFlight++;
     const p = this.inner.append(entries);
+    p.then(
+      () => {
+        if (--node.appendsInFlight === 0 && !node.appendFailed) node.unsettledFrom = Number.POSITIVE_INFINITY;
+      },
+      () => {
+        node.appendsInFlight--;
+        node.appendFailed = true;
+      },
+    );
     const done = (): void => this.cluster.durableAppend(this.node, entries);
     if (this.bug === 'earlyAck') {
       p.then(done, () => undefined);
@@ -342,6 +368,8 @@ export class Cluster {
       partitions: 0,
       delivered: 0,
       diskErrors: 0,
+      storageRecoveries: 0,
+      outages: 0,
       tornWrites: 0,
       lostWrites: 0,
       traceHash: '',
@@ -388,6 +416,10 @@ export class Cluster {
       incarnation: 0,
       driver: null,
       store: null,
+      raw: null,
+      unsettledFrom: Number.POSITIVE_INFINITY,
+      appendsInFlight: 0,
+      appendFailed: false,
       clock: null,
       retired: false,
       bootstrap: boot,
@@ -419,16 +451,31 @@ export class Cluster {
     const rng = this.rng.fork();
     this.log(`start ${n.id}#${n.incarnation} rate ${rate.toFixed(3)}`);
     const boot = n.bootstrap;
-    void (async () => {
-      const store = await LogStore.open(DIR, {
+    const openLog = (): Promise<LogStore> =>
+      LogStore.open(DIR, {
         fs: n.fs,
         segmentBytes: this.segmentBytes,
         preallocate: 'sparse',
         maxEntryBytes: 1024,
         bootstrapConf: boot ?? { voters: [], learners: [] },
       });
+    // The driver's own way back from a disk error (issue 16): the same process reopens its
+    // log, which reads what the page cache holds, not only what was synced.
+    const reopenLog = async (): Promise<RaftLogStorage> => {
+      await n.raw?.close();
+      const store = await openLog();
+      if (n.owner !== owner) throw new Error('node went down during its storage recovery');
+      this.checkRecovery(n, store, 'reopen');
+      const observed = new ObservedStorage(store, this, n, this.opts.bug);
+      n.raw = store;
+      n.store = observed;
+      this.log(`reopen ${n.id}#${n.incarnation} last ${store.lastIndex()} hs ${JSON.stringify(store.initialState().hardState)}`);
+      return observed;
+    };
+    void (async () => {
+      const store = await openLog();
       if (n.owner !== owner) return;
-      this.checkRecovery(n, store);
+      this.checkRecovery(n, store, 'boot');
       const observed = new ObservedStorage(store, this, n, this.opts.bug);
       const clock = n.clock as SimClock;
       const driver = await RaftDriver.start(
@@ -447,12 +494,24 @@ export class Cluster {
           logger: SILENT,
           random: (k) => rng.int(k),
           clock,
+          recovery: { reopenLog, initialBackoffMs: 20, maxBackoffMs: 500 },
         },
         boot,
       );
       if (n.owner !== owner) return;
       n.store = observed;
+      n.raw = store;
       n.driver = driver;
+      driver.onStorageFault((fault) => {
+        if (n.owner !== owner) return;
+        if (fault === null) {
+          this.stats.storageRecoveries++;
+          this.log(`recovered ${n.id}#${n.incarnation} applied ${driver.appliedIndex}`);
+          return;
+        }
+        this.log(`storage fault ${n.id}#${n.incarnation} attempt ${fault.attempts}: ${fault.reason}`);
+        if (fault.attempts === 0) this.stats.diskErrors++;
+      });
       driver.onLeaderChange((leader) => this.guard(() => this.leaderChanged(n, owner, leader)));
       driver.onConfChange((change, conf) => {
         if (change && n.owner === owner) n.appliedConf = { voters: [...conf.voters], learners: [...conf.learners] };
@@ -476,6 +535,10 @@ export class Cluster {
     n.owner = null;
     n.driver = null;
     n.store = null;
+    n.raw = null;
+    n.unsettledFrom = Number.POSITIVE_INFINITY;
+    n.appendsInFlight = 0;
+    n.appendFailed = false;
     n.clock = null;
     n.fs.crash();
     n.sm.crash();
@@ -483,8 +546,13 @@ export class Cluster {
     this.log(`crash ${n.id}#${n.incarnation} (${why}); state machine keeps ${n.sm.applied}`);
   }
 
-  /** After a reopen: everything the log store had made durable is still there. */
-  private checkRecovery(n: SimNode, store: LogStore): void {
+  /**
+   * After a boot or an in-process reopen: everything the log store had acknowledged durable
+   * is there. A boot follows a power loss (the disk twin kept only what was synced, plus a
+   * prefix), so all it reads is now the durable view; a reopen may read unsynced writes from
+   * the page cache, which stay unproven until written again (the driver does).
+   */
+  private checkRecovery(n: SimNode, store: LogStore, how: 'boot' | 'reopen'): void {
     const hs = store.initialState().hardState;
     const was = n.durable.hardState;
     if (hs.term < was.term) this.violate(`durability: ${n.id} recovered term ${hs.term}, it had made term ${was.term} durable`);
@@ -500,12 +568,25 @@ export class Cluster {
     const replaced = installing !== null && snap.index === installing.index && snap.term === installing.term;
     n.durable.installing = null;
     for (const [i, sig] of replaced ? [] : n.durable.entries) {
-      if (i < first) continue;
+      if (i < first || (how === 'reopen' && i >= n.unsettledFrom)) continue;
       const e = entryAt(store, i);
       const got = e ? `${e.term}|${itemOf(e)}` : 'nothing';
       if (got !== sig) this.violate(`durability: ${n.id} lost entry ${i} (${sig}) that its log store had acknowledged durable; recovered ${got} (last ${store.lastIndex()})`);
     }
     n.durable.hardState = { ...hs };
+    if (how === 'reopen') {
+      // The reopen's new segment synced the directory: the snapshot's metadata (written and
+      // synced before its rename) is durable now, and so is the hard state it copied. From
+      // the first append that did not succeed on, the page cache may show an overwrite that
+      // never reached the disk: those entries are the driver's to write again.
+      if (replaced) n.durable.entries.clear();
+      for (const i of [...n.durable.entries.keys()]) if (i >= n.unsettledFrom) n.durable.entries.delete(i);
+      n.unsettledFrom = Number.POSITIVE_INFINITY;
+      n.appendFailed = false;
+      for (const i of [...n.durable.entries.keys()]) if (i < first || i > store.lastIndex()) n.durable.entries.delete(i);
+      n.durable.last = Math.max(Math.min(n.durable.last, store.lastIndex()), snap.index);
+      return;
+    }
     n.durable.entries = new Map();
     for (let i = first; i <= store.lastIndex(); i++) {
       const e = entryAt(store, i);
@@ -698,14 +779,11 @@ export class Cluster {
   // ------------------------------------------------------------------ faults
 
   private chaos(): void {
-    // A node whose log store or apply failed stops (the driver's rule); systemd restarts it.
+    // A node whose log store failed stops taking part and recovers by itself (the driver
+    // reopens its log with backoff); anything but a disk error is a bug.
     for (const n of this.nodes.values()) {
       const f = n.driver?.failed;
-      if (n.driver && f) {
-        if (!isIoError(f)) this.checker.fail(`driver ${n.id} failed: ${f instanceof Error ? (f.stack ?? f.message) : String(f)}`);
-        this.stats.diskErrors++;
-        this.crash(n, `driver stopped: ${(f as Error).message}`);
-      }
+      if (n.driver && f && !isIoError(f)) this.checker.fail(`driver ${n.id} failed: ${f instanceof Error ? (f.stack ?? f.message) : String(f)}`);
     }
     this.retireRemoved();
     if (!this.faultsOn) return;
@@ -727,6 +805,23 @@ export class Cluster {
       }
     } else if (pick(this.opts.membership ? f.confChangeWeight : 0)) this.confChange();
     else if (pick(f.transferWeight)) this.transfer();
+    else if (pick(f.outageWeight)) this.outage();
+  }
+
+  /** One node's disk refuses writes for a while; its driver must step aside and come back alone. */
+  private outage(): void {
+    const candidates = [...this.nodes.values()].filter((n) => !n.retired && n.driver !== null && n.fs.outage === null);
+    if (candidates.length === 0) return;
+    const n = this.rng.pick(candidates);
+    const kind = this.rng.chance(0.5) ? 'ENOSPC' : 'EIO';
+    const ms = this.rng.range(this.opts.faults.outageMinMs, this.opts.faults.outageMaxMs);
+    n.fs.outage = kind;
+    this.stats.outages++;
+    this.log(`outage ${n.id} ${kind} for ${ms} ms`);
+    this.sched.at(ms, () => {
+      n.fs.outage = null;
+      this.log(`outage ${n.id} cleared`);
+    });
   }
 
   private crashRandom(): void {
@@ -846,7 +941,10 @@ export class Cluster {
     this.faultsOn = false;
     this.net.heal();
     this.net.opts = { ...this.net.opts, dropProbability: 0, duplicateProbability: 0 };
-    for (const n of this.nodes.values()) n.fs.faults = { ...n.fs.faults, eioProbability: 0, enospcProbability: 0, stallProbability: 0 };
+    for (const n of this.nodes.values()) {
+      n.fs.faults = { ...n.fs.faults, eioProbability: 0, enospcProbability: 0, stallProbability: 0 };
+      n.fs.outage = null;
+    }
     this.log('quiet: heal, no more faults');
     for (const n of this.nodes.values()) {
       if (n.owner === null && !n.retired) {
@@ -988,7 +1086,11 @@ export const simProfiles: Record<SimProfile, { faults?: Partial<FaultOptions>; n
     network: { minDelayMs: 0.05, maxDelayMs: 25, dropProbability: 0.2, duplicateProbability: 0.1, maxInFlightPerLink: 32 },
     faults: { partitionWeight: 25, healWeight: 20 },
   },
-  disk: { disk: { stallProbability: 0.02, stallLatencyMs: 150, eioProbability: 0.002, enospcProbability: 0.001, maxLatencyMs: 3 } },
+  disk: {
+    disk: { stallProbability: 0.02, stallLatencyMs: 150, eioProbability: 0.002, enospcProbability: 0.001, maxLatencyMs: 3 },
+    // Disks that fill up or fail for a while, then come back (issue 16).
+    faults: { outageWeight: 6 },
+  },
 };
 
 export interface RunOptions extends Partial<Omit<SimOptions, 'faults' | 'network' | 'disk'>> {

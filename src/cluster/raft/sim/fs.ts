@@ -52,6 +52,20 @@ class Inode {
   durable: Buffer = Buffer.alloc(0);
   /** Changes since the last datasync, oldest first. */
   pending: PendingOp[] = [];
+  /**
+   * Pending changes a failed write-back lost: still read back (the page stays cached,
+   * marked clean), never made durable by a later datasync — Linux after a failed fsync.
+   */
+  doomed = new Set<PendingOp>();
+}
+
+/** A datasync that worked: every pending change but the doomed ones reaches the disk. */
+function syncInode(ino: Inode): void {
+  let durable = ino.durable;
+  for (const op of ino.pending) if (!ino.doomed.has(op)) durable = applyOp(durable, op);
+  ino.durable = durable === ino.durable ? Buffer.from(durable) : durable;
+  ino.pending = [];
+  ino.doomed.clear();
 }
 
 function applyOp(data: Buffer, op: PendingOp): Buffer {
@@ -100,6 +114,13 @@ export class SimFs implements LogFs {
   /** Optional event log of namespace changes and crashes (the cluster's trace). */
   trace: (ev: string) => void = () => undefined;
 
+  /**
+   * A disk that fails every write for a while (issue 16: a full disk until space is freed,
+   * or a failing one until the transient EIO clears): ENOSPC fails every write and
+   * truncate, EIO every write, datasync and rename. Null: only the random faults.
+   */
+  outage: 'ENOSPC' | 'EIO' | null = null;
+
   constructor(
     private readonly sched: Scheduler,
     private readonly rng: Prng,
@@ -113,10 +134,10 @@ export class SimFs implements LogFs {
   }
 
   /** Complete `fn` after a latency as an event of the current owner; a fault rejects instead. */
-  private op<T>(fn: () => T, faults: { eio?: boolean; enospc?: boolean } = {}): Promise<T> {
+  private op<T>(fn: () => T, faults: { eio?: boolean; enospc?: boolean; onEio?: () => void } = {}): Promise<T> {
     const owner = this.owner;
-    const eio = faults.eio === true && this.faults.eioProbability > 0 && this.rng.chance(this.faults.eioProbability);
-    const enospc = !eio && faults.enospc === true && this.faults.enospcProbability > 0 && this.rng.chance(this.faults.enospcProbability);
+    const eio = faults.eio === true && (this.outage === 'EIO' || (this.faults.eioProbability > 0 && this.rng.chance(this.faults.eioProbability)));
+    const enospc = !eio && faults.enospc === true && (this.outage === 'ENOSPC' || (this.faults.enospcProbability > 0 && this.rng.chance(this.faults.enospcProbability)));
     return new Promise<T>((resolve, reject) => {
       this.sched.at(
         this.latency(),
@@ -124,6 +145,7 @@ export class SimFs implements LogFs {
           if (owner !== this.owner) return; // the node crashed meanwhile: never completes
           if (eio) {
             this.stats.eio++;
+            faults.onEio?.();
             reject(new SimFsError('EIO', 'simulated I/O error'));
             return;
           }
@@ -188,10 +210,20 @@ export class SimFs implements LogFs {
           if (!durable) return;
           this.stats.datasyncs++;
           if (this.faults.lyingFsync) return;
-          ino.durable = Buffer.from(ino.data);
-          ino.pending = [];
+          syncInode(ino);
         },
-        { eio: true, enospc: true },
+        {
+          eio: true,
+          enospc: true,
+          // A failed write may still have reached the page cache, never the disk.
+          onEio: () => {
+            if (owner !== this.owner || !this.rng.chance(0.5)) return;
+            const w: PendingOp = { kind: 'write', pos: position, buf: copy };
+            ino.data = applyOp(ino.data, w);
+            ino.pending.push(w);
+            ino.doomed.add(w);
+          },
+        },
       );
     };
     return {
@@ -203,10 +235,10 @@ export class SimFs implements LogFs {
             live();
             this.stats.datasyncs++;
             if (this.faults.lyingFsync) return;
-            ino.durable = Buffer.from(ino.data);
-            ino.pending = [];
+            syncInode(ino);
           },
-          { eio: true },
+          // The failed write-back marks the pages clean: what was pending is lost to the disk.
+          { eio: true, onEio: () => ino.pending.forEach((op) => ino.doomed.add(op)) },
         ),
       truncate: (size) =>
         this.op(
@@ -291,6 +323,7 @@ export class SimFs implements LogFs {
       const keep = ino.pending.length === 0 ? 0 : this.rng.int(ino.pending.length + 1);
       for (let i = 0; i < keep; i++) {
         const op = ino.pending[i];
+        if (ino.doomed.has(op)) continue;
         if (i === keep - 1 && op.kind === 'write' && op.buf.length > 1 && this.rng.chance(0.3)) {
           const cut = 1 + this.rng.int(op.buf.length - 1);
           data = applyOp(data, { kind: 'write', pos: op.pos, buf: op.buf.subarray(0, cut) });
@@ -303,6 +336,7 @@ export class SimFs implements LogFs {
       ino.data = data;
       ino.durable = Buffer.from(data);
       ino.pending = [];
+      ino.doomed.clear();
     }
     if (!keepNamespace) this.names = new Map(this.durableNames);
     this.durableNames = new Map(this.names);
