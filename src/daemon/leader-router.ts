@@ -155,16 +155,16 @@ export class LeaderRouter implements MetaBackend {
       (c) => c.readlink(ino),
     );
   }
-  getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
+  getxattr(ino: Ino, name: string, session?: string): Promise<Result<Buffer>> {
     return this.route(
-      () => this.local.getxattrR(ino, name),
-      (c) => c.getxattr(ino, name),
+      () => this.local.getxattrR(ino, name, session),
+      (c) => c.getxattr(ino, name, session),
     );
   }
-  listxattr(ino: Ino): Promise<Result<string[]>> {
+  listxattr(ino: Ino, session?: string): Promise<Result<string[]>> {
     return this.route(
-      () => this.local.listxattrR(ino),
-      (c) => c.listxattr(ino),
+      () => this.local.listxattrR(ino, session),
+      (c) => c.listxattr(ino, session),
     );
   }
   getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>> {

@@ -165,11 +165,11 @@ export class ReplicatedMeta {
   readlinkR(ino: Ino) {
     return this.read(() => this.store.readlink(ino));
   }
-  getxattrR(ino: Ino, name: string) {
-    return this.read(() => this.store.getxattr(ino, name), [ino]);
+  getxattrR(ino: Ino, name: string, session?: string) {
+    return this.read(() => this.store.getxattr(ino, name), [ino], session ?? null);
   }
-  listxattrR(ino: Ino) {
-    return this.read(() => this.store.listxattr(ino), [ino]);
+  listxattrR(ino: Ino, session?: string) {
+    return this.read(() => this.store.listxattr(ino), [ino], session ?? null);
   }
   getChunksR(ino: Ino, fromIndex: number, count: number) {
     return this.read(() => this.store.getChunks(ino, fromIndex, count));

@@ -93,6 +93,8 @@ const RETAKE_MAX_MS = 60_000;
 interface DirView {
   attr: Attr;
   entries: Map<string, { ino: Ino; type: number }>;
+  /** Made by this client under the lease: it has no xattrs (a taken directory may have some). */
+  made: boolean;
 }
 
 type Item =
@@ -212,6 +214,16 @@ export class LeasedNamespace {
   /** True when mayHold() can be true for some directory. */
   get mayHoldAny(): boolean {
     return this.views.size > 0 || this.maybeHeld.size > 0 || this.taking.size > 0;
+  }
+
+  /**
+   * True when `ino` is known here to have no xattrs: a file or directory this client
+   * created under a lease and still predicts (setting an xattr gives the prediction up).
+   */
+  xattrFree(ino: Ino): boolean {
+    if (!this.trusted()) return false;
+    const v = this.views.get(ino);
+    return v ? v.made : this.predicted.has(ino);
   }
 
   /** Attributes known here: a leased directory's, or a file's this client created under a lease. */
@@ -506,7 +518,7 @@ export class LeasedNamespace {
   // ---- leases ---------------------------------------------------------------------------
 
   private addView(dir: Ino, attr: Attr): void {
-    this.views.set(dir, { attr, entries: new Map() });
+    this.views.set(dir, { attr, entries: new Map(), made: true });
     this.counters.leasesTaken++;
   }
 
@@ -626,7 +638,7 @@ export class LeasedNamespace {
       this.release(dir, true);
       return;
     }
-    this.views.set(dir, { attr, entries });
+    this.views.set(dir, { attr, entries, made: false });
     this.viewEntries += entries.size;
     this.counters.leasesTaken++;
     this.counters.existingTaken++;
@@ -890,6 +902,9 @@ export class LeasedNamespace {
     for (const it of [...items.slice(Math.max(0, applied)), ...rest]) {
       const c = it.cmd;
       if ((c.op === 'mknod' || c.op === 'mkdir' || c.op === 'symlink') && c.delegated) this.lost.set(c.delegated.ino, shown);
+      // A release that did not apply (a batch refused whole, e.g. for space): still ours
+      // at the leader, so a sync change touching it gives it back first.
+      if (c.op === 'leaseRelease') this.maybeHeld.add(c.ino);
     }
     // Given back lazily (before a sync change that touches one, or when recalled): the
     // leader may be unreachable now, and nothing should queue behind releases.

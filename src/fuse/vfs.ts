@@ -409,10 +409,11 @@ export class Vfs implements FuseVfs {
       if (until !== undefined && until > Date.now()) return err(Errno.ENODATA);
     }
     // An inode this mount made under a lease and predicts has no xattrs (setting one gives
-    // the prediction up); asking the leader about a leased directory would recall it.
-    if (this.ns?.attrOf(ino)) return err(Errno.ENODATA);
+    // the prediction up); asking the leader about a leased directory would recall it. A
+    // directory taken with its lease (it existed) may have some: the leader is asked.
+    if (this.ns?.xattrFree(ino)) return err(Errno.ENODATA);
     await this.settled(ino);
-    const r = await this.meta.getxattr(ino, name);
+    const r = await this.meta.getxattr(ino, name, this.sid);
     if (!r.ok && r.errno === Errno.ENODATA && name === 'security.capability') {
       if (this.noCapability.size > 10_000) this.noCapability.clear();
       this.noCapability.set(ino, Date.now() + this.opts.attrTtlMs);
@@ -421,9 +422,9 @@ export class Vfs implements FuseVfs {
   }
 
   async listxattr(ino: Ino): Promise<Result<string[]>> {
-    if (this.ns?.attrOf(ino)) return { ok: true, value: [] };
+    if (this.ns?.xattrFree(ino)) return { ok: true, value: [] };
     await this.settled(ino);
-    return this.meta.listxattr(ino);
+    return this.meta.listxattr(ino, this.sid);
   }
 
   async setxattr(ino: Ino, name: string, value: Buffer, flags: number): Promise<Result<null>> {

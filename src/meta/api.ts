@@ -36,8 +36,8 @@ export interface MetaApi {
   /** A page of at most `limit` entries whose names sort after `after` (null: from the start). */
   readdir(ino: Ino, after: string | null, limit: number, session?: string): Promise<Result<ReaddirPage>>;
   readlink(ino: Ino): Promise<Result<string>>;
-  getxattr(ino: Ino, name: string): Promise<Result<Buffer>>;
-  listxattr(ino: Ino): Promise<Result<string[]>>;
+  getxattr(ino: Ino, name: string, session?: string): Promise<Result<Buffer>>;
+  listxattr(ino: Ino, session?: string): Promise<Result<string[]>>;
   /** Chunk refs of a file with index in [fromIndex, fromIndex + count), in index order; holes are absent. */
   getChunks(ino: Ino, fromIndex: number, count: number): Promise<Result<ChunkRef[]>>;
   statfs(): Promise<Result<StatFs>>;

@@ -204,12 +204,12 @@ export async function registerMetaService(
       }),
     Getxattr: (call, cb) =>
       serve(cb, async () => {
-        const r = await backend.getxattr(call.request.ino, str(call.request.name));
+        const r = await backend.getxattr(call.request.ino, str(call.request.name), call.request.session || undefined);
         return r.ok ? { errno: 0, value: r.value } : { errno: r.errno };
       }),
     Listxattr: (call, cb) =>
       serve(cb, async () => {
-        const r = await backend.listxattr(call.request.ino);
+        const r = await backend.listxattr(call.request.ino, call.request.session || undefined);
         return r.ok ? { errno: 0, names: r.value.map(bytes) } : { errno: r.errno };
       }),
     GetChunks: (call, cb) =>
@@ -479,14 +479,14 @@ export class MetaClient implements MetaApi {
     return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: str(r.value.target) };
   }
 
-  async getxattr(ino: Ino, name: string): Promise<Result<Buffer>> {
-    const r = await this.ask<XattrReply__Output>((d, cb) => this.stub.Getxattr({ ino, name: bytes(name) }, { deadline: d }, cb));
+  async getxattr(ino: Ino, name: string, session?: string): Promise<Result<Buffer>> {
+    const r = await this.ask<XattrReply__Output>((d, cb) => this.stub.Getxattr({ ino, name: bytes(name), session: session ?? '' }, { deadline: d }, cb));
     if (!r.ok) return r;
     return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: r.value.value };
   }
 
-  async listxattr(ino: Ino): Promise<Result<string[]>> {
-    const r = await this.ask<ListxattrReply__Output>((d, cb) => this.stub.Listxattr({ ino }, { deadline: d }, cb));
+  async listxattr(ino: Ino, session?: string): Promise<Result<string[]>> {
+    const r = await this.ask<ListxattrReply__Output>((d, cb) => this.stub.Listxattr({ ino, session: session ?? '' }, { deadline: d }, cb));
     if (!r.ok) return r;
     return r.value.errno ? { ok: false, errno: r.value.errno } : { ok: true, value: r.value.names.map((n) => str(n)) };
   }

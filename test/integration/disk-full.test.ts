@@ -108,7 +108,10 @@ describe('a full disk: space is admitted, not discovered', () => {
       const all = await Promise.all(c.nodes.map((n) => api(n.id)));
       return all.some((s) => s.capacity.spaceLow);
     });
-    // Inline small files and new names are refused too.
+    // Inline small files and new names are refused too, once the leader has heard (its
+    // admission reads heartbeats, ≤ 1 s behind the node's own view: decision 0014).
+    let tries = 0;
+    await waitFor('the leader to refuse small files', 10_000, async () => (await tryWrite(path.join(mnt, `small-probe-${tries++}`), 't')).code !== 0);
     const small = await tryWrite(path.join(mnt, 'small-when-full'), 'tiny');
     expect(small.code).not.toBe(0);
     expect(small.out).toMatch(/No space left on device/);

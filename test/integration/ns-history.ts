@@ -71,19 +71,27 @@ export function describeOutcomes(h: History): string {
   return [...counts].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([k, n]) => `${k}=${n}`).join(' ');
 }
 
+/** Whether `input` may change what a stat of `p` finds (the path itself, or a directory above it). */
+function affects(input: NsInput, p: string): boolean {
+  if (touches(input, p)) return true;
+  const above = (d: string): boolean => p.startsWith(`${d}/`);
+  return input.op === 'rename' ? above(input.from) || above(input.to) : input.op === 'rmdir' && above(input.path);
+}
+
 /**
  * For the self-check: up to five stats whose answer nothing else can explain (no
- * operation on its name overlaps it, and it returned before any unanswered call was sent,
- * which could otherwise be placed just before it), latest first.
+ * operation on its name overlaps it, and no unanswered call that could have taken effect
+ * before it, i.e. sent before it returned, affects its name), latest first.
  */
 export function doctorableStats(history: History): Array<{ op: History[number]; i: number }> {
-  const firstUnanswered = Math.min(...history.filter((op) => op.output === undefined).map((op) => op.call));
+  const unanswered = history.filter((op) => op.output === undefined);
   return history
     .map((op, i) => ({ op, i }))
-    .filter(({ op }) => op.input.op === 'stat' && op.output !== undefined && op.ret < firstUnanswered)
+    .filter(({ op }) => op.input.op === 'stat' && op.output !== undefined)
     .filter(({ op, i }) => {
       const p = (op.input as { path: string }).path;
-      return !history.some((o, j) => j !== i && touches(o.input, p) && o.call <= op.ret && o.ret >= op.call);
+      if (unanswered.some((u) => u.call <= op.ret && affects(u.input, p))) return false;
+      return !history.some((o, j) => j !== i && affects(o.input, p) && o.call <= op.ret && o.ret >= op.call);
     })
     .reverse()
     .slice(0, 5);
