@@ -9,9 +9,9 @@
 //   INTEREST_OPS times within INTEREST_MS, a whole listing of it counting as one (an
 //   `rm -rf` or untar into it): `leaseGrant`,
 //   then its listing (at most LOAD_ENTRIES_MAX entries) and attributes are read, in the
-//   queue's order, and become its view. A recall (or a refused grant) keeps the client
-//   from taking it again for a while, doubling each time (RETAKE_MIN_MS to RETAKE_MAX_MS),
-//   so two clients working in one directory do not pass its lease back and forth.
+//   queue's order, and become its view. After a recall the client does not take that
+//   directory again (another client works there); a refused grant keeps it from trying
+//   for a while, doubling each time (RETAKE_MIN_MS to RETAKE_MAX_MS).
 // - In a leased directory, create/mknod/mkdir/symlink, unlink, rmdir (of a leased empty
 //   subdirectory) and rename of a non-directory within or between leased directories are
 //   answered here (new inode numbers come from a delegated range) and queued ("async").
@@ -569,6 +569,12 @@ export class LeasedNamespace {
     this.wanted.clear();
   }
 
+  /** `dir` is not taken again by this session. */
+  private neverRetake(dir: Ino): void {
+    if (this.retake.size >= INTEREST_DIRS_MAX) this.retake.clear();
+    this.retake.set(dir, { until: Infinity, waitMs: RETAKE_MAX_MS });
+  }
+
   /** `dir` is not taken again for a while (longer each time). */
   private backOff(dir: Ino): void {
     const r = this.retake.get(dir);
@@ -659,7 +665,9 @@ export class LeasedNamespace {
     for (const d of dirs) {
       this.maybeHeld.delete(d);
       this.stopTaking(d);
-      this.backOff(d);
+      // Another client works there: not taken again by this session (a refused grant
+      // only backs off; see backOff).
+      this.neverRetake(d);
       this.release(d, true);
     }
     this.kick();

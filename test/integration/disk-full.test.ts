@@ -118,7 +118,9 @@ describe('a full disk: space is admitted, not discovered', () => {
     expect((await shTry(`mkdir '${mnt}/dir-when-full'`)).out).toMatch(/No space left on device/);
     // statfs counts the reserve as used: (nearly) nothing available.
     const availMb = Number((await sh(`df --output=avail -B1M '${mnt}' | tail -1`)).trim());
-    expect(availMb).toBeLessThanOrEqual(2);
+    // (The write stops once a node is within one 1 MiB chunk of its reserve, give or take
+    // what was in flight: a few MiB of a 256 MiB disk.)
+    expect(availMb).toBeLessThanOrEqual(4);
     // Reads of committed data work.
     expect(await readFile(path.join(mnt, 'old-small'), 'utf8')).toBe('written before the disks filled\n');
     expect((await sh(`cat '${mnt}/old-big' | wc -c`)).trim()).toBe(String(3 * CHUNK + 7));

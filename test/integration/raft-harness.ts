@@ -2,7 +2,7 @@
 // killed and stopped by pid; nodes either start the cluster (--initial-cluster) or join
 // it later (--join + `dfs cluster add-member`).
 import { expect } from 'vitest';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MetaClient } from '../../src/meta/grpc.js';
 import type { RaftReport } from '../../src/daemon/cluster-ops.js';
@@ -247,6 +247,8 @@ export class RaftCluster {
     await Promise.all(
       this.nodes.map(async (n) => {
         if (n.proc) await stopDaemon(n.proc, 10_000).catch(() => undefined);
+        // The last of each daemon's log, kept beside its data dir with DFS_KEEP_TEST_DIRS.
+        if (n.proc && this.base && process.env.DFS_KEEP_TEST_DIRS) await writeFile(path.join(this.base, `${n.id}.log`), n.proc.output()).catch(() => undefined);
       }),
     );
     for (const n of this.nodes) if (n.mount) await unmount(n.mount);
