@@ -541,14 +541,13 @@ export class LeasedNamespace {
     const now = performance.now();
     const r = this.retake.get(dir);
     if (r && now < r.until) return;
-    const seen = this.interest.get(dir);
+    let seen = this.interest.get(dir);
     if (!seen || now - seen.since > INTEREST_MS) {
       if (this.interest.size >= INTEREST_DIRS_MAX) this.interest.clear();
-      this.interest.set(dir, { n: 1, since: now });
-      if (INTEREST_OPS > 1) return;
-    } else if (++seen.n < INTEREST_OPS) {
-      return;
+      seen = { n: 0, since: now };
+      this.interest.set(dir, seen);
     }
+    if (++seen.n < INTEREST_OPS) return;
     this.interest.delete(dir);
     this.wanted.add(dir);
   }
