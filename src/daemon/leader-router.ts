@@ -59,7 +59,11 @@ export class LeaderRouter implements MetaBackend {
     this.clients.clear();
   }
 
-  private async route<T>(local: Local<T>, remote: Remote<T>): Promise<Result<T>> {
+  /**
+   * `eioAnswers`: an EIO the leader replied is its answer (a command it refused, decision
+   * 0014); for reads an EIO reply still means "look again" (a leader on its way down).
+   */
+  private async route<T>(local: Local<T>, remote: Remote<T>, eioAnswers = false): Promise<Result<T>> {
     const end = Date.now() + this.opts.deadlineMs;
     let delay = 20;
     for (let attempt = 0; ; attempt++) {
@@ -71,16 +75,19 @@ export class LeaderRouter implements MetaBackend {
         if (c) {
           this.counters.forwarded++;
           const out = await remote(await c);
-          // EIO/ETIMEDOUT here means the leader did not answer (it may have died): look
-          // again; EAGAIN means it is no longer leader. Anything else is the answer.
-          if (out.ok || (out.errno !== Errno.EIO && out.errno !== Errno.ETIMEDOUT && out.errno !== Errno.EAGAIN)) return out;
+          // No answer (it may have died): look again; EAGAIN means it is no longer leader.
+          // Anything else is the answer.
+          if (out.ok) return out;
+          const lookAgain = out.noAnswer === true || out.errno === Errno.EAGAIN || (!eioAnswers && (out.errno === Errno.EIO || out.errno === Errno.ETIMEDOUT));
+          if (!lookAgain) return out;
         }
       } else {
         this.counters.noLeaderWaits++;
       }
       if (Date.now() > end || this.closed) {
         this.log.warn({ attempt }, this.closed ? 'router closed while looking for a leader' : 'no leader answered within the deadline');
-        return { ok: false, errno: Errno.EIO };
+        // A daemon on its way down did not answer (its callers look elsewhere); a deadline is an answer.
+        return this.closed ? { ok: false, errno: Errno.EIO, noAnswer: true } : { ok: false, errno: Errno.EIO };
       }
       this.counters.retries++;
       await new Promise((resolve) => setTimeout(resolve, delay));
@@ -183,6 +190,7 @@ export class LeaderRouter implements MetaBackend {
     return this.route(
       () => this.local.executeEnvelopeR(envelope),
       (c) => c.executeEnvelope(envelope),
+      true,
     );
   }
   execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {

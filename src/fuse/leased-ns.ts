@@ -862,13 +862,13 @@ export class LeasedNamespace {
   private async call(cmd: Command): Promise<Result<unknown>> {
     const exec = this.meta.executeEnvelope?.bind(this.meta);
     // A call that threw (connection gone) has no answer: sent again.
-    const failed = { ok: false as const, errno: Errno.ETIMEDOUT };
+    const failed = { ok: false as const, errno: Errno.ETIMEDOUT, noAnswer: true as const };
     if (!exec) return this.meta.execute(cmd).catch(() => ({ ok: false as const, errno: Errno.EIO }));
     const envelope = { clientId: this.clientId, seq: ++this.seq, command: cmd };
     const until = performance.now() + RESEND_MS;
     for (let attempt = 0; ; attempt++) {
       const r = await exec(envelope).catch(() => failed);
-      if (r.ok || !NO_ANSWER.has(r.errno) || this.session.stopped || performance.now() >= until) return r;
+      if (r.ok || (!r.noAnswer && !NO_ANSWER.has(r.errno)) || this.session.stopped || performance.now() >= until) return r;
       this.counters.resent++;
       await new Promise((resolve) => setTimeout(resolve, Math.min(RESEND_BACKOFF_MAX_MS, 50 * 2 ** attempt)));
     }

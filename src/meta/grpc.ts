@@ -82,15 +82,19 @@ function unimplemented(details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code: grpc.status.UNIMPLEMENTED, details, metadata: new grpc.Metadata() });
 }
 
+function unavailable(details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code: grpc.status.UNAVAILABLE, details, metadata: new grpc.Metadata() });
+}
+
 function invalid(details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code: grpc.status.INVALID_ARGUMENT, details, metadata: new grpc.Metadata() });
 }
 
-/** Runs an async handler and answers its callback, turning a thrown bug into INTERNAL. */
+/** Runs an async handler and answers its callback, turning a thrown bug into INTERNAL (a thrown status stays itself). */
 function serve<T>(cb: Callback<T>, run: () => Promise<T>): void {
   run().then(
     (v) => cb(null, v),
-    (e: unknown) => cb(internal(e)),
+    (e: unknown) => cb(e instanceof Error && e.message.length > 0 && typeof (e as Partial<grpc.ServiceError>).code === 'number' && (e as Partial<grpc.ServiceError>).metadata instanceof grpc.Metadata ? (e as grpc.ServiceError) : internal(e)),
   );
 }
 
@@ -232,6 +236,9 @@ export async function registerMetaService(
       serve(cb, async () => {
         const { clientId, seq } = call.request;
         const r = clientId ? await backend.executeEnvelope({ clientId, seq, command }) : await backend.execute(command);
+        // This server could not get an answer (it is stopping): UNAVAILABLE, so the caller
+        // fails over and retries under the same seq instead of taking EIO for an answer.
+        if (!r.ok && r.noAnswer) throw unavailable('no answer from the leader (this daemon is stopping)');
         return commandReply(command, r);
       });
     },
@@ -446,7 +453,7 @@ export class MetaClient implements MetaApi {
       return { ok: true, value: await this.call(fn) };
     } catch (e) {
       const code = (e as grpc.ServiceError).code;
-      return { ok: false, errno: code === grpc.status.DEADLINE_EXCEEDED ? Errno.ETIMEDOUT : Errno.EIO };
+      return { ok: false, errno: code === grpc.status.DEADLINE_EXCEEDED ? Errno.ETIMEDOUT : Errno.EIO, noAnswer: true };
     }
   }
 

@@ -145,8 +145,12 @@ export const XATTR_COUNT_MAX = 4096;
  * A value or an errno. A namespace command's result may also carry `dirs`: the
  * directories it changed (entries added or removed, attributes set), as they are right
  * after it, so a client can answer the kernel's next getattr of them without asking.
+ * `noAnswer`: the call got no answer from the server it went to (the connection failed or
+ * the deadline passed), so the command may or may not have applied. An errno without it is
+ * the server's answer (e.g. EIO when the leader refuses writes): retrying elsewhere will not
+ * change it.
  */
-export type Result<T> = { ok: true; value: T; dirs?: Attr[] } | { ok: false; errno: number };
+export type Result<T> = { ok: true; value: T; dirs?: Attr[] } | { ok: false; errno: number; noAnswer?: true };
 
 // ---- commands: every namespace mutation, applied deterministically --------------------
 
