@@ -31,6 +31,7 @@ import { realClock } from '../cluster/raft/clock.js';
 import { nodeLogFs } from '../cluster/raft/log-fs.js';
 import { TestFaults } from './test-faults.js';
 import { loadEnvelopeCodec } from '../meta/envelope-codec.js';
+import { CommandForwarder } from './forward.js';
 import { NotLeader, ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
 import { SessionHub } from './session-hub.js';
 import { LeaderRouter } from './leader-router.js';
@@ -203,6 +204,7 @@ interface Parts {
   logStore?: LogStore;
   driver?: RaftDriver;
   router?: LeaderRouter;
+  forwarder?: CommandForwarder;
   dataPlane?: ClusterDataPlane;
   leaderClient?: LeaderClient;
   replicated?: ReplicatedMeta;
@@ -450,12 +452,14 @@ export class Daemon {
     await registerChunkService(server, chunks, { logger: this.log });
 
     let driver: RaftDriver | null = null;
+    let forwarder: CommandForwarder | null = null;
     // Raft's framed transport (decision 0009); its connections arrive on the gRPC port
     // through the PortMux bound below, so a member's one replicated address serves both.
     const transport = new TcpTransport({
       selfId: this.nodeId,
       peers: membership.peers(),
       onMessage: (m) => driver?.receive(m),
+      onApp: (from, payload) => forwarder?.onApp(from, payload),
       logger: this.log,
     });
     this.parts.transport = transport;
@@ -468,7 +472,10 @@ export class Daemon {
       fresh && !joining ? { voters: [...hints.keys()], learners: [] } : null,
     );
     this.parts.driver = driver;
-    transport.onUnreachable((p) => driver?.reportUnreachable(p));
+    transport.onUnreachable((p) => {
+      driver?.reportUnreachable(p);
+      forwarder?.peerUnreachable(p);
+    });
     transport.onSnapshotDone((p, ok) => driver?.reportSnapshot(p, ok));
     driver.onLeaderChange((leader) => this.log.info({ leader }, 'raft leader changed'));
     driver.onConfChange((cc, conf) => {
@@ -515,6 +522,10 @@ export class Daemon {
     this.parts.replicated = replicated;
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
+    // A follower's commands reach the leader over the Raft transport, not gRPC (forward.ts).
+    forwarder = new CommandForwarder(transport, replicated, codec, this.log);
+    this.parts.forwarder = forwarder;
+    router.useForwarder(forwarder);
     // The chunk servers as the leader sees them (heartbeats); a follower forwards.
     const leaderClient = new LeaderClient(
       () => (driver.leaderId ? (members.get(driver.leaderId) ?? null) : null),
@@ -1015,6 +1026,9 @@ export class Daemon {
             log: this.parts.logStore?.stats(),
             transport: this.parts.transport?.stats(),
             listener: this.parts.mux?.stats(),
+            // Commands this node sent to the leader (forwarded, answered, unanswered) and served as leader.
+            forwarding: this.parts.forwarder?.counters,
+            router: this.parts.router?.counters,
           }
         : null,
       gc: this.parts.gc?.stats() ?? null,
@@ -1053,6 +1067,7 @@ export class Daemon {
     if (p.chores) await p.chores.stop();
     if (p.driver) await p.driver.stop();
     p.router?.close();
+    p.forwarder?.close();
     p.hub?.close();
     p.dataPlane?.close();
     p.transport?.close();

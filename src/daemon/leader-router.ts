@@ -12,6 +12,7 @@ import { Errno } from '../meta/types.js';
 import { ClientLanes } from '../meta/client-lanes.js';
 import type { NodeId } from '../cluster/raft/types.js';
 import { NotLeader, type ReplicatedMeta } from './replicated-meta.js';
+import type { CommandForwarder } from './forward.js';
 
 export interface RouterOptions {
   /** How long a call keeps trying to find a leader that answers. */
@@ -24,6 +25,8 @@ export const DEFAULT_ROUTER_OPTIONS: RouterOptions = { deadlineMs: 20_000, forwa
 
 type Local<T> = () => Promise<Result<T> | NotLeader>;
 type Remote<T> = (c: MetaClient) => Promise<Result<T>>;
+/** Another way to the leader than its MetaClient (a forwarded command). */
+type Direct<T> = (leader: NodeId) => Promise<Result<T>>;
 
 export class LeaderRouter implements MetaBackend {
   private readonly clients = new Map<NodeId, Promise<MetaClient>>();
@@ -31,6 +34,7 @@ export class LeaderRouter implements MetaBackend {
   private readonly lanes = new ClientLanes(this.clientId);
   /** Set by close() (daemon stop): calls still looking for a leader give up with EIO. */
   private closed = false;
+  private forwarder: CommandForwarder | null = null;
   readonly counters = { forwarded: 0, retries: 0, noLeaderWaits: 0 };
 
   constructor(
@@ -63,7 +67,7 @@ export class LeaderRouter implements MetaBackend {
    * `eioAnswers`: an EIO the leader replied is its answer (a command it refused, decision
    * 0014); for reads an EIO reply still means "look again" (a leader on its way down).
    */
-  private async route<T>(local: Local<T>, remote: Remote<T>, eioAnswers = false): Promise<Result<T>> {
+  private async route<T>(local: Local<T>, remote: Remote<T>, eioAnswers = false, direct?: Direct<T>): Promise<Result<T>> {
     const end = Date.now() + this.opts.deadlineMs;
     let delay = 20;
     for (let attempt = 0; ; attempt++) {
@@ -71,10 +75,10 @@ export class LeaderRouter implements MetaBackend {
       if (!(r instanceof NotLeader)) return r;
       const leader = r.leader;
       if (leader && leader !== this.selfId) {
-        const c = this.client(leader);
-        if (c) {
+        const c = direct ? null : this.client(leader);
+        if (direct || c) {
           this.counters.forwarded++;
-          const out = await remote(await c);
+          const out = direct ? await direct(leader) : await remote(await c!);
           // No answer (it may have died): look again; EAGAIN means it is no longer leader.
           // Anything else is the answer.
           if (out.ok) return out;
@@ -187,11 +191,24 @@ export class LeaderRouter implements MetaBackend {
     );
   }
   executeEnvelope(envelope: Envelope): Promise<Result<unknown>> {
+    const forwarder = this.forwarder;
     return this.route(
       () => this.local.executeEnvelopeR(envelope),
       (c) => c.executeEnvelope(envelope),
       true,
+      forwarder
+        ? async (leader) => {
+            const r = await forwarder.forward(leader, envelope);
+            // The leader we asked does not lead (any more): looked for again, as EAGAIN over gRPC.
+            return r instanceof NotLeader ? { ok: false, errno: Errno.EAGAIN } : r;
+          }
+        : undefined,
     );
+  }
+
+  /** Commands go to the leader through `f` (the Raft transport) instead of gRPC. */
+  useForwarder(f: CommandForwarder): void {
+    this.forwarder = f;
   }
   execute<C extends Command>(command: C): Promise<Result<CommandValues[C['op']]>> {
     // One command in flight per client id (see ClientLanes): retries after a leader change

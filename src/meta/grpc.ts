@@ -9,7 +9,6 @@ import type { SessionUp__Output } from './gen/dfs/meta/SessionUp.js';
 import type { SessionDown, SessionDown__Output } from './gen/dfs/meta/SessionDown.js';
 import type { ProtoGrpcType } from './gen/meta.js';
 import type { MetaClient as MetaStub, MetaHandlers } from './gen/dfs/meta/Meta.js';
-import type { CommandReply } from './gen/dfs/meta/CommandReply.js';
 import type { AttrReply__Output } from './gen/dfs/meta/AttrReply.js';
 import type { ReaddirReply__Output } from './gen/dfs/meta/ReaddirReply.js';
 import type { ReadlinkReply__Output } from './gen/dfs/meta/ReadlinkReply.js';
@@ -34,7 +33,7 @@ import type { SessionsReply, SessionsReply__Output } from './gen/dfs/meta/Sessio
 import type { Attr, ChunkRef, Command, CommandValues, Envelope, Ino, Result, StatFs } from './types.js';
 import { Errno } from './types.js';
 import { ClientLanes } from './client-lanes.js';
-import { attrFromWire, attrToWire, bytes, chunkFromWire, chunkToWire, commandFromWire, commandToWire, str } from './wire.js';
+import { attrFromWire, attrToWire, bytes, chunkFromWire, chunkToWire, commandFromWire, commandReply, commandToWire, resultOfReply, str } from './wire.js';
 
 type MetaPackage = ProtoGrpcType['dfs']['meta'];
 let metaPackagePromise: Promise<MetaPackage> | undefined;
@@ -96,39 +95,6 @@ function serve<T>(cb: Callback<T>, run: () => Promise<T>): void {
     (v) => cb(null, v),
     (e: unknown) => cb(e instanceof Error && e.message.length > 0 && typeof (e as Partial<grpc.ServiceError>).code === 'number' && (e as Partial<grpc.ServiceError>).metadata instanceof grpc.Metadata ? (e as grpc.ServiceError) : internal(e)),
   );
-}
-
-function commandReply(command: Command, r: Result<unknown>): CommandReply {
-  if (!r.ok) return { errno: r.errno };
-  const dirs = r.dirs?.map(attrToWire) ?? [];
-  if (command.op === 'allocChunkIds') return { errno: 0, firstChunkId: (r.value as CommandValues['allocChunkIds']).first, dirs };
-  if (command.op === 'allocInodes') {
-    const v = r.value as CommandValues['allocInodes'];
-    return { errno: 0, firstIno: v.first, chunkSizeBytes: v.chunkSizeBytes, dirs };
-  }
-  if (command.op === 'handles') return { errno: 0, skipped: (r.value as CommandValues['handles']).skipped, dirs };
-  if (command.op === 'batch') {
-    const v = r.value as CommandValues['batch'];
-    return { errno: 0, batch: { applied: v.applied, errno: v.errno, last: v.last ? attrToWire(v.last) : null }, dirs };
-  }
-  if (r.value === null) return { errno: 0, none: true, dirs };
-  return { errno: 0, attr: attrToWire(r.value as Attr), dirs };
-}
-
-/** The client's side of commandReply. */
-function resultOfReply(v: CommandReply__Output): Result<unknown> {
-  if (v.errno) return { ok: false, errno: v.errno };
-  let value: unknown = null;
-  if (v.value === 'attr') value = attrFromWire(v.attr);
-  else if (v.value === 'firstChunkId') value = { first: v.firstChunkId };
-  else if (v.value === 'skipped') value = { skipped: v.skipped };
-  else if (v.value === 'firstIno') value = { first: v.firstIno, chunkSizeBytes: v.chunkSizeBytes };
-  else if (v.value === 'batch') {
-    const b = v.batch;
-    value = b?.last ? { applied: b.applied, errno: b.errno, last: attrFromWire(b.last) } : { applied: b?.applied ?? 0, errno: b?.errno ?? 0 };
-  }
-  if (v.dirs.length === 0) return { ok: true, value };
-  return { ok: true, value, dirs: v.dirs.map(attrFromWire) };
 }
 
 /** One session stream: the first message names the session, every message renews it. */

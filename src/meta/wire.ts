@@ -7,7 +7,8 @@ import type { Layout as PLayout, Layout__Output as PLayoutOut } from './gen/dfs/
 import type { SetAttrFields as PSet, SetAttrFields__Output as PSetOut } from './gen/dfs/meta/SetAttrFields.js';
 import type { Timespec as PTimespec, Timespec__Output as PTimespecOut } from './gen/dfs/meta/Timespec.js';
 import type { Caller__Output as PCallerOut } from './gen/dfs/meta/Caller.js';
-import type { Attr, ChunkRef, Command, DelegatedIno, Layout, NodeState, SetAttrFields, Timespec } from './types.js';
+import type { CommandReply, CommandReply__Output } from './gen/dfs/meta/CommandReply.js';
+import type { Attr, ChunkRef, Command, CommandValues, DelegatedIno, Layout, NodeState, Result, SetAttrFields, Timespec } from './types.js';
 
 export const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
 export const str = (b: Buffer | null | undefined): string => (b ? b.toString('latin1') : '');
@@ -339,4 +340,38 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
     default:
       return null;
   }
+}
+
+/** A command's result as the Execute RPC (and a forwarded command, src/daemon/forward.ts) answers it. */
+export function commandReply(command: Command, r: Result<unknown>): CommandReply {
+  if (!r.ok) return { errno: r.errno };
+  const dirs = r.dirs?.map(attrToWire) ?? [];
+  if (command.op === 'allocChunkIds') return { errno: 0, firstChunkId: (r.value as CommandValues['allocChunkIds']).first, dirs };
+  if (command.op === 'allocInodes') {
+    const v = r.value as CommandValues['allocInodes'];
+    return { errno: 0, firstIno: v.first, chunkSizeBytes: v.chunkSizeBytes, dirs };
+  }
+  if (command.op === 'handles') return { errno: 0, skipped: (r.value as CommandValues['handles']).skipped, dirs };
+  if (command.op === 'batch') {
+    const v = r.value as CommandValues['batch'];
+    return { errno: 0, batch: { applied: v.applied, errno: v.errno, last: v.last ? attrToWire(v.last) : null }, dirs };
+  }
+  if (r.value === null) return { errno: 0, none: true, dirs };
+  return { errno: 0, attr: attrToWire(r.value as Attr), dirs };
+}
+
+/** The client's side of commandReply. */
+export function resultOfReply(v: CommandReply__Output): Result<unknown> {
+  if (v.errno) return { ok: false, errno: v.errno };
+  let value: unknown = null;
+  if (v.value === 'attr') value = attrFromWire(v.attr);
+  else if (v.value === 'firstChunkId') value = { first: v.firstChunkId };
+  else if (v.value === 'skipped') value = { skipped: v.skipped };
+  else if (v.value === 'firstIno') value = { first: v.firstIno, chunkSizeBytes: v.chunkSizeBytes };
+  else if (v.value === 'batch') {
+    const b = v.batch;
+    value = b?.last ? { applied: b.applied, errno: b.errno, last: attrFromWire(b.last) } : { applied: b?.applied ?? 0, errno: b?.errno ?? 0 };
+  }
+  if (v.dirs.length === 0) return { ok: true, value };
+  return { ok: true, value, dirs: v.dirs.map(attrFromWire) };
 }

@@ -102,6 +102,8 @@ export interface TcpTransportOptions {
   peers: Map<NodeId, string>;
   /** Called with each message for this node, in arrival order per sender. */
   onMessage: (m: Message) => void;
+  /** Called with each App frame's payload for this node (a copy), in arrival order per sender. */
+  onApp?: (from: NodeId, payload: Buffer) => void;
   logger?: Logger;
   /** Cluster secret; shorthand for `security: tokenSecurity(authToken)`. */
   authToken?: string;
@@ -125,8 +127,10 @@ export function splitAddress(address: string, opts: { allowAnyPort?: boolean } =
 
 // ---- the sending side: one link per peer ----
 
+/** A Raft message, or (message null) an App frame already encoded. */
 interface Queued {
-  message: Message;
+  message: Message | null;
+  app: Buffer | null;
   /** Exact encoded size. */
   bytes: number;
 }
@@ -257,11 +261,20 @@ class PeerLink {
       this.ctx.reportUnreachable(this.peer);
       return;
     }
-    this.queue.push({ message, bytes });
+    this.queue.push({ message, app: null, bytes });
     this.queuedBytes += bytes;
     const { maxQueuedMessages, maxQueuedBytes } = this.ctx.limits;
     if (this.queue.length > maxQueuedMessages || this.queuedBytes > maxQueuedBytes) this.shed();
     this.scheduleFlush();
+  }
+
+  /** An App frame, sent in order with the messages; shed first when the queue overflows (its sender times out). */
+  enqueueApp(frame: Buffer): void {
+    this.queue.push({ message: null, app: frame, bytes: frame.length });
+    this.queuedBytes += frame.length;
+    const { maxQueuedMessages, maxQueuedBytes } = this.ctx.limits;
+    if (this.queue.length > maxQueuedMessages || this.queuedBytes > maxQueuedBytes) this.shed();
+    this.flushNow();
   }
 
   /**
@@ -276,7 +289,7 @@ class PeerLink {
     let dropped = 0;
     const kept: Queued[] = [];
     for (const q of this.queue) {
-      if ((excessMessages > 0 || excessBytes > 0) && SHEDDABLE.has(q.message.type)) {
+      if ((excessMessages > 0 || excessBytes > 0) && (q.message === null || SHEDDABLE.has(q.message.type))) {
         excessMessages--;
         excessBytes -= q.bytes;
         this.queuedBytes -= q.bytes;
@@ -329,9 +342,18 @@ class PeerLink {
     // Frames beyond one maxBatchBytes batch still go in the same socket write.
     conn.socket.cork();
     while (this.queue.length > 0 && this.outstandingWrites < maxOutstandingWrites) {
+      const app = this.queue[0].app;
+      if (app !== null) {
+        this.queue.shift();
+        this.queuedBytes -= app.length;
+        this.outstandingWrites++;
+        this.ctx.stats.appFramesSent++;
+        conn.write(app, () => this.onWritten(conn));
+        continue;
+      }
       let n = 0;
       let bytes = 0;
-      while (n < this.queue.length && (n === 0 || bytes + this.queue[n].bytes <= maxBatchBytes)) {
+      while (n < this.queue.length && this.queue[n].app === null && (n === 0 || bytes + this.queue[n].bytes <= maxBatchBytes)) {
         bytes += this.queue[n].bytes;
         n++;
       }
@@ -339,7 +361,7 @@ class PeerLink {
       this.queue = n === this.queue.length ? [] : this.queue.slice(n);
       this.queuedBytes -= bytes;
       const frame = encodeBatchFrame(
-        taken.map((q) => q.message),
+        taken.map((q) => q.message as Message),
         bytes,
       );
       this.outstandingWrites++;
@@ -631,6 +653,10 @@ class Inbound {
       case FrameType.Batch:
         if (this.hello.purpose !== ConnectionPurpose.Messages) throw new WireError('batch on a snapshot connection');
         return this.onBatch(f.payload);
+      case FrameType.App:
+        if (this.hello.purpose !== ConnectionPurpose.Messages) throw new WireError('app frame on a snapshot connection');
+        this.ctx.stats.appFramesReceived++;
+        return this.t.deliverApp(this.hello.nodeId, Buffer.from(f.payload));
       case FrameType.SnapshotHeader:
         if (this.hello.purpose !== ConnectionPurpose.Snapshot) throw new WireError('snapshot on a messages connection');
         return this.onSnapshotHeader(f.payload);
@@ -766,6 +792,7 @@ export class TcpTransport {
   private readonly logger: Logger;
   private readonly limits: TcpTransportLimits;
   private readonly onMessageCb: (m: Message) => void;
+  private readonly onAppCb: ((from: NodeId, payload: Buffer) => void) | null;
   private readonly links = new Map<NodeId, PeerLink>();
   private peers: Map<NodeId, string>;
   private readonly unreachableListeners: Array<(peer: NodeId) => void> = [];
@@ -785,6 +812,8 @@ export class TcpTransport {
     snapshotsReceived: 0,
     authRejected: 0,
     invalidRejected: 0,
+    appFramesSent: 0,
+    appFramesReceived: 0,
   };
   private closed = false;
 
@@ -793,6 +822,7 @@ export class TcpTransport {
     this.peers = new Map(opts.peers);
     this.peers.delete(this.selfId);
     this.onMessageCb = opts.onMessage;
+    this.onAppCb = opts.onApp ?? null;
     this.logger = (opts.logger ?? pino({ level: 'silent' })).child({ module: 'raft-tcp-transport', self: opts.selfId });
     this.limits = { ...DEFAULT_TCP_TRANSPORT_LIMITS, ...opts.limits };
     assert(this.limits.maxBatchBytes + 4 <= this.limits.maxFrameBytes, 'maxBatchBytes must fit in maxFrameBytes');
@@ -909,6 +939,32 @@ export class TcpTransport {
   releaseSnapshotBytes(n: number): void {
     this.inflightSnapshotBytes -= n;
     assert(this.inflightSnapshotBytes >= 0, 'snapshot reservations below zero');
+  }
+
+  /**
+   * Queues an App frame for `peer` (written at once, in order with Raft messages). False
+   * when it cannot be sent (no address, closed): the caller answers its waiter itself.
+   * Delivery is not promised: a connection that fails loses what it had queued.
+   */
+  sendApp(peer: NodeId, payload: Buffer): boolean {
+    if (this.closed || peer === this.selfId) return false;
+    const link = this.linkFor(peer);
+    if (!link) return false;
+    if (payload.length + FRAME_HEADER_BYTES > this.limits.maxFrameBytes) return false;
+    link.enqueueApp(encodeFrame(FrameType.App, payload));
+    return true;
+  }
+
+  /** @internal */
+  deliverApp(from: NodeId, payload: Buffer): void {
+    if (this.closed || !this.onAppCb) return;
+    try {
+      this.onAppCb(from, payload);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
   }
 
   /** @internal */

@@ -131,6 +131,9 @@ export interface TransportStats {
   authRejected: number;
   /** Incoming streams failed for a malformed message. */
   invalidRejected: number;
+  /** App frames (services beside Raft, TcpTransport only) written and received. */
+  appFramesSent: number;
+  appFramesReceived: number;
 }
 
 type RaftPackage = ProtoGrpcType['dfs']['raft'];
@@ -627,6 +630,8 @@ export class GrpcTransport {
     snapshotsReceived: 0,
     authRejected: 0,
     invalidRejected: 0,
+    appFramesSent: 0,
+    appFramesReceived: 0,
   };
   private closed = false;
 

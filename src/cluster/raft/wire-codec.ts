@@ -46,6 +46,12 @@ export const enum FrameType {
   /** Sender -> receiver keepalive, answered by Pong (empty payloads). */
   Ping = 8,
   Pong = 9,
+  /**
+   * Sender -> receiver on a messages connection: an opaque payload for the node's own
+   * services beside Raft (a follower's command forwarded to the leader and its answer,
+   * src/daemon/forward.ts), in order with the Batch frames around it.
+   */
+  App = 10,
 }
 
 export const enum ConnectionPurpose {
