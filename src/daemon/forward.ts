@@ -27,6 +27,7 @@ const NOT_LEADER = 1;
 /** What a forward needs of the transport (TcpTransport.sendApp). */
 export interface AppSender {
   sendApp(peer: NodeId, payload: Buffer): boolean;
+  canSendApp(peer: NodeId): boolean;
 }
 
 /** What runs a forwarded command on the leader (ReplicatedMeta). */
@@ -58,6 +59,11 @@ export class CommandForwarder {
     private readonly log: Logger,
     private readonly deadlineMs = FORWARD_DEADLINE_MS,
   ) {}
+
+  /** Whether `leader` takes forwarded commands now (connected, and of a version that has them); else use gRPC. */
+  reaches(leader: NodeId): boolean {
+    return !this.closed && this.transport.canSendApp(leader);
+  }
 
   /** Sends `envelope` to `leader`: its answer, NotLeader (with who leads, if it knows), or a failure without answer. */
   forward(leader: NodeId, envelope: Envelope): Promise<Result<unknown> | NotLeader> {

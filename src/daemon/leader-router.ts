@@ -25,8 +25,8 @@ export const DEFAULT_ROUTER_OPTIONS: RouterOptions = { deadlineMs: 20_000, forwa
 
 type Local<T> = () => Promise<Result<T> | NotLeader>;
 type Remote<T> = (c: MetaClient) => Promise<Result<T>>;
-/** Another way to the leader than its MetaClient (a forwarded command). */
-type Direct<T> = (leader: NodeId) => Promise<Result<T>>;
+/** Another way to the leader than its MetaClient (a forwarded command), or null when there is none now. */
+type Direct<T> = (leader: NodeId) => (() => Promise<Result<T>>) | null;
 
 export class LeaderRouter implements MetaBackend {
   private readonly clients = new Map<NodeId, Promise<MetaClient>>();
@@ -75,10 +75,11 @@ export class LeaderRouter implements MetaBackend {
       if (!(r instanceof NotLeader)) return r;
       const leader = r.leader;
       if (leader && leader !== this.selfId) {
-        const c = direct ? null : this.client(leader);
-        if (direct || c) {
+        const way = direct?.(leader) ?? null;
+        const c = way ? null : this.client(leader);
+        if (way || c) {
           this.counters.forwarded++;
-          const out = direct ? await direct(leader) : await remote(await c!);
+          const out = way ? await way() : await remote(await c!);
           // No answer (it may have died): look again; EAGAIN means it is no longer leader.
           // Anything else is the answer.
           if (out.ok) return out;
@@ -197,11 +198,14 @@ export class LeaderRouter implements MetaBackend {
       (c) => c.executeEnvelope(envelope),
       true,
       forwarder
-        ? async (leader) => {
-            const r = await forwarder.forward(leader, envelope);
-            // The leader we asked does not lead (any more): looked for again, as EAGAIN over gRPC.
-            return r instanceof NotLeader ? { ok: false, errno: Errno.EAGAIN } : r;
-          }
+        ? (leader) =>
+            forwarder.reaches(leader)
+              ? async () => {
+                  const r = await forwarder.forward(leader, envelope);
+                  // The leader we asked does not lead (any more): looked for again, as EAGAIN over gRPC.
+                  return r instanceof NotLeader ? { ok: false, errno: Errno.EAGAIN } : r;
+                }
+              : null
         : undefined,
     );
   }

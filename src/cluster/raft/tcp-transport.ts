@@ -24,6 +24,7 @@ import {
   encodeBatchFrame,
   encodedMessageBytes,
   encodeError,
+  ACCEPT_FEATURE_APP,
   encodeFrame,
   encodeHello,
   encodeSnapshotHeader,
@@ -228,6 +229,8 @@ class PeerLink {
   private conn: Outbound | null = null;
   /** The peer accepted the current connection's hello. */
   private accepted = false;
+  /** Its Accept said it takes App frames (kept across reconnects: the last one seen). */
+  peerTakesApp = false;
   private outstandingWrites = 0;
   private flushHandle: NodeJS.Immediate | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -422,6 +425,7 @@ class PeerLink {
     if (!conn || conn !== this.conn) return;
     if (f.type === FrameType.Accept && !this.accepted) {
       this.accepted = true;
+      this.peerTakesApp = f.payload.length > 0 && (f.payload[0] & ACCEPT_FEATURE_APP) !== 0;
       this.backoffMs = this.ctx.limits.reconnectBackoffMinMs;
       if (this.failures > 0) this.ctx.logger.info({ peer: this.peer, address: this.address, failures: this.failures }, 'raft connection re-established');
       this.failures = 0;
@@ -681,7 +685,7 @@ class Inbound {
     }
     this.hello = hello;
     this.decoder.setMaxFrameBytes(this.ctx.limits.maxFrameBytes);
-    this.socket.write(encodeFrame(FrameType.Accept));
+    this.socket.write(encodeFrame(FrameType.Accept, Buffer.from([ACCEPT_FEATURE_APP])));
   }
 
   private check(m: Message): void {
@@ -953,6 +957,15 @@ export class TcpTransport {
     if (payload.length + FRAME_HEADER_BYTES > this.limits.maxFrameBytes) return false;
     link.enqueueApp(encodeFrame(FrameType.App, payload));
     return true;
+  }
+
+  /**
+   * Whether App frames to `peer` would be taken: its last Accept on our connection said so.
+   * False before the first connection and for a peer of an older version (the caller uses
+   * another way).
+   */
+  canSendApp(peer: NodeId): boolean {
+    return !this.closed && (this.links.get(peer)?.peerTakesApp ?? false);
   }
 
   /** @internal */

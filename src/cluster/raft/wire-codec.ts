@@ -31,7 +31,11 @@ export const MAX_WIRE_STRING_BYTES = 255;
 export const enum FrameType {
   /** Sender -> receiver, first frame: who we are, what for, and the credentials. */
   Hello = 1,
-  /** Receiver -> sender: hello accepted; frames may flow. */
+  /**
+   * Receiver -> sender: hello accepted; frames may flow. Payload: u8 feature bits
+   * (ACCEPT_FEATURE_*), empty from a receiver that has none; senders ignore bits they do
+   * not know.
+   */
   Accept = 2,
   /** Sender -> receiver: u32 count + that many Messages (no MsgSnap). */
   Batch = 3,
@@ -53,6 +57,9 @@ export const enum FrameType {
    */
   App = 10,
 }
+
+/** Accept feature bit: this receiver takes App frames (an older one would refuse the connection). */
+export const ACCEPT_FEATURE_APP = 1;
 
 export const enum ConnectionPurpose {
   Messages = 1,

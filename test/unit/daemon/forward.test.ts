@@ -2,12 +2,14 @@
 // (src/daemon/forward.ts): two real TcpTransports behind PortMux listeners on 127.0.0.1,
 // the leader's side a stand-in executor (the forwarder's contract is the bytes between
 // them; ReplicatedMeta itself is exercised by the integration tests).
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PortMux } from '../../../src/cluster/raft/port-mux.js';
 import { TcpTransport } from '../../../src/cluster/raft/tcp-transport.js';
 import { EntryType, type Message, type NodeId } from '../../../src/cluster/raft/types.js';
+import { encodeFrame, FrameDecoder, FrameType, PREAMBLE } from '../../../src/cluster/raft/wire-codec.js';
 import { CommandForwarder, type EnvelopeExecutor } from '../../../src/daemon/forward.js';
 import { NotLeader } from '../../../src/daemon/replicated-meta.js';
 import { loadEnvelopeCodec } from '../../../src/meta/envelope-codec.js';
@@ -91,6 +93,40 @@ describe('App frames', () => {
     expect(b.received.map((m) => m.index)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(a.transport.stats().appFramesSent).toBe(20);
     expect(b.transport.stats().appFramesReceived).toBe(20);
+  });
+
+  it('go only to a peer whose Accept said it takes them (an older daemon would refuse the connection)', async () => {
+    const [a, b] = await pair();
+    expect(a.transport.canSendApp(b.id)).toBe(false); // not connected yet: nothing known
+    a.transport.send([{ type: 'MsgHeartbeat', from: a.id, to: b.id, term: 1, index: 0, logTerm: 0, commit: 0, reject: false, rejectHint: 0, context: null, entries: [], snapshot: null }]);
+    await waitFor('the heartbeat', () => b.received.length === 1);
+    expect(a.transport.canSendApp(b.id)).toBe(true);
+    // A receiver of the version before App frames: its Accept has no payload.
+    const sockets: net.Socket[] = [];
+    const seen: FrameType[] = [];
+    const old = net.createServer((sock) => {
+      sockets.push(sock);
+      sock.on('error', () => undefined);
+      sock.write(encodeFrame(FrameType.Accept));
+      const decoder = new FrameDecoder(1024 * 1024);
+      let preamble = PREAMBLE.length;
+      sock.on('data', (chunk: Buffer) => {
+        const skip = Math.min(preamble, chunk.length);
+        preamble -= skip;
+        decoder.push(chunk.subarray(skip));
+        for (let f = decoder.next(); f; f = decoder.next()) seen.push(f.type);
+      });
+    });
+    await new Promise<void>((r) => old.listen(0, '127.0.0.1', r));
+    cleanups.push(async () => {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((r) => old.close(r));
+    });
+    a.transport.setPeers(new Map([['old', `127.0.0.1:${(old.address() as net.AddressInfo).port}`]]));
+    a.transport.send([{ type: 'MsgHeartbeat', from: a.id, to: 'old', term: 1, index: 0, logTerm: 0, commit: 0, reject: false, rejectHint: 0, context: null, entries: [], snapshot: null }]);
+    // A sender writes a Batch only once it has taken the Accept: then its features are known.
+    await waitFor('a batch at the old receiver', () => seen.includes(FrameType.Batch));
+    expect(a.transport.canSendApp('old')).toBe(false);
   });
 
   it('cannot go to a node without an address or to ourselves', async () => {
