@@ -56,6 +56,8 @@ export function registerDaemon(program: Command): void {
     .option('--inventory-interval <duration>', 'pause between orphan-GC passes over this node\'s chunks (default 10m; 0 = off)')
     .option('--scrub-rate <MBps>', 'MB/s of background checksum verification (default 8; 0 = off)')
     .option('--scrub-pause <duration>', 'pause between scrub passes (default 10m)')
+    .option('--session-idle <duration>', 'a mount not heard from this long has its open handles closed (an unlinked file it held is reclaimed; default 5m)')
+    .option('--client-idle <duration>', 'a client not heard from this long loses its retry (dedup) record (default 10m)')
     .option('--join <addrs>', 'join an existing cluster through any of its members (host:port,...); then run `dfs cluster add-member`')
     .option('--raft-tick <ms>', 'Raft tick length (elections take 10-20 ticks)')
     .option('--raft-snapshot-every <n>', 'take a Raft snapshot and compact the log every N applied entries (default 20000)')
@@ -81,6 +83,8 @@ export function registerDaemon(program: Command): void {
         inventoryInterval?: string;
         scrubRate?: string;
         scrubPause?: string;
+        sessionIdle?: string;
+        clientIdle?: string;
         raftTick?: string;
         raftSnapshotEvery?: string;
       }) => {
@@ -105,6 +109,8 @@ export function registerDaemon(program: Command): void {
           inventoryIntervalMs: o.inventoryInterval,
           scrubMBps: o.scrubRate,
           scrubPauseMs: o.scrubPause,
+          sessionIdleMs: o.sessionIdle,
+          clientIdleMs: o.clientIdle,
           raftTickMs: o.raftTick,
           raftSnapshotEvery: o.raftSnapshotEvery,
         },

@@ -71,6 +71,10 @@ export interface DaemonConfig {
   scrubMBps: number;
   /** Pause between scrub passes. */
   scrubPauseMs: number;
+  /** A client session the leader has not heard from this long has its open handles and inode ranges closed. */
+  sessionIdleMs: number;
+  /** A client id the leader has not seen in a command this long loses its dedup record. */
+  clientIdleMs: number;
 }
 
 const KEYS: Array<keyof DaemonConfig> = [
@@ -97,6 +101,8 @@ const KEYS: Array<keyof DaemonConfig> = [
   'reserveBytes',
   'repairRateMBps',
   'orphanGraceMs',
+  'sessionIdleMs',
+  'clientIdleMs',
   'inventoryIntervalMs',
   'scrubMBps',
   'scrubPauseMs',
@@ -291,5 +297,8 @@ export function validateConfig(raw: RawConfig, mode: 'server' | 'client'): Daemo
     inventoryIntervalMs: duration(raw, 'inventoryIntervalMs', 'inventoryInterval (--inventory-interval)', 600_000, 0),
     scrubMBps: num(raw, 'scrubMBps', 8, 0, 100_000),
     scrubPauseMs: duration(raw, 'scrubPauseMs', 'scrubPause (--scrub-pause)', 600_000, 0),
+    // Both well above how long any client resends one command (≤ 2 min).
+    sessionIdleMs: duration(raw, 'sessionIdleMs', 'sessionIdle (--session-idle)', 300_000, 5_000),
+    clientIdleMs: duration(raw, 'clientIdleMs', 'clientIdle (--client-idle)', 600_000, 5_000),
   };
 }

@@ -34,6 +34,7 @@ import { loadEnvelopeCodec } from '../meta/envelope-codec.js';
 import { CommandForwarder } from './forward.js';
 import { NotLeader, ReplicatedMeta, metaStateMachine } from './replicated-meta.js';
 import { SessionHub } from './session-hub.js';
+import { DEFAULT_JANITOR_TIMINGS, SessionJanitor } from './session-janitor.js';
 import { LeaderRouter } from './leader-router.js';
 import { RaftAdmin } from './raft-admin.js';
 import { prepareMountpoint, MountError } from '../fuse/mountpoint.js';
@@ -198,6 +199,7 @@ async function diskSpace(dir: string): Promise<{ totalBytes: number; freeBytes: 
 
 interface Parts {
   hub?: SessionHub;
+  janitor?: SessionJanitor;
   transport?: TcpTransport;
   /** The listener of `listen`: Raft connections to the transport, the rest to gRPC. */
   mux?: PortMux;
@@ -520,6 +522,24 @@ export class Daemon {
     };
     const replicated = new ReplicatedMeta(meta, driver, codec, this.nodeId, this.log, hub, admit);
     this.parts.replicated = replicated;
+    // What clients leave behind: handles and inode ranges of silent sessions, dedup records.
+    const janitor = new SessionJanitor(
+      {
+        isLeader: () => driver.leaderId === this.nodeId,
+        now: () => performance.now(),
+        lastRenewal: (session) => hub.lastRenewal(session),
+        sessionsHolding: (limit) => meta.sessionsHolding(limit),
+        scanClients: (cursor, limit) => meta.scanClients(cursor, limit),
+        propose: async (command) => {
+          const r = await replicated.executeEnvelopeR({ clientId: '', seq: 0, command });
+          return !(r instanceof NotLeader) && r.ok;
+        },
+        log: this.log,
+      },
+      { ...DEFAULT_JANITOR_TIMINGS, sessionIdleMs: cfg.sessionIdleMs, clientIdleMs: cfg.clientIdleMs, passMs: Math.min(DEFAULT_JANITOR_TIMINGS.passMs, Math.max(1_000, cfg.sessionIdleMs / 5)) },
+    );
+    this.parts.janitor = janitor;
+    replicated.onClientCommand = (id) => janitor.clientSeen(id);
     const router = new LeaderRouter(replicated, this.nodeId, () => members, this.log);
     this.parts.router = router;
     // A follower's commands reach the leader over the Raft transport, not gRPC (forward.ts).
@@ -1042,6 +1062,8 @@ export class Daemon {
           }
         : null,
       sessions: this.parts.hub ? { attached: this.parts.hub.attached, ...this.parts.hub.counters } : null,
+      // Handles of silent sessions closed, dedup records expired (session-janitor.ts).
+      janitor: this.parts.janitor ? { clientsRemembered: this.parts.janitor.remembered, ...this.parts.janitor.counters } : null,
     };
   }
 
@@ -1069,6 +1091,7 @@ export class Daemon {
     p.router?.close();
     p.forwarder?.close();
     p.hub?.close();
+    await p.janitor?.close();
     p.dataPlane?.close();
     p.transport?.close();
     if (p.logStore) await p.logStore.close();

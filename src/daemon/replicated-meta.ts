@@ -105,6 +105,9 @@ export class ReplicatedMeta {
     return g === 'leader' ? new NotLeader(this.driver.leaderId) : g;
   }
 
+  /** Called with the client id of every client command this leader executes (the session janitor's memory). */
+  onClientCommand: ((clientId: string) => void) | null = null;
+
   /** Commands refused before they were proposed: a voter below its reserve (ENOSPC), too few voters that can write (EIO). */
   readonly refusals = { noSpace: 0, noQuorum: 0 };
 
@@ -180,6 +183,7 @@ export class ReplicatedMeta {
 
   async executeEnvelopeR(envelope: Envelope): Promise<Result<unknown> | NotLeader> {
     if (!this.isLeader()) return new NotLeader(this.driver.leaderId);
+    if (envelope.clientId) this.onClientCommand?.(envelope.clientId);
     const refused = this.admit(envelope.command);
     if (refused !== null) {
       this.refusals[refused === Errno.ENOSPC ? 'noSpace' : 'noQuorum']++;

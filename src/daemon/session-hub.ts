@@ -95,6 +95,11 @@ export class SessionHub {
     });
   }
 
+  /** The last renewal of `session` this leader acknowledged (deps.now() ms), undefined when none since it leads. */
+  lastRenewal(session: string): number | undefined {
+    return this.acked.get(session);
+  }
+
   /** A session's stream opened on this node: its renewals, and its end (`close`). */
   attach(session: string, peer: SessionPeer): SessionLink {
     if (!this.deps.isLeader()) {

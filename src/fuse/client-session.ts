@@ -40,6 +40,12 @@ export class ClientSession {
   private isStopped = false;
   private readonly validWaiters = new Set<() => void>();
   readonly counters = { streams: 0, renewals: 0, acks: 0, recalls: 0 };
+  /**
+   * Called when renewals are acknowledged again after a gap (with how long validity had
+   * run out): the leader may have expired the session, or after a long gap closed its
+   * handles (src/daemon/session-janitor.ts), so the mount asserts them again.
+   */
+  onResume: ((gapMs: number) => void) | null = null;
 
   constructor(
     private readonly meta: MetaApi & Required<Pick<MetaApi, 'openSession'>>,
@@ -154,8 +160,10 @@ export class ClientSession {
     this.reconnectDelay = this.opts.reconnectMs;
     const until = at + this.opts.sessionMs / (1 + this.opts.drift) - this.opts.marginMs;
     // Sent after validity had already run out: continuity is lost.
-    if (this.validUntil > 0 && at >= this.validUntil) this.gaps++;
+    const gapMs = this.validUntil > 0 && at >= this.validUntil ? performance.now() - this.validUntil : -1;
+    if (gapMs >= 0) this.gaps++;
     if (until > this.validUntil) this.validUntil = until;
     for (const w of [...this.validWaiters]) w();
+    if (gapMs >= 0) this.onResume?.(gapMs);
   }
 }

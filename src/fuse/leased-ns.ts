@@ -189,6 +189,10 @@ export class LeasedNamespace {
     if (this.session.epoch === this.epoch) return true;
     this.epoch = this.session.epoch;
     this.forgetViews('the session was not renewed in time: its leases may have expired');
+    // After a long gap the leader's janitor may have closed the session (its inode ranges
+    // too: src/daemon/session-janitor.ts): new creates take numbers from a new range.
+    this.inos = { first: 0, next: 0, end: 0 };
+    this.spare = null;
     return false;
   }
 

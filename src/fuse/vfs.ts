@@ -145,7 +145,7 @@ export class Vfs implements FuseVfs {
   private readonly openedVersion = new Map<Ino, number>();
   /** Short-lived negative answers for security.capability, asked by the kernel on every write. */
   private readonly noCapability = new Map<Ino, number>();
-  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, releaseErrors: 0, sessionOpsCancelled: 0 };
+  readonly counters = { opens: 0, commits: 0, uploads: 0, uploadBytes: 0, releaseErrors: 0, sessionOpsCancelled: 0, handlesReasserted: 0 };
   /** Chunk data across chunk servers (replicas, EC shards). */
   readonly io: ChunkIo;
   private readonly releases = new Set<Promise<void>>();
@@ -163,6 +163,7 @@ export class Vfs implements FuseVfs {
     options: Partial<VfsOptions> & { sessionId: string; logger?: Logger; sessionOptions?: SessionOptions },
   ) {
     this.opts = { ...DEFAULT_VFS_OPTIONS, ...options };
+    this.log = options.logger;
     this.dirAttrs = new DirAttrs(Math.min(DIR_ATTR_REUSE_MS, this.opts.attrTtlMs));
     this.budget = new ByteBudget(this.opts.maxDirtyBytes);
     this.io = new ChunkIo(data, options.logger);
@@ -178,10 +179,13 @@ export class Vfs implements FuseVfs {
         options.sessionOptions,
       );
       this.ns = new LeasedNamespace(meta, session, (r) => this.dirAttrs.note(r), options.logger);
+      session.onResume = (gapMs) => this.reassertHandles(gapMs);
       session.start();
       this.ns.prefetch();
     }
   }
+
+  private readonly log: Logger | undefined;
 
   /** Leases and the ordered queue of namespace changes (null: every change is synchronous). */
   readonly ns: LeasedNamespace | null = null;
@@ -638,6 +642,24 @@ export class Vfs implements FuseVfs {
     if (this.sessionTimer) clearTimeout(this.sessionTimer);
     this.sessionDueMs = dueMs;
     this.sessionTimer = setTimeout(() => this.flushSessionOps(), waitMs);
+  }
+
+  /**
+   * After a session gap the leader may have closed this session's handles (a mount it
+   * did not hear from for --session-idle): every open file handle is registered again,
+   * in order with the rest (an open already recorded is written again, no harm). What
+   * an unlinked file lost while the session was closed stays lost (it was reclaimed).
+   */
+  private reassertHandles(gapMs: number): void {
+    const pending = new Set(this.sessionOps.map((o) => o.handle));
+    let n = 0;
+    for (const [fh, h] of this.handles) {
+      if (h.kind !== 'file' || pending.has(fh)) continue;
+      this.queueSessionOp({ op: 'open', ino: h.ino, handle: fh });
+      n++;
+    }
+    this.counters.handlesReasserted += n;
+    if (n > 0) this.log?.info({ gapMs: Math.round(gapMs), handles: n }, 'session renewed after a gap: open handles registered again');
   }
 
   private flushSessionOps(): void {

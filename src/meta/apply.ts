@@ -28,6 +28,7 @@ import {
   S_IXGRP,
   BATCHABLE_OPS,
   BATCH_OPS_MAX,
+  CLIENTS_EXPIRE_MAX,
   INO_RANGES_MAX,
   type DelegatedIno,
   DEFAULT_LAYOUT,
@@ -409,6 +410,20 @@ async function leaseGrant(ctx: Ctx, c: Extract<Command, { op: 'leaseGrant' }>): 
 async function sessionExpire(ctx: Ctx, c: Extract<Command, { op: 'sessionExpire' }>): Promise<Res<null>> {
   if (!validSession(c.session)) return fail('EINVAL');
   await closeSessionLeases(ctx, c.session);
+  return ok(null);
+}
+
+async function clientsExpire(ctx: Ctx, c: Extract<Command, { op: 'clientsExpire' }>): Promise<Res<null>> {
+  if (!Array.isArray(c.clients) || c.clients.length > CLIENTS_EXPIRE_MAX) return fail('EINVAL');
+  for (const k of c.clients) {
+    if (typeof k?.clientId !== 'string' || k.clientId.length === 0 || Buffer.byteLength(k.clientId, 'utf8') > K.CLIENT_ID_MAX_BYTES || !isU53(k.seq)) return fail('EINVAL');
+  }
+  for (const k of c.clients) {
+    const key = K.clientKey(k.clientId);
+    const raw = await ctx.tx.get(key);
+    // A client that sent a command since the leader looked keeps its record.
+    if (raw !== undefined && decodeClient(raw).seq === k.seq) ctx.tx.del(key);
+  }
   return ok(null);
 }
 
@@ -1072,6 +1087,7 @@ const handlers: { [Op in Command['op']]: (ctx: Ctx, c: Extract<Command, { op: Op
   leaseGrant,
   leaseRelease,
   sessionExpire,
+  clientsExpire,
   commitWrite,
   gcDone,
   registerNode,

@@ -93,20 +93,30 @@ export const xattrKey = (ino: Ino, name: string): Buffer =>
   Buffer.concat([xattrPrefix(ino), Buffer.from(name, 'latin1')]);
 export const xattrName = (key: Buffer): string => key.subarray(11).toString('latin1');
 
-function session(s: string): Buffer {
+/** A session id as keys hold it: its length (u8), then its utf8 bytes. */
+export function sessionIdBytes(s: string): Buffer {
   const bytes = Buffer.from(s, 'utf8');
   if (bytes.length === 0 || bytes.length > SESSION_MAX_BYTES) throw new RangeError('bad session id');
   return Buffer.concat([Buffer.from([bytes.length]), bytes]);
 }
 export const openPrefix = (ino: Ino): Buffer => Buffer.concat([P.openByIno, u64(ino), P.slash]);
 export const openKey = (ino: Ino, sessionId: string, handle: number): Buffer =>
-  Buffer.concat([openPrefix(ino), session(sessionId), u64(handle)]);
-export const sessionPrefix = (sessionId: string): Buffer => Buffer.concat([P.openBySession, session(sessionId)]);
+  Buffer.concat([openPrefix(ino), sessionIdBytes(sessionId), u64(handle)]);
+export const sessionPrefix = (sessionId: string): Buffer => Buffer.concat([P.openBySession, sessionIdBytes(sessionId)]);
 export const sessionKey = (sessionId: string, ino: Ino, handle: number): Buffer =>
   Buffer.concat([sessionPrefix(sessionId), u64(ino), u64(handle)]);
 /** (ino, handle) of a key under sessionPrefix(sessionId). */
 export function parseSessionKey(key: Buffer, prefixLength: number): { ino: Ino; handle: number } {
   return { ino: readU64(key, prefixLength), handle: readU64(key, prefixLength + 8) };
+}
+
+/** Every session's handles (h/) and inode ranges (s/): where sessionsHolding looks. */
+export const sessionStatePrefixes = (): Buffer[] => [P.openBySession, P.inoRange];
+/** The session id of a key under one of sessionStatePrefixes() (or undefined when malformed). */
+export function sessionOfKey(key: Buffer, prefixLength: number): string | undefined {
+  const len = key[prefixLength];
+  if (len === undefined || len === 0 || key.length < prefixLength + 1 + len) return undefined;
+  return key.toString('utf8', prefixLength + 1, prefixLength + 1 + len);
 }
 
 export const orphanKey = (ino: Ino): Buffer => Buffer.concat([P.orphan, u64(ino)]);
@@ -115,6 +125,7 @@ export const garbagePrefix = (): Buffer => P.garbage;
 export const garbageKey = (chunkId: number): Buffer => Buffer.concat([P.garbage, u64(chunkId)]);
 export const garbageChunkId = (key: Buffer): number => readU64(key, 2);
 
+export const clientPrefix = (): Buffer => P.client;
 export const clientKey = (clientId: string): Buffer => Buffer.concat([P.client, Buffer.from(clientId, 'utf8')]);
 export const memberKey = (nodeId: string): Buffer => Buffer.concat([P.member, Buffer.from(nodeId, 'utf8')]);
 export const memberPrefix = (): Buffer => P.member;
@@ -127,13 +138,13 @@ export const badOf = (key: Buffer): { chunkId: number; nodeId: string } => ({ ch
 export const chunkKeyParts = (key: Buffer): { ino: Ino; index: number } => ({ ino: readU64(key, 2), index: readU64(key, 11) });
 export const memberIdOf = (key: Buffer): string => key.subarray(P.member.length).toString('utf8');
 
-export const inoRangePrefix = (sessionId: string): Buffer => Buffer.concat([P.inoRange, session(sessionId)]);
+export const inoRangePrefix = (sessionId: string): Buffer => Buffer.concat([P.inoRange, sessionIdBytes(sessionId)]);
 export const inoRangeKey = (sessionId: string, first: Ino): Buffer => Buffer.concat([inoRangePrefix(sessionId), u64(first)]);
 
 export const leaseKey = (dir: Ino): Buffer => Buffer.concat([P.lease, u64(dir)]);
 export const sharedLeasePrefix = (dir: Ino): Buffer => Buffer.concat([P.lease, u64(dir), P.slash]);
-export const sharedLeaseKey = (dir: Ino, sessionId: string): Buffer => Buffer.concat([sharedLeasePrefix(dir), session(sessionId)]);
-export const sessionLeasePrefix = (sessionId: string): Buffer => Buffer.concat([P.leaseBySession, session(sessionId)]);
+export const sharedLeaseKey = (dir: Ino, sessionId: string): Buffer => Buffer.concat([sharedLeasePrefix(dir), sessionIdBytes(sessionId)]);
+export const sessionLeasePrefix = (sessionId: string): Buffer => Buffer.concat([P.leaseBySession, sessionIdBytes(sessionId)]);
 export const sessionLeaseKey = (sessionId: string, dir: Ino): Buffer => Buffer.concat([sessionLeasePrefix(sessionId), u64(dir)]);
 /** The directory of an exclusive lease key (`l/<dir>`), or undefined for any other key. */
 export function exclusiveLeaseDir(key: Buffer): Ino | undefined {

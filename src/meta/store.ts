@@ -13,7 +13,7 @@ import { apply, applyEnvelope, bootstrap, checkFormat, DEFAULT_CHUNK_SIZE_BYTES,
 import type { MetaApi, ReaddirPage } from './api.js';
 import { CachedReader, type CacheStats } from './cache.js';
 import { LeaseIndex } from './lease-index.js';
-import { decodeChunk, decodeDentry, decodeGarbage, decodeInode, decodeU64, decodeXattr, encodeU64, isInlineChunkValue } from './codec.js';
+import { decodeChunk, decodeClient, decodeDentry, decodeGarbage, decodeInode, decodeU64, decodeXattr, encodeU64, isInlineChunkValue } from './codec.js';
 import * as K from './keys.js';
 import { KV_SCAN_LIMIT_MAX, prefixEnd, type Kv, type KvOp } from './kv.js';
 import { Tx } from './tx.js';
@@ -508,6 +508,41 @@ export class MetaStore implements MetaApi {
       refs.push({ ino, ref });
     }
     return { refs, next: rows.length === n ? rows[rows.length - 1][0] : null };
+  }
+
+  /**
+   * A page of the dedup table (client id and the seq of its last applied command), in
+   * key order from after `cursor` (null: the start); `next` is null at the end. For the
+   * session janitor, which forgets clients not heard from for long.
+   */
+  async scanClients(cursor: Buffer | null, limit: number): Promise<{ clients: Array<{ clientId: string; seq: number }>; next: Buffer | null }> {
+    const prefix = K.clientPrefix();
+    const n = Math.max(1, Math.min(Math.floor(limit), KV_SCAN_LIMIT_MAX));
+    const lt = prefixEnd(prefix) as Buffer;
+    const rows = await this.kv.scan(cursor ? { gt: cursor, lt, limit: n } : { gte: prefix, lt, limit: n });
+    const clients = rows.map(([key, value]) => ({ clientId: key.toString('utf8', prefix.length), seq: decodeClient(value).seq }));
+    return { clients, next: rows.length === n ? rows[rows.length - 1][0] : null };
+  }
+
+  /**
+   * The sessions that hold open handles or delegated inode ranges (at most `limit`), one
+   * seek per session: what closeSession would clean up for each.
+   */
+  async sessionsHolding(limit: number): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const prefix of K.sessionStatePrefixes()) {
+      const lt = prefixEnd(prefix) as Buffer;
+      let from = prefix;
+      while (out.size < limit) {
+        const [row] = await this.kv.scan({ gte: from, lt, limit: 1 });
+        if (row === undefined) break;
+        const session = K.sessionOfKey(row[0], prefix.length);
+        if (session === undefined) break;
+        out.add(session);
+        from = prefixEnd(Buffer.concat([prefix, K.sessionIdBytes(session)])) as Buffer;
+      }
+    }
+    return out;
   }
 
   /** The file chunk that references object `chunkId`, or null when none does. */

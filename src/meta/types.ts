@@ -250,7 +250,16 @@ export type Command =
   | { op: 'leaseGrant'; session: string; ino: Ino; exclusive: boolean }
   | { op: 'leaseRelease'; session: string; ino: Ino }
   /** The leader stopped hearing from the session (decision 0012 §3): every lease it holds goes. */
-  | { op: 'sessionExpire'; session: string };
+  | { op: 'sessionExpire'; session: string }
+  /**
+   * Forget the dedup records of clients the leader has not heard from for a long time
+   * (src/daemon/session-janitor.ts). A record goes only if its seq is still the one
+   * named: a client that sent a command meanwhile keeps it. At most CLIENTS_EXPIRE_MAX.
+   */
+  | { op: 'clientsExpire'; clients: Array<{ clientId: string; seq: number }> };
+
+/** Most dedup records one clientsExpire names. */
+export const CLIENTS_EXPIRE_MAX = 1024;
 
 /** An inode number a session reserved (allocInodes) and now gives a new inode. */
 export interface DelegatedIno {
@@ -325,6 +334,7 @@ export interface CommandValues {
   leaseGrant: null;
   leaseRelease: null;
   sessionExpire: null;
+  clientsExpire: null;
 }
 
 /** A command with the client identity used to apply retries once (see Raft issue). */

@@ -227,6 +227,8 @@ export function commandToWire(c: Command, clientId: string, seq: number): Comman
       return { ...base, leaseRelease: { session: c.session, ino: c.ino } };
     case 'sessionExpire':
       return { ...base, sessionExpire: { session: c.session } };
+    case 'clientsExpire':
+      return { ...base, clientsExpire: { clients: c.clients.map((k) => ({ clientId: k.clientId, seq: k.seq })) } };
   }
 }
 
@@ -337,6 +339,8 @@ export function commandFromWire(r: CommandRequest__Output): Command | null {
       return { op: 'leaseRelease', session: r.leaseRelease!.session, ino: r.leaseRelease!.ino };
     case 'sessionExpire':
       return { op: 'sessionExpire', session: r.sessionExpire!.session };
+    case 'clientsExpire':
+      return { op: 'clientsExpire', clients: r.clientsExpire!.clients.map((k) => ({ clientId: k.clientId, seq: k.seq })) };
     default:
       return null;
   }

@@ -4,11 +4,13 @@
 // mount opened afterwards reads.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import {
   type DaemonProc,
   exited,
   isMounted,
+  killDaemon,
   removeDir,
   sh,
   shTry,
@@ -17,6 +19,7 @@ import {
   stopDaemon,
   tempDir,
   unmount,
+  waitFor,
 } from './harness.js';
 
 const TREE = '/usr/include/linux';
@@ -169,5 +172,63 @@ describe('client mount next to a mount on the server daemon itself', () => {
     expect(await sh(`sha256sum < ${smnt}/c.bin`)).toBe(await sh(`sha256sum < ${base}/c.src`));
     await sh(`rm -rf ${smnt}/tree`);
     expect((await sh(`ls -A ${cmnt}`)).split('\n').filter(Boolean).sort()).toEqual(['c.bin', 's.bin']);
+  });
+});
+
+describe('what a killed client mount leaves behind is cleaned up by the leader', () => {
+  let base = '';
+  let server: DaemonProc | null = null;
+  let client: DaemonProc | null = null;
+  let holder: ChildProcess | null = null;
+
+  beforeAll(async () => {
+    base = await tempDir('client-gone');
+    server = await startDaemon({ dataDir: path.join(base, 'data'), mount: path.join(base, 'smnt'), extraArgs: ['--session-idle', '5s', '--client-idle', '5s'] });
+    client = await startClient(server.grpc, path.join(base, 'cmnt'));
+  });
+
+  afterAll(async () => {
+    if (holder && holder.exitCode === null) holder.kill('SIGKILL');
+    for (const p of [client, server]) if (p && p.child.exitCode === null) await stopDaemon(p);
+    for (const d of ['smnt', 'cmnt']) await unmount(path.join(base, d));
+    if (base) await removeDir(base);
+  });
+
+  /** Inodes in use, as statfs through the server's own mount reports them. */
+  async function inodesUsed(): Promise<number> {
+    const [total, free] = (await sh(`stat -f -c '%c %d' ${base}/smnt`)).trim().split(' ').map(Number);
+    return total - free;
+  }
+
+  interface JanitorStatus {
+    janitor: { sessionsClosed: number; clientsExpired: number; passes: number } | null;
+  }
+
+  it('kill -9 of a mount holding an unlinked file open: the file is reclaimed and its dedup records expire (--session-idle, --client-idle)', async () => {
+    const cmnt = path.join(base, 'cmnt');
+    await sh(`head -c 300000 /dev/urandom > ${cmnt}/held && mkdir ${cmnt}/d && touch ${cmnt}/d/a ${cmnt}/d/b`);
+    // A process of this test keeps the file open through the client mount.
+    const h = spawn('python3', ['-c', 'import sys,time; f=open(sys.argv[1],"rb"); print("open", flush=True); time.sleep(600)', `${cmnt}/held`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    holder = h;
+    let said = '';
+    h.stdout.on('data', (b: Buffer) => (said += b.toString()));
+    await waitFor('the holder opened the file', 10_000, () => said.includes('open'));
+    await sh(`rm ${cmnt}/held`);
+    await waitFor('the name is gone on the server mount', 10_000, async () => (await shTry(`test -e ${base}/smnt/held`)).code !== 0);
+    // Still open, so still counted (were it gone already, used - 1 below would never come).
+    const used = await inodesUsed();
+
+    h.kill('SIGKILL');
+    await killDaemon(client!);
+    await unmount(cmnt);
+
+    await waitFor('the unlinked file of the killed mount is reclaimed', 40_000, async () => (await inodesUsed()) === used - 1);
+    await waitFor('the janitor closed the session and expired client records', 40_000, async () => {
+      const s = (await (await fetch(`http://${server!.http}/api/status`)).json()) as JanitorStatus;
+      return (s.janitor?.sessionsClosed ?? 0) >= 1 && (s.janitor?.clientsExpired ?? 0) >= 1;
+    });
+    // The server's own mount is untouched: its files are all there and it still writes.
+    expect((await sh(`ls ${base}/smnt/d`)).split('\n').filter(Boolean).sort()).toEqual(['a', 'b']);
+    await sh(`echo ok > ${base}/smnt/after && cat ${base}/smnt/after`);
   });
 });

@@ -313,6 +313,38 @@ describe('directory leases and the ordered namespace queue', () => {
     expect(a.vfs.ns!.counters.poisoned).toBe(0);
   });
 
+  it('after a gap in which the leader closed the session (janitor), the mount registers its open handles again and creates from a fresh inode range', async () => {
+    const { leader, client } = await setup();
+    const a = await client('a');
+    const d = ok(await a.vfs.mkdir(ROOT_INO, 'd', 0o755, CALLER));
+    const held = ok(await a.vfs.create(d.ino, 'held', 0o644, 0, CALLER));
+    ok(await a.vfs.fsyncdir());
+    const sessionsWithState = (): Promise<Set<string>> => leader.store.sessionsHolding(10);
+    await until('the open is recorded', async () => (await sessionsWithState()).has('a'));
+    const hub = leader.hub as unknown as { renew: (...args: unknown[]) => void };
+    const renew = hub.renew.bind(hub);
+    hub.renew = () => undefined;
+    await until('a is no longer valid', () => !a.vfs.ns!.session.valid(), 3_000);
+    // What the janitor does to a session it has not heard from for --session-idle.
+    ok(await leader.store.execute({ op: 'closeSession', session: 'a' }));
+    expect(await sessionsWithState()).toEqual(new Set());
+    hub.renew = renew;
+    await until('a is valid again', () => a.vfs.ns!.session.valid(), 3_000);
+    await until('the handle is registered again', async () => (await sessionsWithState()).has('a'));
+    expect(a.vfs.counters.handlesReasserted).toBe(1);
+    // Unlinked by another client now, the file stays while a has it open.
+    ok(await leader.store.execute({ op: 'unlink', parent: d.ino, name: 'held', now: { sec: 1, nsec: 0 } }));
+    expect((await leader.store.getattr(held.attr.ino)).ok).toBe(true);
+    // New creates take numbers from a range the leader still knows: no poisoned batch.
+    const e = ok(await a.vfs.mkdir(ROOT_INO, 'e', 0o755, CALLER));
+    for (let i = 0; i < 5; i++) await touch(a.vfs, e.ino, `f${i}`);
+    ok(await a.vfs.fsyncdir());
+    expect(await names(leader.store, e.ino)).toEqual(['f0', 'f1', 'f2', 'f3', 'f4']);
+    expect(a.vfs.ns!.counters.poisoned).toBe(0);
+    ok(await a.vfs.release(held.fh));
+    await until('the release reclaims the unlinked file', async () => !(await leader.store.getattr(held.attr.ino)).ok);
+  });
+
   it('a client cut off mid-stream loses a suffix of its changes, never a hole, and the others wait only until its session expires', async () => {
     const { leader, client } = await setup();
     const a = await client('a');
